@@ -1,0 +1,28 @@
+#pragma once
+// coil's own error codes. Kernel errors stay in std::system_category (errno
+// values); these cover conditions the kernel does not name.
+#include <system_error>
+
+namespace coil {
+
+enum class errc {
+  no_runtime = 1,   // an operation was awaited on a thread without a runtime
+  runtime_closed,   // the runtime is shutting down and takes no new work
+  wrong_thread,     // a runtime was driven from a thread that does not own it
+  unsupported_op,   // the kernel's io_uring lacks this opcode
+  unexpected_eof,   // read_exact hit end of file before the buffer was full
+  write_zero,       // write_all made no progress (the kernel accepted 0 bytes)
+  misaligned,       // an O_DIRECT buffer, offset or length is not aligned
+  deadlock,         // block_on's task waits, but nothing can ever wake it
+};
+
+const std::error_category& coil_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), coil_category()};
+}
+
+}  // namespace coil
+
+template <>
+struct std::is_error_code_enum<coil::errc> : std::true_type {};

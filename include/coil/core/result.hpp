@@ -1,0 +1,46 @@
+#pragma once
+// result<T>: a value or a std::error_code. Kernel results (-errno) become
+// error codes only through from_kernel(), the single conversion point.
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+
+#include <tl/expected.hpp>
+
+#include "coil/core/error.hpp"
+
+namespace coil {
+
+template <class T>
+using result = tl::expected<T, std::error_code>;
+
+using tl::unexpected;
+
+inline std::error_code errno_code(int err) noexcept {
+  return {err, std::system_category()};
+}
+
+// Shorthand for `return fail(std::errc::timed_out);` in result-returning code.
+template <class E>
+inline tl::unexpected<std::error_code> fail(E e) noexcept {
+  if constexpr (std::is_same_v<E, std::error_code>) {
+    return tl::unexpected<std::error_code>(e);
+  } else {
+    return tl::unexpected<std::error_code>(make_error_code(e));
+  }
+}
+
+// The one place a kernel return value (>= 0 success, -errno failure) becomes
+// a result.
+inline result<uint32_t> from_kernel(int32_t res) noexcept {
+  if (res < 0) return tl::unexpected<std::error_code>(errno_code(-res));
+  return static_cast<uint32_t>(res);
+}
+
+// Same, for syscalls that report failure through errno and return -1.
+inline result<void> from_syscall(long ret) noexcept {
+  if (ret < 0) return tl::unexpected<std::error_code>(errno_code(errno));
+  return {};
+}
+
+}  // namespace coil

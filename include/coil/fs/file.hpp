@@ -1,0 +1,128 @@
+#pragma once
+// coil::file: an owned file descriptor with asynchronous operations on the
+// current thread's runtime. Positional I/O takes explicit offsets; read()/
+// write() use the file position, for pipes, FIFOs and character devices.
+//
+// Buffers passed to an operation must stay valid until it is awaited to
+// completion; they may live in the awaiting coroutine's frame or on its stack.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <span>
+#include <string>
+
+#include "coil/core/result.hpp"
+#include "coil/core/unique_fd.hpp"
+#include "coil/io/ops.hpp"
+#include "coil/rt/op.hpp"
+#include "coil/rt/task.hpp"
+
+namespace coil {
+
+class file;
+
+// An open in flight: yields result<file>.
+using open_awaiter = op_awaiter<ops::openat, result<file>>;
+
+struct open_options {
+  int flags = O_RDONLY;
+  mode_t mode = 0644;
+};
+
+class file {
+ public:
+  file() noexcept = default;
+  file(unique_fd fd) noexcept : fd_(std::move(fd)) {}  // NOLINT: implicit, so open() can yield result<file>
+  file(file&&) noexcept = default;
+  file& operator=(file&&) noexcept = default;
+
+  // Opens path relative to the working directory. path must stay valid until
+  // the open is awaited.
+  static open_awaiter open(const char* path, int flags = O_RDONLY, mode_t mode = 0644) noexcept {
+    return open_awaiter(ops::openat{AT_FDCWD, path, flags, mode});
+  }
+  // O_RDWR|O_CREAT|O_TRUNC.
+  static open_awaiter create(const char* path, mode_t mode = 0644) noexcept {
+    return open(path, O_RDWR | O_CREAT | O_TRUNC, mode);
+  }
+
+  int fd() const noexcept { return fd_.get(); }
+  bool is_open() const noexcept { return fd_.valid(); }
+  unique_fd release() noexcept { return unique_fd(fd_.release()); }
+
+  // One read/write; may transfer less than asked (short I/O at EOF, pipes).
+  op_awaiter<ops::read> read_at(std::span<std::byte> buf, uint64_t offset) const noexcept {
+    return op_awaiter<ops::read>(ops::read{fd(), buf.data(), clamp(buf.size()), offset});
+  }
+  op_awaiter<ops::write> write_at(std::span<const std::byte> buf, uint64_t offset) const noexcept {
+    return op_awaiter<ops::write>(ops::write{fd(), buf.data(), clamp(buf.size()), offset});
+  }
+  // At the file position (non-seekable files).
+  op_awaiter<ops::read> read(std::span<std::byte> buf) const noexcept {
+    return read_at(buf, ops::current_position);
+  }
+  op_awaiter<ops::write> write(std::span<const std::byte> buf) const noexcept {
+    return write_at(buf, ops::current_position);
+  }
+  // iov (the array itself, too) must stay valid until awaited.
+  op_awaiter<ops::readv> readv_at(std::span<const iovec> iov, uint64_t offset) const noexcept {
+    return op_awaiter<ops::readv>(ops::readv{fd(), iov.data(), static_cast<uint32_t>(iov.size()), offset});
+  }
+  op_awaiter<ops::writev> writev_at(std::span<const iovec> iov, uint64_t offset) const noexcept {
+    return op_awaiter<ops::writev>(ops::writev{fd(), iov.data(), static_cast<uint32_t>(iov.size()), offset});
+  }
+
+  // Loop over short transfers. read_exact_at fails with errc::unexpected_eof
+  // if the file ends first; write_all_at with errc::write_zero if the kernel
+  // stops accepting bytes.
+  task<result<void>> read_exact_at(std::span<std::byte> buf, uint64_t offset) const;
+  task<result<void>> write_all_at(std::span<const std::byte> buf, uint64_t offset) const;
+
+  op_awaiter<ops::fsync> fsync() const noexcept { return op_awaiter<ops::fsync>(ops::fsync{fd(), false}); }
+  op_awaiter<ops::fsync> fdatasync() const noexcept { return op_awaiter<ops::fsync>(ops::fsync{fd(), true}); }
+  op_awaiter<ops::fallocate> fallocate(uint64_t offset, uint64_t len, int mode = 0) const noexcept {
+    return op_awaiter<ops::fallocate>(ops::fallocate{fd(), mode, offset, len});
+  }
+  // Fills *out (which must outlive the await) with STATX_BASIC_STATS.
+  op_awaiter<ops::statx> stat(struct ::statx* out, unsigned mask = STATX_BASIC_STATS) const noexcept {
+    return op_awaiter<ops::statx>(ops::statx{fd(), "", AT_EMPTY_PATH, mask, out});
+  }
+  // Size in bytes, via statx.
+  task<result<uint64_t>> size() const;
+
+  // Closes on the ring. The descriptor is released from this object at once,
+  // so nothing can use the number while the close is in flight.
+  op_awaiter<ops::close> close() noexcept {
+    return op_awaiter<ops::close>(ops::close{fd_.release()});
+  }
+
+ private:
+  static uint32_t clamp(size_t n) noexcept {
+    // The kernel caps one transfer at 0x7ffff000 bytes; keep the length
+    // representable and let callers loop (read_exact_at, write_all_at).
+    return n > 0x7ffff000u ? 0x7ffff000u : static_cast<uint32_t>(n);
+  }
+  unique_fd fd_;
+};
+
+// Path operations, relative to the working directory. Paths must stay valid
+// until awaited.
+inline op_awaiter<ops::unlinkat> unlink(const char* path) noexcept {
+  return op_awaiter<ops::unlinkat>(ops::unlinkat{AT_FDCWD, path, 0});
+}
+inline op_awaiter<ops::unlinkat> rmdir(const char* path) noexcept {
+  return op_awaiter<ops::unlinkat>(ops::unlinkat{AT_FDCWD, path, AT_REMOVEDIR});
+}
+inline op_awaiter<ops::renameat> rename(const char* from, const char* to, unsigned flags = 0) noexcept {
+  return op_awaiter<ops::renameat>(ops::renameat{AT_FDCWD, from, AT_FDCWD, to, flags});
+}
+inline op_awaiter<ops::mkdirat> mkdir(const char* path, mode_t mode = 0755) noexcept {
+  return op_awaiter<ops::mkdirat>(ops::mkdirat{AT_FDCWD, path, mode});
+}
+inline op_awaiter<ops::statx> stat(const char* path, struct ::statx* out, unsigned mask = STATX_BASIC_STATS) noexcept {
+  return op_awaiter<ops::statx>(ops::statx{AT_FDCWD, path, 0, mask, out});
+}
+
+}  // namespace coil

@@ -1,0 +1,99 @@
+#pragma once
+// io_uring driver: the only code that talks to the ring. Usable on its own
+// (push operations, submit, reap completions into your own list) or under the
+// runtime. Single-threaded: every call must come from the creating thread.
+//
+// Guarantees:
+// - nothing is submitted per operation: push() only fills SQEs; flush/wait do
+//   one io_uring_enter for everything pushed since the last one;
+// - the number of operations the kernel owns never exceeds the CQ size, so
+//   completions cannot overflow; excess operations wait in a user-space queue
+//   and "SQ full" never reaches the caller;
+// - a completion is handed back exactly once, through reap().
+#include <cstdint>
+#include <memory>
+
+#include <liburing.h>
+
+#include "coil/core/intrusive_list.hpp"
+#include "coil/core/result.hpp"
+#include "coil/io/completion.hpp"
+
+namespace coil {
+
+struct uring_options {
+  unsigned entries = 256;          // SQ size; the CQ gets twice as many
+  bool single_issuer = true;       // IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN when available
+  bool register_ring_fd = true;    // saves an fdget per io_uring_enter
+};
+
+struct uring_stats {
+  uint64_t pushed = 0;             // operations handed to push()
+  uint64_t submitted = 0;          // SQEs the kernel accepted (ops + cancels)
+  uint64_t completed = 0;          // completions reaped for operations
+  uint64_t enter_calls = 0;        // io_uring_enter system calls made
+  uint64_t queued_for_space = 0;   // pushes that had to wait for SQ/CQ room
+  uint32_t in_flight_max = 0;      // high-water mark of kernel-owned entries
+};
+
+class uring_driver {
+ public:
+  static result<std::unique_ptr<uring_driver>> create(const uring_options& opts = {});
+  ~uring_driver();
+  uring_driver(const uring_driver&) = delete;
+  uring_driver& operator=(const uring_driver&) = delete;
+
+  // Queues c (c.prep set, state idle). Fills an SQE now if room allows,
+  // otherwise c waits in user space. Never fails: an opcode the kernel lacks
+  // completes with -EOPNOTSUPP at the next reap.
+  void push(completion& c) noexcept;
+
+  // Asks the kernel to cancel c. c still completes exactly once (with
+  // -ECANCELED, or its real result if it finished first). No-op when c is not
+  // pending.
+  void cancel(completion& c) noexcept;
+
+  // Submits what is queued (one system call if anything is) and collects
+  // completions ready in the kernel, without blocking.
+  result<void> flush() noexcept;
+
+  // Submits what is queued and blocks until at least one completion is
+  // available or timeout_ns passes (negative: no timeout). One system call.
+  // A timeout or signal is not an error.
+  result<void> wait(int64_t timeout_ns) noexcept;
+
+  // Appends finished completions to out (state done, res set). Returns how many.
+  std::size_t reap(intrusive_list<completion>& out) noexcept;
+
+  // Blocks until c has completed, cancelling it first. Other completions that
+  // arrive meanwhile are appended to out. On return c is done and unlinked.
+  void cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept;
+
+  bool supports(uint8_t opcode) const noexcept;
+  uint32_t in_flight() const noexcept { return in_flight_; }
+  uint32_t capacity() const noexcept { return capacity_; }
+  bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty(); }
+  unsigned setup_flags() const noexcept { return ring_.flags; }
+  uint32_t cq_overflow() const noexcept;
+  const uring_stats& stats() const noexcept { return stats_; }
+
+ private:
+  uring_driver() = default;
+  bool try_issue(completion& c) noexcept;
+  bool try_issue_cancel(completion& c) noexcept;
+  void fill_from_waiting() noexcept;
+  result<void> enter(bool wait, int64_t timeout_ns) noexcept;
+  void account_in_flight() noexcept;
+
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  uint32_t capacity_ = 0;   // max kernel-owned entries (CQ size)
+  uint32_t in_flight_ = 0;  // SQEs filled (submitted or not) whose CQE is not yet reaped
+  uint32_t unsubmitted_ = 0;
+  intrusive_list<completion> waiting_;   // ops and cancels waiting for room
+  intrusive_list<completion> finished_;  // completed without reaching the kernel
+  unsigned char probe_[256 / 8] = {};
+  uring_stats stats_;
+};
+
+}  // namespace coil

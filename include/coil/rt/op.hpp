@@ -1,0 +1,108 @@
+#pragma once
+// Awaiting an operation: op_awaiter<Op> lives in the awaiting coroutine's
+// frame (no heap), pushes itself to the runtime's driver on suspension and is
+// resumed after its completion is reaped.
+//
+// Lifetime rule: if the frame is destroyed while the kernel owns the
+// operation, the destructor cancels it and blocks until the completion
+// arrives, so the kernel never writes into freed memory. A late file
+// descriptor (an open that finished anyway) is closed, not leaked.
+#include <coroutine>
+#include <type_traits>
+#include <utility>
+
+#include "coil/core/assert.hpp"
+#include "coil/core/result.hpp"
+#include "coil/io/completion.hpp"
+#include "coil/io/ops.hpp"
+#include "coil/rt/runtime.hpp"
+#include "coil/rt/stop.hpp"
+
+namespace coil {
+
+namespace detail {
+template <class Op>
+constexpr bool yields_fd() {
+  if constexpr (requires { Op::yields_fd; }) {
+    return Op::yields_fd;
+  } else {
+    return false;
+  }
+}
+}  // namespace detail
+
+// Out: the type await_resume returns; must be constructible from the result
+// of Op::complete (lets file::open return result<file> from result<unique_fd>).
+template <class Op, class Out = decltype(Op::complete(0))>
+class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
+ public:
+  explicit op_awaiter(Op op) noexcept : op_(op) {}
+  // Movable only before it is awaited (so it can be passed to with_timeout).
+  op_awaiter(op_awaiter&& o) noexcept : op_(o.op_) {
+    COIL_ASSERT(o.state == op_state::idle && !o.rt_, "moving an operation that was already awaited");
+  }
+  op_awaiter& operator=(op_awaiter&&) = delete;
+
+  ~op_awaiter() {
+    if (state == op_state::queued || state == op_state::in_flight) rt_->cancel_and_wait(*this);
+    if constexpr (detail::yields_fd<Op>()) {
+      if (!consumed_ && state == op_state::done && res >= 0) (void)::close(res);
+    }
+    // list hooks unlink themselves: a done-but-unresumed completion leaves the
+    // ready list, and the stop callback leaves its source.
+  }
+
+  bool await_ready() const noexcept { return false; }
+
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    rt_ = runtime::current();
+    if (rt_ == nullptr) return fail_now(errc::no_runtime);
+    if (!rt_->accepting()) return fail_now(errc::runtime_closed);
+    stop_source* stop = detail::stop_of(h);
+    if (stop != nullptr && stop->stop_requested()) return fail_now(std::errc::operation_canceled);
+    waiter = h;
+    opcode = Op::opcode;
+    prep = &prep_thunk;
+    rt_->driver().push(*this);
+    if (stop != nullptr) {
+      stop_callback::fn = &on_stop;
+      stop->add(*this);
+    }
+    return true;
+  }
+
+  Out await_resume() noexcept {
+    static_cast<stop_callback&>(*this).unlink();
+    consumed_ = true;
+    if (early_) return Out(fail(early_));
+    state = op_state::idle;
+    return Out(Op::complete(res));
+  }
+
+  Op& op() noexcept { return op_; }
+
+ private:
+  template <class E>
+  bool fail_now(E e) noexcept {
+    early_ = make_error_code(e);
+    return false;
+  }
+  static void prep_thunk(completion& c, io_uring_sqe& sqe) noexcept {
+    static_cast<op_awaiter&>(static_cast<detail::rt_completion&>(c)).op_.prep(sqe);
+  }
+  static void on_stop(stop_callback& cb) noexcept {
+    auto& self = static_cast<op_awaiter&>(cb);
+    self.rt_->driver().cancel(self);
+  }
+
+  Op op_;
+  runtime* rt_ = nullptr;
+  std::error_code early_;  // failure decided before reaching the driver
+  bool consumed_ = false;
+};
+
+// Awaits a no-op round trip through the kernel.
+inline op_awaiter<ops::nop> nop() noexcept { return op_awaiter<ops::nop>(ops::nop{}); }
+
+}  // namespace coil

@@ -1,0 +1,275 @@
+#pragma once
+// The per-thread runtime: one io_uring driver, a ready queue, a timer heap.
+// Loop turn: run ready tasks -> fire expired timers -> flush -> reap -> park
+// until the nearest deadline. A runtime belongs to the thread that created it.
+#include <time.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "coil/core/intrusive_list.hpp"
+#include "coil/core/result.hpp"
+#include "coil/io/uring_driver.hpp"
+#include "coil/rt/task.hpp"
+
+namespace coil {
+
+struct runtime_options {
+  uring_options uring{};
+  clockid_t clock = CLOCK_MONOTONIC;  // CLOCK_BOOTTIME: timers count suspend time
+};
+
+struct runtime_stats {
+  uring_stats io;
+  uint64_t loop_turns = 0;
+  uint64_t parks = 0;
+  uint64_t tasks_spawned = 0;
+  uint64_t timers_fired = 0;
+};
+
+namespace detail {
+// A completion whose owner is a suspended coroutine.
+struct rt_completion : completion {
+  std::coroutine_handle<> waiter;
+};
+
+struct timer_node : ready_node {
+  static constexpr std::size_t not_armed = ~std::size_t{0};
+  int64_t deadline_ns = 0;
+  std::size_t heap_index = not_armed;
+};
+
+template <class T>
+class spawn_state;
+}  // namespace detail
+
+template <class T>
+class join_handle;
+
+class runtime {
+ public:
+  // Creates a runtime owned by the calling thread. A thread owns at most one.
+  static result<std::unique_ptr<runtime>> create(const runtime_options& opts = {});
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  // The runtime owned by the calling thread, or nullptr.
+  static runtime* current() noexcept;
+
+  // Runs t to completion on this thread, driving everything else meanwhile.
+  // If t waits for something that can never happen (no I/O, timer or ready
+  // task left), and T is a result type, returns errc::deadlock; otherwise aborts.
+  template <class T>
+  T block_on(task<T> t);
+
+  // Starts t on this runtime; it runs concurrently with the caller. Dropping
+  // the handle detaches the task.
+  template <class T>
+  join_handle<T> spawn(task<T> t);
+
+  // Now, in the runtime's clock (monotonic or boot time), in nanoseconds.
+  int64_t now_ns() const noexcept;
+  clockid_t clock() const noexcept { return clock_; }
+
+  uring_driver& driver() noexcept { return *driver_; }
+  runtime_stats stats() const noexcept;
+  // False once destruction began: new operations fail with runtime_closed.
+  bool accepting() const noexcept { return !closing_; }
+
+  // --- used by awaiters ------------------------------------------------------
+  void schedule(detail::ready_node& n) noexcept { ready_.push_back(n); }
+  void add_timer(detail::timer_node& t) noexcept;
+  void remove_timer(detail::timer_node& t) noexcept;
+  // Blocks until c completes (cancelling it): for frames destroyed mid-operation.
+  void cancel_and_wait(completion& c) noexcept { driver_->cancel_and_wait(c, reaped_); }
+  void track_spawned(list_hook& h) noexcept;
+  bool on_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+
+ private:
+  runtime() = default;
+  // Returns false on deadlock.
+  bool run_until(const bool& done);
+  void run_ready();
+  void fire_timers();
+  void destroy_spawned();
+  void timer_swap(std::size_t a, std::size_t b) noexcept;
+  void timer_sift_up(std::size_t i) noexcept;
+  void timer_sift_down(std::size_t i) noexcept;
+
+  std::unique_ptr<uring_driver> driver_;
+  intrusive_list<detail::ready_node> ready_;
+  intrusive_list<completion> reaped_;
+  std::vector<detail::timer_node*> timers_;  // binary min-heap by deadline
+  intrusive_list<list_hook> spawned_;        // live spawned tasks
+  stop_source root_stop_;
+  std::thread::id owner_;
+  clockid_t clock_ = CLOCK_MONOTONIC;
+  bool running_ = false;
+  bool closing_ = false;
+  runtime_stats stats_;
+};
+
+namespace detail {
+
+// Frame-resident state of a spawned task, living in its promise's done_ctx.
+struct spawn_link : list_hook {
+  ready_node start;  // start.handle is the task's frame
+  stop_source stop;
+  bool detached = false;
+  void* handle_owner = nullptr;               // join_handle pointing at this task
+  void (*orphan)(void* owner) noexcept = nullptr;  // tells it the frame is gone
+
+  // Links come from the frame allocator: spawning stays off the global heap.
+  static void* operator new(std::size_t size) { return frame_allocate(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
+};
+
+template <class T>
+struct spawned_frame {
+  static std::coroutine_handle<> on_done(promise_base& p) noexcept {
+    auto* link = static_cast<spawn_link*>(p.done_ctx);
+    link->unlink();
+    std::coroutine_handle<> next = p.continuation;
+    if (link->detached) {
+      auto h = std::coroutine_handle<promise<T>>::from_promise(static_cast<promise<T>&>(p));
+      delete link;
+      h.destroy();
+      return std::noop_coroutine();
+    }
+    return next ? next : std::noop_coroutine();
+  }
+};
+
+}  // namespace detail
+
+// Awaitable result of a spawned task. Awaiting it gives the task's value.
+template <class T>
+class [[nodiscard]] join_handle {
+ public:
+  using handle_type = std::coroutine_handle<detail::promise<T>>;
+  join_handle() noexcept = default;
+  explicit join_handle(handle_type h) noexcept : h_(h) { adopt(); }
+  join_handle(join_handle&& o) noexcept : h_(std::exchange(o.h_, {})) { adopt(); }
+  join_handle& operator=(join_handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = std::exchange(o.h_, {});
+      adopt();
+    }
+    return *this;
+  }
+  join_handle(const join_handle&) = delete;
+  join_handle& operator=(const join_handle&) = delete;
+  ~join_handle() { reset(); }
+
+  bool valid() const noexcept { return static_cast<bool>(h_); }
+  bool done() const noexcept { return h_ && h_.promise().finished; }
+  // Requests cancellation: the task's pending operations complete with
+  // operation_canceled and new ones fail immediately.
+  void cancel() noexcept {
+    if (h_) link()->stop.request_stop();
+  }
+  // Lets the task run on; its frame is freed when it finishes.
+  void detach() noexcept {
+    if (!h_) return;
+    if (h_.promise().finished) {
+      reset();
+      return;
+    }
+    link()->detached = true;
+    link()->handle_owner = nullptr;
+    h_ = {};
+  }
+
+  bool await_ready() const noexcept {
+    COIL_ASSERT(h_, "joining an empty join_handle (moved from, detached, or its runtime is gone)");
+    return h_.promise().finished;
+  }
+  void await_suspend(std::coroutine_handle<> joiner) noexcept {
+    COIL_ASSERT(!h_.promise().continuation, "a spawned task joined twice");
+    h_.promise().continuation = joiner;
+  }
+  T await_resume() noexcept {
+    COIL_ASSERT(h_, "join_handle lost its task while joining (runtime destroyed)");
+    if constexpr (std::is_void_v<T>) {
+      reset();
+    } else {
+      T v = h_.promise().take();
+      reset();
+      return v;
+    }
+  }
+
+
+ private:
+  void adopt() noexcept {
+    if (!h_) return;
+    link()->handle_owner = this;
+    link()->orphan = [](void* owner) noexcept { static_cast<join_handle*>(owner)->h_ = {}; };
+  }
+  detail::spawn_link* link() const noexcept { return static_cast<detail::spawn_link*>(h_.promise().done_ctx); }
+  void reset() noexcept {
+    if (!h_) return;
+    if (h_.promise().finished) {
+      delete link();
+      h_.destroy();
+    } else {
+      link()->detached = true;
+      link()->handle_owner = nullptr;
+      h_.promise().continuation = {};
+    }
+    h_ = {};
+  }
+  handle_type h_;
+};
+
+template <class T>
+join_handle<T> runtime::spawn(task<T> t) {
+  COIL_ASSERT(on_owner_thread(), "runtime::spawn called from a thread that does not own the runtime");
+  COIL_ASSERT(t.valid(), "spawning an empty task");
+  auto h = t.release();
+  auto& p = h.promise();
+  COIL_ASSERT(!p.started, "spawning a task that already started");
+  p.started = true;
+  auto* link = new detail::spawn_link();
+  p.done_ctx = link;
+  p.on_done = &detail::spawned_frame<T>::on_done;
+  p.stop = &link->stop;
+  link->start.handle = h;
+  track_spawned(*link);
+  ++stats_.tasks_spawned;
+  schedule(link->start);
+  return join_handle<T>(h);
+}
+
+template <class T>
+T runtime::block_on(task<T> t) {
+  COIL_ASSERT(on_owner_thread(), "runtime::block_on called from a thread that does not own the runtime");
+  COIL_ASSERT(!running_, "runtime::block_on called from inside the runtime (nested block_on)");
+  COIL_ASSERT(t.valid(), "block_on of an empty task");
+  auto& p = t.handle().promise();
+  COIL_ASSERT(!p.started, "block_on of a task that already started");
+  p.started = true;
+  p.stop = &root_stop_;
+  detail::ready_node start;
+  start.handle = t.handle();
+  schedule(start);
+  running_ = true;
+  const bool ok = run_until(p.finished);
+  running_ = false;
+  if (!ok) {
+    if constexpr (requires { T(fail(errc::deadlock)); }) {
+      return T(fail(errc::deadlock));
+    } else {
+      detail::assert_fail("!deadlock", "block_on: the task waits, but no I/O, timer or ready task can wake it",
+                          __FILE__, __LINE__);
+    }
+  }
+  return p.take();
+}
+
+}  // namespace coil

@@ -1,0 +1,120 @@
+#pragma once
+// Timers: a user-space heap in the runtime; the loop parks until the nearest
+// deadline, so timers cost no system call of their own. A timer never fires
+// early: it fires on the first loop turn at or after its deadline.
+#include <chrono>
+#include <coroutine>
+
+#include "coil/core/result.hpp"
+#include "coil/rt/runtime.hpp"
+#include "coil/rt/stop.hpp"
+#include "coil/rt/task.hpp"
+
+namespace coil {
+
+// Awaitable: suspends until the runtime clock reaches deadline_ns. Gives
+// operation_canceled if its task is cancelled first.
+class [[nodiscard]] sleep_awaiter : detail::timer_node, stop_callback {
+ public:
+  enum class kind : uint8_t {
+    relative,       // ns is a duration from when the wait starts
+    runtime_clock,  // ns is a deadline in runtime::now_ns() terms
+    steady_clock,   // ns is a deadline in std::chrono::steady_clock terms
+  };
+  sleep_awaiter(int64_t ns, kind k) noexcept : ns_(ns), kind_(k) {}
+  sleep_awaiter(sleep_awaiter&& o) noexcept : ns_(o.ns_), kind_(o.kind_) {
+    COIL_ASSERT(o.rt_ == nullptr, "moving a timer that was already awaited");
+  }
+  sleep_awaiter& operator=(sleep_awaiter&&) = delete;
+  ~sleep_awaiter() {
+    if (rt_ != nullptr) rt_->remove_timer(*this);
+  }
+
+  bool await_ready() const noexcept { return kind_ == kind::relative && ns_ <= 0; }
+
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    runtime* rt = runtime::current();
+    if (rt == nullptr) return fail_now(errc::no_runtime);
+    stop_source* stop = detail::stop_of(h);
+    if (stop != nullptr && stop->stop_requested()) return fail_now(std::errc::operation_canceled);
+    const int64_t now = rt->now_ns();
+    switch (kind_) {
+      case kind::relative: deadline_ns = now + ns_; break;
+      case kind::runtime_clock: deadline_ns = ns_; break;
+      case kind::steady_clock:
+        deadline_ns = now + (ns_ - std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now().time_since_epoch())
+                                       .count());
+        break;
+    }
+    if (deadline_ns <= now) return false;
+    rt_ = rt;
+    handle = h;
+    rt->add_timer(*this);
+    if (stop != nullptr) {
+      stop_callback::fn = &on_stop;
+      stop->add(*this);
+    }
+    return true;
+  }
+
+  result<void> await_resume() noexcept {
+    static_cast<stop_callback&>(*this).unlink();
+    if (early_) return fail(early_);
+    return {};
+  }
+
+ private:
+  template <class E>
+  bool fail_now(E e) noexcept {
+    early_ = make_error_code(e);
+    return false;
+  }
+  static void on_stop(stop_callback& cb) noexcept {
+    auto& self = static_cast<sleep_awaiter&>(cb);
+    if (self.heap_index == not_armed) return;  // already fired; resume is queued
+    self.rt_->remove_timer(self);
+    self.early_ = make_error_code(std::errc::operation_canceled);
+    self.rt_->schedule(self);
+  }
+
+  int64_t ns_;
+  kind kind_;
+  runtime* rt_ = nullptr;
+  std::error_code early_;
+};
+
+template <class Rep, class Period>
+sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
+  return sleep_awaiter(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(),
+                       sleep_awaiter::kind::relative);
+}
+
+// Deadline in the runtime's clock, as from runtime::now_ns().
+inline sleep_awaiter sleep_until_ns(int64_t deadline_ns) noexcept {
+  return sleep_awaiter(deadline_ns, sleep_awaiter::kind::runtime_clock);
+}
+
+// steady_clock is CLOCK_MONOTONIC; on a CLOCK_BOOTTIME runtime the deadline is
+// translated through the offset between the two clocks when the wait starts.
+inline sleep_awaiter sleep_until(std::chrono::steady_clock::time_point tp) noexcept {
+  return sleep_awaiter(std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count(),
+                       sleep_awaiter::kind::steady_clock);
+}
+
+// Lets every other ready task run before this one continues.
+struct [[nodiscard]] yield_awaiter : detail::ready_node {
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    runtime* rt = runtime::current();
+    if (rt == nullptr) return false;
+    handle = h;
+    rt->schedule(*this);
+    return true;
+  }
+  void await_resume() const noexcept {}
+};
+inline yield_awaiter yield() noexcept { return {}; }
+
+}  // namespace coil

@@ -1,0 +1,161 @@
+#pragma once
+// Running tasks concurrently within one task.
+//   when_all(a, b, ...)  -> tuple of every result, after all finished.
+//   when_any(a, b, ...)  -> variant holding the first finisher's result; the
+//                           others are cancelled and awaited before returning,
+//                           so nothing they own outlives the call.
+//   with_timeout(x, d)   -> x's result, or std::errc::timed_out.
+// Children share the caller's cancellation: stopping the caller stops them.
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <variant>
+
+#include "coil/core/result.hpp"
+#include "coil/rt/stop.hpp"
+#include "coil/rt/task.hpp"
+#include "coil/rt/time.hpp"
+
+namespace coil {
+namespace detail {
+
+struct when_state;
+
+struct when_slot {
+  when_state* state;
+  std::size_t index;
+};
+
+struct when_state : stop_callback {
+  std::size_t remaining = 0;
+  std::size_t winner = ~std::size_t{0};
+  bool cancel_others = false;  // when_any
+  std::coroutine_handle<> parent;
+  stop_source* sources = nullptr;
+  std::size_t count = 0;
+
+  void stop_all_except(std::size_t keep) noexcept {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (i != keep) sources[i].request_stop();
+    }
+  }
+  static void on_parent_stop(stop_callback& cb) noexcept {
+    static_cast<when_state&>(cb).stop_all_except(~std::size_t{0});
+  }
+  static std::coroutine_handle<> child_done(promise_base& p) noexcept {
+    auto* slot = static_cast<when_slot*>(p.done_ctx);
+    when_state& s = *slot->state;
+    if (s.winner == ~std::size_t{0}) {
+      s.winner = slot->index;
+      if (s.cancel_others) s.stop_all_except(slot->index);
+    }
+    if (--s.remaining == 0) return s.parent;
+    return std::noop_coroutine();
+  }
+};
+
+template <class... Ts>
+struct when_awaiter {
+  static constexpr std::size_t n = sizeof...(Ts);
+  std::tuple<task<Ts>...> tasks;
+  stop_source sources[n];
+  when_slot slots[n];
+  when_state state;
+
+  explicit when_awaiter(bool any, task<Ts>... ts) : tasks(std::move(ts)...) {
+    state.cancel_others = any;
+    state.sources = sources;
+    state.count = n;
+  }
+
+  bool await_ready() const noexcept { return false; }
+
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> parent) noexcept {
+    state.parent = parent;
+    state.remaining = n + 1;  // +1: no child may resume the parent while we start them
+    if (stop_source* ps = stop_of(parent)) {
+      state.fn = &when_state::on_parent_stop;
+      ps->add(state);
+    }
+    start(std::index_sequence_for<Ts...>{});
+    return --state.remaining != 0;
+  }
+  void await_resume() const noexcept {}
+
+  template <std::size_t... I>
+  void start(std::index_sequence<I...>) noexcept {
+    (start_one<I>(), ...);
+  }
+
+  template <std::size_t I>
+  void start_one() noexcept {
+    auto& t = std::get<I>(tasks);
+    COIL_ASSERT(t.valid() && !t.handle().promise().started, "when_all/when_any given an empty or started task");
+    auto& p = t.handle().promise();
+    p.started = true;
+    p.stop = &sources[I];
+    slots[I] = when_slot{&state, I};
+    p.done_ctx = &slots[I];
+    p.on_done = &when_state::child_done;
+    t.handle().resume();
+  }
+};
+
+}  // namespace detail
+
+template <class... Ts>
+task<std::tuple<Ts...>> when_all(task<Ts>... ts) {
+  static_assert(sizeof...(Ts) > 0, "when_all needs at least one task");
+  detail::when_awaiter<Ts...> aw(false, std::move(ts)...);
+  co_await aw;
+  static_cast<stop_callback&>(aw.state).unlink();
+  co_return std::apply([](auto&... t) { return std::tuple<Ts...>(t.handle().promise().take()...); }, aw.tasks);
+}
+
+template <class... Ts>
+task<std::variant<Ts...>> when_any(task<Ts>... ts) {
+  static_assert(sizeof...(Ts) > 0, "when_any needs at least one task");
+  detail::when_awaiter<Ts...> aw(true, std::move(ts)...);
+  co_await aw;
+  static_cast<stop_callback&>(aw.state).unlink();
+  const std::size_t w = aw.state.winner;
+  std::optional<std::variant<Ts...>> out;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((w == I ? (out.emplace(std::in_place_index<I>, std::get<I>(aw.tasks).handle().promise().take()), 0) : 0), ...);
+  }(std::index_sequence_for<Ts...>{});
+  co_return std::move(*out);
+}
+
+namespace detail {
+template <class A>
+using await_result_t = decltype(std::declval<A>().await_resume());
+
+inline task<result<void>> sleep_task(std::chrono::nanoseconds d) { co_return co_await sleep_for(d); }
+
+template <class A>
+task<await_result_t<A>> as_task(A a) {
+  co_return co_await std::move(a);
+}
+}  // namespace detail
+
+// t must produce a result<X>; gives std::errc::timed_out if d passes first.
+template <class T, class Rep, class Period>
+task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> d) {
+  auto r = co_await when_any(std::move(t), detail::sleep_task(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+  if (r.index() == 0) co_return std::get<0>(std::move(r));
+  if (!std::get<1>(r)) co_return fail(std::get<1>(r).error());  // the caller was cancelled
+  co_return fail(std::errc::timed_out);
+}
+
+// Same for a single awaitable operation (e.g. file.read_at(...)).
+template <class A, class Rep, class Period>
+  requires requires(A a) { a.await_resume(); }
+task<detail::await_result_t<A>> with_timeout(A a, std::chrono::duration<Rep, Period> d) {
+  return with_timeout(detail::as_task(std::move(a)), d);
+}
+
+}  // namespace coil

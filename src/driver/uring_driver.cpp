@@ -1,0 +1,280 @@
+#include "coil/io/uring_driver.hpp"
+
+#include <sys/utsname.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "coil/core/assert.hpp"
+
+namespace coil {
+namespace {
+
+// user_data of the driver's own cancel requests; never a valid completion.
+constexpr uint64_t internal_user_data = 0;
+
+int64_t now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+}  // namespace
+
+result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& opts) {
+  COIL_ASSERT(opts.entries >= 2 && opts.entries <= 32768, "uring_options::entries must be in [2, 32768]");
+  std::unique_ptr<uring_driver> d(new uring_driver());
+  // Strongest setup first; older kernels reject unknown flags with EINVAL.
+  const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+  const unsigned attempts[] = {
+      base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+      base | IORING_SETUP_COOP_TASKRUN,
+      base,
+      IORING_SETUP_CQSIZE,
+  };
+  int ret = -EINVAL;
+  for (unsigned flags : attempts) {
+    if (!opts.single_issuer && (flags & IORING_SETUP_SINGLE_ISSUER)) continue;
+    io_uring_params p{};
+    p.flags = flags;
+    p.cq_entries = opts.entries * 2;
+    ret = io_uring_queue_init_params(opts.entries, &d->ring_, &p);
+    if (ret != -EINVAL) break;
+  }
+  if (ret < 0) return fail(errno_code(-ret));
+  d->ring_ok_ = true;
+  d->capacity_ = d->ring_.cq.ring_entries;
+
+  if (io_uring_probe* probe = io_uring_get_probe_ring(&d->ring_)) {
+    for (int op = 0; op < 256; ++op) {
+      if (io_uring_opcode_supported(probe, op)) d->probe_[op / 8] |= static_cast<unsigned char>(1u << (op % 8));
+    }
+    io_uring_free_probe(probe);
+  } else {
+    // Probing needs 5.6; assume the basics rather than refusing to run.
+    for (int op = 0; op <= IORING_OP_WRITE; ++op) d->probe_[op / 8] |= static_cast<unsigned char>(1u << (op % 8));
+  }
+  if (opts.register_ring_fd) (void)io_uring_register_ring_fd(&d->ring_);  // optional speedup
+  return d;
+}
+
+uring_driver::~uring_driver() {
+  if (!ring_ok_) return;
+  // Owners should have drained their operations. If some are still with the
+  // kernel, cancel and wait, so it never writes into memory freed after us.
+  if (in_flight_ != 0) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {
+      (void)io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    if (sqe != nullptr) {
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+      io_uring_sqe_set_data64(sqe, internal_user_data);
+      ++in_flight_;
+      ++unsubmitted_;
+    }
+    const int64_t give_up = now_ns() + 10'000'000'000LL;
+    while (in_flight_ != 0 && now_ns() < give_up) {
+      (void)enter(true, 100'000'000);
+      io_uring_cqe* cqe;
+      unsigned head, n = 0;
+      io_uring_for_each_cqe(&ring_, head, cqe) { ++n; }
+      io_uring_cq_advance(&ring_, n);
+      in_flight_ -= n < in_flight_ ? n : in_flight_;
+    }
+    if (in_flight_ != 0) {
+      // Leaking the ring keeps the kernel's writes inside mapped memory.
+      std::fprintf(stderr, "coil: uring_driver destroyed with %u operations stuck in the kernel; leaking the ring\n",
+                   in_flight_);
+      return;
+    }
+  }
+  io_uring_queue_exit(&ring_);
+}
+
+bool uring_driver::supports(uint8_t opcode) const noexcept {
+  return (probe_[opcode / 8] >> (opcode % 8)) & 1u;
+}
+
+uint32_t uring_driver::cq_overflow() const noexcept {
+  return *ring_.cq.koverflow;
+}
+
+void uring_driver::account_in_flight() noexcept {
+  ++in_flight_;
+  if (in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
+}
+
+bool uring_driver::try_issue(completion& c) noexcept {
+  if (in_flight_ >= capacity_) return false;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    // SQ full within one turn: hand the batch to the kernel early.
+    int r = io_uring_submit(&ring_);
+    ++stats_.enter_calls;
+    if (r > 0) {
+      stats_.submitted += static_cast<unsigned>(r);
+      unsubmitted_ -= static_cast<unsigned>(r) < unsubmitted_ ? static_cast<unsigned>(r) : unsubmitted_;
+    }
+    sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) return false;
+  }
+  c.prep(c, *sqe);
+  io_uring_sqe_set_data(sqe, &c);
+  c.state = op_state::in_flight;
+  ++unsubmitted_;
+  account_in_flight();
+  return true;
+}
+
+bool uring_driver::try_issue_cancel(completion& c) noexcept {
+  if (in_flight_ >= capacity_) return false;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) return false;
+  io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(&c), 0);
+  io_uring_sqe_set_data64(sqe, internal_user_data);
+  c.cancel_issued = true;
+  ++unsubmitted_;
+  account_in_flight();
+  return true;
+}
+
+void uring_driver::push(completion& c) noexcept {
+  COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
+  COIL_ASSERT(c.prep != nullptr, "operation has no prep function");
+  ++stats_.pushed;
+  c.cancel_requested = c.cancel_issued = false;
+  if (!supports(c.opcode)) {
+    c.res = -EOPNOTSUPP;
+    c.cqe_flags = 0;
+    c.state = op_state::done;
+    finished_.push_back(c);
+    return;
+  }
+  // Keep FIFO order: nothing overtakes operations already waiting for room.
+  if (waiting_.empty() && try_issue(c)) return;
+  ++stats_.queued_for_space;
+  c.state = op_state::queued;
+  waiting_.push_back(c);
+}
+
+void uring_driver::cancel(completion& c) noexcept {
+  switch (c.state) {
+    case op_state::queued:
+      c.unlink();
+      c.res = -ECANCELED;
+      c.cqe_flags = 0;
+      c.state = op_state::done;
+      finished_.push_back(c);
+      return;
+    case op_state::in_flight:
+      if (c.cancel_requested) return;
+      c.cancel_requested = true;
+      if (!waiting_.empty() || !try_issue_cancel(c)) waiting_.push_back(c);
+      return;
+    case op_state::idle:
+    case op_state::done:
+      return;
+  }
+}
+
+void uring_driver::fill_from_waiting() noexcept {
+  while (completion* c = waiting_.front()) {
+    bool issued = c->state == op_state::queued ? try_issue(*c) : try_issue_cancel(*c);
+    if (!issued) return;
+    c->unlink();
+  }
+}
+
+result<void> uring_driver::enter(bool wait, int64_t timeout_ns) noexcept {
+  const bool defer = ring_.flags & IORING_SETUP_DEFER_TASKRUN;
+  for (;;) {
+    int r;
+    if (wait) {
+      if (io_uring_cq_ready(&ring_) != 0 && unsubmitted_ == 0) return {};
+      io_uring_cqe* cqe = nullptr;
+      if (timeout_ns >= 0) {
+        __kernel_timespec ts{timeout_ns / 1'000'000'000LL, timeout_ns % 1'000'000'000LL};
+        r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      } else {
+        r = io_uring_submit_and_wait(&ring_, 1);
+      }
+    } else if (unsubmitted_ != 0) {
+      r = io_uring_submit_and_get_events(&ring_);
+    } else if (defer && in_flight_ != 0) {
+      r = io_uring_get_events(&ring_);
+    } else {
+      return {};
+    }
+    ++stats_.enter_calls;
+    // With a timeout liburing reports the submit count through the ring, not r;
+    // the SQ being drained is what matters.
+    const unsigned left = io_uring_sq_ready(&ring_);
+    if (left < unsubmitted_) {
+      stats_.submitted += unsubmitted_ - left;
+      unsubmitted_ = left;
+    }
+    if (r >= 0 || r == -ETIME || r == -EINTR) return {};
+    if (r == -EAGAIN || r == -EBUSY) {
+      // The kernel is short of resources or holds unflushed completions:
+      // reaping frees them, so report success and let the caller reap.
+      return {};
+    }
+    return fail(errno_code(-r));
+  }
+}
+
+result<void> uring_driver::flush() noexcept { return enter(false, -1); }
+
+result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
+  if (!finished_.empty()) return flush();
+  return enter(true, timeout_ns);
+}
+
+std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
+  std::size_t n = 0;
+  while (completion* c = finished_.pop_front()) {
+    out.push_back(*c);
+    ++n;
+  }
+  io_uring_cqe* cqe;
+  unsigned head, seen = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    ++seen;
+    --in_flight_;
+    if (cqe->user_data == internal_user_data) continue;
+    auto* c = reinterpret_cast<completion*>(cqe->user_data);
+    c->unlink();  // a cancel for it may still wait for room
+    c->res = cqe->res;
+    c->cqe_flags = cqe->flags;
+    c->state = op_state::done;
+    out.push_back(*c);
+    ++n;
+  }
+  io_uring_cq_advance(&ring_, seen);
+  stats_.completed += n;
+  if (!waiting_.empty()) fill_from_waiting();
+  return n;
+}
+
+void uring_driver::cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
+  if (c.state == op_state::idle) return;
+  cancel(c);
+  intrusive_list<completion> got;
+  while (c.state != op_state::done) {
+    if (!wait(-1)) {
+      // The ring itself failed; nothing more can be learned about c.
+      std::fprintf(stderr, "coil: io_uring_enter failed while draining an operation; aborting\n");
+      std::abort();
+    }
+    reap(got);
+  }
+  c.unlink();
+  while (completion* o = got.pop_front()) {
+    if (o != &c) out.push_back(*o);
+  }
+}
+
+}  // namespace coil

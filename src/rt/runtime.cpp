@@ -1,0 +1,166 @@
+#include "coil/rt/runtime.hpp"
+
+#include <algorithm>
+
+#include "coil/core/assert.hpp"
+
+namespace coil {
+namespace {
+thread_local runtime* current_runtime = nullptr;
+}
+
+result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
+  COIL_ASSERT(current_runtime == nullptr, "this thread already owns a coil runtime (one per thread)");
+  auto drv = uring_driver::create(opts.uring);
+  if (!drv) return fail(drv.error());
+  timespec probe;
+  if (clock_gettime(opts.clock, &probe) != 0) return fail(errno_code(errno));
+  std::unique_ptr<runtime> rt(new runtime());
+  rt->driver_ = std::move(*drv);
+  rt->owner_ = std::this_thread::get_id();
+  rt->clock_ = opts.clock;
+  rt->timers_.reserve(64);
+  current_runtime = rt.get();
+  return rt;
+}
+
+runtime* runtime::current() noexcept { return current_runtime; }
+
+runtime::~runtime() {
+  COIL_ASSERT(on_owner_thread(), "a runtime must be destroyed on the thread that owns it");
+  closing_ = true;
+  // Tear down unfinished spawned tasks. Destroying a frame suspended in an
+  // operation cancels it and waits for the kernel to let go of its memory.
+  destroy_spawned();
+  reaped_.clear();
+  ready_.clear();
+  for (detail::timer_node* t : timers_) t->heap_index = detail::timer_node::not_armed;
+  timers_.clear();
+  driver_.reset();
+  if (current_runtime == this) current_runtime = nullptr;
+}
+
+void runtime::destroy_spawned() {
+  while (list_hook* h = spawned_.pop_front()) {
+    auto* link = static_cast<detail::spawn_link*>(h);
+    if (link->handle_owner != nullptr) link->orphan(link->handle_owner);
+    std::coroutine_handle<> frame = link->start.handle;
+    delete link;
+    frame.destroy();
+  }
+}
+
+void runtime::track_spawned(list_hook& h) noexcept { spawned_.push_back(h); }
+
+int64_t runtime::now_ns() const noexcept {
+  timespec ts;
+  clock_gettime(clock_, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+runtime_stats runtime::stats() const noexcept {
+  runtime_stats s = stats_;
+  s.io = driver_->stats();
+  return s;
+}
+
+// ---- timers: binary min-heap of frame-resident nodes -------------------------
+
+void runtime::timer_swap(std::size_t a, std::size_t b) noexcept {
+  std::swap(timers_[a], timers_[b]);
+  timers_[a]->heap_index = a;
+  timers_[b]->heap_index = b;
+}
+
+void runtime::timer_sift_up(std::size_t i) noexcept {
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 2;
+    if (timers_[parent]->deadline_ns <= timers_[i]->deadline_ns) return;
+    timer_swap(i, parent);
+    i = parent;
+  }
+}
+
+void runtime::timer_sift_down(std::size_t i) noexcept {
+  const std::size_t n = timers_.size();
+  for (;;) {
+    std::size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && timers_[l]->deadline_ns < timers_[m]->deadline_ns) m = l;
+    if (r < n && timers_[r]->deadline_ns < timers_[m]->deadline_ns) m = r;
+    if (m == i) return;
+    timer_swap(i, m);
+    i = m;
+  }
+}
+
+void runtime::add_timer(detail::timer_node& t) noexcept {
+  COIL_ASSERT(t.heap_index == detail::timer_node::not_armed, "timer armed twice");
+  t.heap_index = timers_.size();
+  timers_.push_back(&t);  // amortized: capacity is kept between turns
+  timer_sift_up(t.heap_index);
+}
+
+void runtime::remove_timer(detail::timer_node& t) noexcept {
+  const std::size_t i = t.heap_index;
+  if (i == detail::timer_node::not_armed) return;
+  const std::size_t last = timers_.size() - 1;
+  if (i != last) timer_swap(i, last);
+  timers_.pop_back();
+  t.heap_index = detail::timer_node::not_armed;
+  if (i != last) {
+    timer_sift_down(i);
+    timer_sift_up(i);
+  }
+}
+
+void runtime::fire_timers() {
+  if (timers_.empty()) return;
+  const int64_t now = now_ns();
+  while (!timers_.empty() && timers_.front()->deadline_ns <= now) {
+    detail::timer_node* t = timers_.front();
+    remove_timer(*t);
+    ++stats_.timers_fired;
+    schedule(*t);
+  }
+}
+
+// ---- the loop ----------------------------------------------------------------
+
+void runtime::run_ready() {
+  // Completions first: they free kernel slots and usually unblock the most.
+  // Work scheduled while running waits for the next turn, so one busy task
+  // cannot starve I/O.
+  intrusive_list<completion> done;
+  done.splice_back(reaped_);
+  while (completion* c = done.pop_front()) {
+    static_cast<detail::rt_completion*>(c)->waiter.resume();
+  }
+  intrusive_list<detail::ready_node> batch;
+  batch.splice_back(ready_);
+  while (detail::ready_node* n = batch.pop_front()) n->handle.resume();
+}
+
+bool runtime::run_until(const bool& done) {
+  while (!done) {
+    ++stats_.loop_turns;
+    run_ready();
+    if (done) break;
+    fire_timers();
+    if (!ready_.empty() || !reaped_.empty()) {
+      (void)driver_->flush();
+      driver_->reap(reaped_);
+      continue;
+    }
+    int64_t timeout_ns = -1;
+    if (!timers_.empty()) timeout_ns = std::max<int64_t>(0, timers_.front()->deadline_ns - now_ns());
+    if (timeout_ns < 0 && !driver_->has_pending_work()) return false;  // nothing can ever wake us
+    ++stats_.parks;
+    if (auto r = driver_->wait(timeout_ns); !r) {
+      detail::assert_fail("io_uring_enter", r.error().message().c_str(), __FILE__, __LINE__);
+    }
+    driver_->reap(reaped_);
+  }
+  return true;
+}
+
+}  // namespace coil
