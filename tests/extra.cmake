@@ -1,0 +1,18 @@
+# Tests beyond the gtest binaries; included at the end of tests/CMakeLists.txt.
+
+# install_consumer: installs this build into a scratch prefix, then builds and
+# runs tests/install/ against it, once through find_package(coil) and once
+# through pkg-config. See tests/install/run.cmake.
+add_test(NAME install_consumer
+         COMMAND "${CMAKE_COMMAND}"
+                 "-DCOIL_BINARY_DIR=${PROJECT_BINARY_DIR}"
+                 "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/install_consumer"
+                 "-DCXX=${CMAKE_CXX_COMPILER}"
+                 "-DBUILD_TYPE=$<CONFIG>"
+                 "-DGENERATOR=${CMAKE_GENERATOR}"
+                 "-DMAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}"
+                 "-DLIBDIR=${CMAKE_INSTALL_LIBDIR}"
+                 "-DSANITIZE=${COIL_SANITIZE}"
+                 -P "${CMAKE_CURRENT_SOURCE_DIR}/install/run.cmake")
+# It configures and builds a project of its own: give it time.
+set_tests_properties(install_consumer PROPERTIES TIMEOUT 900 LABELS install)
