@@ -13,9 +13,9 @@
 namespace coil::detail {
 namespace {
 
-constexpr std::size_t granule = 64;
+[[maybe_unused]] constexpr std::size_t granule = 64;  // unused under sanitizers (no recycling)
 constexpr std::size_t classes = 32;         // frames up to 2 KiB are recycled
-constexpr std::size_t max_cached_per_class = 1024;
+[[maybe_unused]] constexpr std::size_t max_cached_per_class = 1024;
 
 struct free_block {
   free_block* next;
@@ -57,7 +57,7 @@ void* frame_allocate(std::size_t size) {
   return ::operator new(size);
 }
 
-void frame_deallocate(void* p, std::size_t size) noexcept {
+void frame_deallocate(void* p, [[maybe_unused]] std::size_t size) noexcept {  // unused without recycling
 #ifndef COIL_NO_FRAME_RECYCLING
   const std::size_t cls = (size + granule - 1) / granule;
   if (cls < classes && !cache_gone && cache.counts[cls] < max_cached_per_class) {
