@@ -8,6 +8,7 @@ add_test(NAME install_consumer
                  "-DCOIL_BINARY_DIR=${PROJECT_BINARY_DIR}"
                  "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/install_consumer"
                  "-DCXX=${CMAKE_CXX_COMPILER}"
+                 "-DCXX_ID=${CMAKE_CXX_COMPILER_ID}"
                  "-DBUILD_TYPE=$<CONFIG>"
                  "-DGENERATOR=${CMAKE_GENERATOR}"
                  "-DMAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}"
