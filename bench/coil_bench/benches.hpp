@@ -1,0 +1,75 @@
+#pragma once
+// The individual benchmarks. Each returns plain numbers; printing, tables and
+// JSON are the callers' business (main.cpp for subcommands, tour.cpp).
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "coil/rt/runtime.hpp"
+#include "common.hpp"
+
+namespace coil_bench {
+
+// ---- nop: the runtime's per-operation overhead ------------------------------
+struct nop_result {
+  uint64_t ops = 0;
+  uint64_t errors = 0;
+  double seconds = 0;
+  double ops_per_s() const noexcept { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
+  std::optional<coil::runtime_stats> stats;  // coil runs only
+};
+
+// tasks coroutines on one runtime, each looping co_await coil::nop().
+nop_result run_nop_coil(uint64_t tasks, double seconds, progress* prog);
+// Raw liburing: NOPs in batches of batch, io_uring_submit_and_wait + peek_batch.
+nop_result run_nop_uring(uint64_t batch, double seconds, progress* prog);
+
+// ---- randread: random block reads over one file ------------------------------
+struct randread_config {
+  std::string path;
+  uint64_t file_size = 0;
+  uint64_t bs = 4096;
+  uint64_t qd = 32;
+  double seconds = 3;
+  bool direct = false;
+};
+
+struct randread_result {
+  uint64_t reads = 0;
+  uint64_t errors = 0;  // failed or short reads
+  double seconds = 0;
+  double iops() const noexcept { return seconds > 0 ? static_cast<double>(reads) / seconds : 0; }
+  std::optional<coil::runtime_stats> stats;
+  std::string failure;  // set when the run could not start (open failed...)
+};
+
+randread_result run_randread_coil(const randread_config& cfg, progress* prog);
+randread_result run_randread_uring(const randread_config& cfg, progress* prog);
+randread_result run_randread_pread(const randread_config& cfg, progress* prog);
+
+// ---- timers: many tasks sleeping short random durations -------------------------
+struct timers_config {
+  uint64_t tasks = 10'000;
+  uint64_t min_ms = 1;
+  uint64_t max_ms = 10;
+  double seconds = 3;
+};
+
+struct timers_result {
+  uint64_t fired = 0;
+  double seconds = 0;
+  double ideal_per_s = 0;  // tasks / mean sleep: the rate with zero lateness
+  double late_p50_us = 0;
+  double late_p99_us = 0;
+  double late_max_us = 0;
+  uint64_t errors = 0;
+  double fired_per_s() const noexcept { return seconds > 0 ? static_cast<double>(fired) / seconds : 0; }
+  std::optional<coil::runtime_stats> stats;
+};
+
+timers_result run_timers_coil(const timers_config& cfg, progress* prog);
+
+// The tour: every benchmark above with baselines, a table, one JSON summary.
+int run_tour(const options& opts);
+
+}  // namespace coil_bench

@@ -1,0 +1,149 @@
+// coil-bench: coil against raw liburing and plain syscalls, in one process so
+// ratios come from one run on one machine state. Human-readable lines first;
+// the last stdout line of every command is one JSON object, for scripts.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "benches.hpp"
+#include "common.hpp"
+
+namespace coil_bench {
+namespace {
+
+void print_stats_line(const char* bench, const std::optional<coil::runtime_stats>& s, bool wanted) {
+  if (wanted && s) std::printf("%s\n", stats_json(bench, "coil", *s).str().c_str());
+}
+
+int cmd_nop(const options& opts) {
+  const bool raw = opts.baseline == "uring";
+  if (!opts.baseline.empty() && !raw) {
+    std::fprintf(stderr, "coil-bench: nop supports --baseline uring only\n");
+    return 2;
+  }
+  const char* impl = raw ? "uring" : "coil";
+  nop_result r;
+  {
+    progress prog(std::string("nop ") + impl, opts.seconds);
+    // --tasks is the number of NOPs in flight: tasks for coil, the batch size
+    // for raw liburing.
+    r = raw ? run_nop_uring(opts.tasks, opts.seconds, &prog) : run_nop_coil(opts.tasks, opts.seconds, &prog);
+  }
+  std::printf("nop %s: %llu %s, %.2f s: %s ops/s (%.1f ns/op), errors %llu\n", impl,
+              static_cast<unsigned long long>(opts.tasks), raw ? "per batch" : "tasks", r.seconds,
+              human(r.ops_per_s()).c_str(), 1e9 / r.ops_per_s(), static_cast<unsigned long long>(r.errors));
+  print_stats_line("nop", r.stats, opts.stats);
+  json_object j;
+  j.add("bench", "nop").add("impl", impl).add("ops_per_s", r.ops_per_s()).add("tasks", opts.tasks);
+  j.add("seconds", r.seconds).add("errors", r.errors);
+  std::printf("%s\n", j.str().c_str());
+  return r.errors == 0 ? 0 : 1;
+}
+
+int cmd_randread(const options& opts) {
+  const std::string impl = opts.baseline.empty() ? "coil" : opts.baseline;
+  randread_config cfg;
+  const bool own_file = opts.file.empty();
+  cfg.path = own_file ? default_data_path() : opts.file;
+  cfg.bs = opts.bs;
+  cfg.qd = opts.qd;
+  cfg.seconds = opts.seconds;
+  cfg.direct = opts.direct;
+  if (cfg.direct && cfg.bs % 512 != 0) {
+    std::fprintf(stderr, "coil-bench: --direct needs --bs to be a multiple of the block size (512 or 4096)\n");
+    return 2;
+  }
+  // Our default file may be replaced to fit --size; a file the user named is
+  // never overwritten.
+  auto size = ensure_data_file(cfg.path, opts.size_bytes, own_file);
+  if (!size) return 1;
+  cfg.file_size = *size;
+  if (cfg.file_size < cfg.bs) {
+    std::fprintf(stderr, "coil-bench: %s is smaller than one block (%llu bytes)\n", cfg.path.c_str(),
+                 static_cast<unsigned long long>(cfg.bs));
+    return 2;
+  }
+  if (!cfg.direct) {
+    std::fprintf(stderr, "  warming the page cache (reading %s once)\n", cfg.path.c_str());
+    if (!warm_page_cache(cfg.path)) std::fprintf(stderr, "coil-bench: warming failed: %s\n", std::strerror(errno));
+  }
+  randread_result r;
+  {
+    progress prog("randread " + impl, opts.seconds);
+    if (impl == "uring") {
+      r = run_randread_uring(cfg, &prog);
+    } else if (impl == "pread") {
+      r = run_randread_pread(cfg, &prog);
+    } else {
+      r = run_randread_coil(cfg, &prog);
+    }
+  }
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "coil-bench: randread %s: %s\n", impl.c_str(), r.failure.c_str());
+    return 1;
+  }
+  std::printf("randread %s: %s, bs %llu, qd %llu%s, %s: %.2f s: %s IOPS (%.0f MiB/s), errors %llu\n", impl.c_str(),
+              cfg.path.c_str(), static_cast<unsigned long long>(cfg.bs),
+              static_cast<unsigned long long>(impl == "pread" ? 1 : cfg.qd), impl == "pread" ? " (1 thread)" : "",
+              cfg.direct ? "O_DIRECT" : "buffered", r.seconds, human(r.iops()).c_str(),
+              r.iops() * static_cast<double>(cfg.bs) / (1 << 20), static_cast<unsigned long long>(r.errors));
+  print_stats_line("randread", r.stats, opts.stats);
+  json_object j;
+  j.add("bench", "randread").add("impl", impl).add("iops", r.iops()).add("errors", r.errors);
+  j.add("bs", cfg.bs).add("qd", impl == "pread" ? uint64_t{1} : cfg.qd).add("direct", cfg.direct);
+  j.add("seconds", r.seconds);
+  std::printf("%s\n", j.str().c_str());
+  return r.errors == 0 ? 0 : 1;
+}
+
+int cmd_timers(const options& opts) {
+  timers_config cfg;
+  cfg.tasks = opts.timer_tasks;
+  cfg.min_ms = opts.timer_min_ms;
+  cfg.max_ms = opts.timer_max_ms;
+  cfg.seconds = opts.seconds;
+  timers_result r;
+  {
+    progress prog("timers coil", opts.seconds);
+    r = run_timers_coil(cfg, &prog);
+  }
+  std::printf("timers coil: %llu tasks sleeping %llu-%llu ms, %.2f s: %s fired/s (%.0f%% of the ideal %s/s), "
+              "late p50 %.1f us, p99 %.1f us, max %.1f us, errors %llu\n",
+              static_cast<unsigned long long>(cfg.tasks), static_cast<unsigned long long>(cfg.min_ms),
+              static_cast<unsigned long long>(cfg.max_ms), r.seconds, human(r.fired_per_s()).c_str(),
+              100 * r.fired_per_s() / r.ideal_per_s, human(r.ideal_per_s).c_str(), r.late_p50_us, r.late_p99_us,
+              r.late_max_us, static_cast<unsigned long long>(r.errors));
+  print_stats_line("timers", r.stats, opts.stats);
+  json_object j;
+  j.add("bench", "timers").add("impl", "coil").add("fired_per_s", r.fired_per_s());
+  j.add("ideal_per_s", r.ideal_per_s).add("late_p50_us", r.late_p50_us).add("late_p99_us", r.late_p99_us);
+  j.add("late_max_us", r.late_max_us).add("tasks", cfg.tasks).add("errors", r.errors);
+  std::printf("%s\n", j.str().c_str());
+  return r.errors == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace coil_bench
+
+int main(int argc, char** argv) {
+  using namespace coil_bench;
+  options opts;
+  if (!parse_args(argc, argv, opts)) return 2;
+  if (opts.cpu >= 0 && !pin_to_cpu(opts.cpu)) {
+    std::fprintf(stderr, "coil-bench: cannot pin to CPU %d: %s\n", opts.cpu, std::strerror(errno));
+    return 1;
+  }
+  // Line-buffered stdout: the JSON line must be complete when a pipe reads it.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (opts.command == "nop") return cmd_nop(opts);
+  if (opts.command == "randread") return cmd_randread(opts);
+  if (opts.command == "timers") return cmd_timers(opts);
+  if (opts.command == "tour") return run_tour(opts);
+  std::fprintf(stderr, "coil-bench: unknown command '%s'\n", opts.command.c_str());
+  print_usage(stderr);
+  return 2;
+}
