@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
 
 #include "coil/core/assert.hpp"
@@ -45,6 +46,9 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   if (ret < 0) return fail(errno_code(-ret));
   d->ring_ok_ = true;
   d->capacity_ = d->ring_.cq.ring_entries;
+  // Operations that wait on outside events (a pipe read) only finish when
+  // cancelled; cancels need CQ room too, so ops may never take all of it.
+  d->op_limit_ = d->capacity_ - std::max(1u, d->capacity_ / 16);
 
   if (io_uring_probe* probe = io_uring_get_probe_ring(&d->ring_)) {
     for (int op = 0; op < 256; ++op) {
@@ -107,20 +111,24 @@ void uring_driver::account_in_flight() noexcept {
   if (in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
 }
 
-bool uring_driver::try_issue(completion& c) noexcept {
-  if (in_flight_ >= capacity_) return false;
+io_uring_sqe* uring_driver::next_sqe() noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr) {
-    // SQ full within one turn: hand the batch to the kernel early.
-    int r = io_uring_submit(&ring_);
-    ++stats_.enter_calls;
-    if (r > 0) {
-      stats_.submitted += static_cast<unsigned>(r);
-      unsubmitted_ -= static_cast<unsigned>(r) < unsubmitted_ ? static_cast<unsigned>(r) : unsubmitted_;
-    }
-    sqe = io_uring_get_sqe(&ring_);
-    if (sqe == nullptr) return false;
+  if (sqe != nullptr) return sqe;
+  // SQ full within one turn: hand the batch to the kernel early.
+  int r = io_uring_submit(&ring_);
+  ++stats_.enter_calls;
+  if (r > 0) {
+    const auto n = static_cast<uint32_t>(r);
+    stats_.submitted += n;
+    unsubmitted_ -= std::min(n, unsubmitted_);
   }
+  return io_uring_get_sqe(&ring_);
+}
+
+bool uring_driver::try_issue(completion& c) noexcept {
+  if (in_flight_ >= op_limit_) return false;
+  io_uring_sqe* sqe = next_sqe();
+  if (sqe == nullptr) return false;
   c.prep(c, *sqe);
   io_uring_sqe_set_data(sqe, &c);
   c.state = op_state::in_flight;
@@ -131,7 +139,7 @@ bool uring_driver::try_issue(completion& c) noexcept {
 
 bool uring_driver::try_issue_cancel(completion& c) noexcept {
   if (in_flight_ >= capacity_) return false;
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  io_uring_sqe* sqe = next_sqe();
   if (sqe == nullptr) return false;
   io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(&c), 0);
   io_uring_sqe_set_data64(sqe, internal_user_data);
@@ -172,7 +180,7 @@ void uring_driver::cancel(completion& c) noexcept {
     case op_state::in_flight:
       if (c.cancel_requested) return;
       c.cancel_requested = true;
-      if (!waiting_.empty() || !try_issue_cancel(c)) waiting_.push_back(c);
+      if (!cancel_waiting_.empty() || !try_issue_cancel(c)) cancel_waiting_.push_back(c);
       return;
     case op_state::idle:
     case op_state::done:
@@ -181,9 +189,12 @@ void uring_driver::cancel(completion& c) noexcept {
 }
 
 void uring_driver::fill_from_waiting() noexcept {
+  while (completion* c = cancel_waiting_.front()) {
+    if (!try_issue_cancel(*c)) return;
+    c->unlink();
+  }
   while (completion* c = waiting_.front()) {
-    bool issued = c->state == op_state::queued ? try_issue(*c) : try_issue_cancel(*c);
-    if (!issued) return;
+    if (!try_issue(*c)) return;
     c->unlink();
   }
 }
@@ -255,7 +266,7 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
   }
   io_uring_cq_advance(&ring_, seen);
   stats_.completed += n;
-  if (!waiting_.empty()) fill_from_waiting();
+  if (!waiting_.empty() || !cancel_waiting_.empty()) fill_from_waiting();
   return n;
 }
 

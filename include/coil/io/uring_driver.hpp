@@ -72,13 +72,15 @@ class uring_driver {
   bool supports(uint8_t opcode) const noexcept;
   uint32_t in_flight() const noexcept { return in_flight_; }
   uint32_t capacity() const noexcept { return capacity_; }
-  bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty(); }
+  bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty();
+  }
   unsigned setup_flags() const noexcept { return ring_.flags; }
   uint32_t cq_overflow() const noexcept;
   const uring_stats& stats() const noexcept { return stats_; }
 
  private:
   uring_driver() = default;
+  io_uring_sqe* next_sqe() noexcept;
   bool try_issue(completion& c) noexcept;
   bool try_issue_cancel(completion& c) noexcept;
   void fill_from_waiting() noexcept;
@@ -88,9 +90,11 @@ class uring_driver {
   io_uring ring_{};
   bool ring_ok_ = false;
   uint32_t capacity_ = 0;   // max kernel-owned entries (CQ size)
+  uint32_t op_limit_ = 0;   // ops stop here; the rest of capacity is kept for cancels
   uint32_t in_flight_ = 0;  // SQEs filled (submitted or not) whose CQE is not yet reaped
   uint32_t unsubmitted_ = 0;
-  intrusive_list<completion> waiting_;   // ops and cancels waiting for room
+  intrusive_list<completion> waiting_;         // ops waiting for room
+  intrusive_list<completion> cancel_waiting_;  // in-flight ops whose cancel waits for room
   intrusive_list<completion> finished_;  // completed without reaching the kernel
   unsigned char probe_[256 / 8] = {};
   uring_stats stats_;

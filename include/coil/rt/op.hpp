@@ -75,7 +75,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   Out await_resume() noexcept {
     static_cast<stop_callback&>(*this).unlink();
     consumed_ = true;
-    if (early_) return Out(fail(early_));
+    if (early_ != 0) return Out(fail(early_ > 0 ? errno_code(early_) : make_error_code(static_cast<errc>(-early_))));
     state = op_state::idle;
     return Out(Op::complete(res));
   }
@@ -83,9 +83,12 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   Op& op() noexcept { return op_; }
 
  private:
-  template <class E>
-  bool fail_now(E e) noexcept {
-    early_ = make_error_code(e);
+  bool fail_now(errc e) noexcept {
+    early_ = -static_cast<int>(e);
+    return false;
+  }
+  bool fail_now(std::errc e) noexcept {
+    early_ = static_cast<int>(e);
     return false;
   }
   static void prep_thunk(completion& c, io_uring_sqe& sqe) noexcept {
@@ -98,7 +101,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
 
   Op op_;
   runtime* rt_ = nullptr;
-  std::error_code early_;  // failure decided before reaching the driver
+  int early_ = 0;  // failure decided before reaching the driver: errno, or -coil::errc
   bool consumed_ = false;
 };
 
