@@ -5,6 +5,10 @@
 
 #include <dirent.h>
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -270,6 +274,54 @@ TEST(Runtime, SizesStaySmall) {
   EXPECT_LE(sizeof(completion), 40u);
   EXPECT_LE(sizeof(op_awaiter<ops::read>), 128u);
   EXPECT_LE(sizeof(sleep_awaiter), 112u);
+}
+
+}  // namespace
+
+namespace {
+
+void on_sigusr1(int) {}
+
+TEST(Runtime, SignalsDuringParkAreNotErrors) {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigusr1;  // no SA_RESTART: io_uring_enter returns EINTR
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  const pthread_t self = pthread_self();
+  std::atomic<bool> stop{false};
+  std::thread pester([&] {
+    while (!stop.load()) {
+      pthread_kill(self, SIGUSR1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  auto body = [&]() -> coil::task<bool> {
+    bool ok = true;
+    for (int i = 0; i < 20; ++i) {
+      auto s = co_await coil::sleep_for(std::chrono::milliseconds(2));
+      ok = ok && static_cast<bool>(s);
+      auto n = co_await coil::nop();
+      ok = ok && static_cast<bool>(n);
+    }
+    // A read that parks until data arrives from the other thread.
+    std::thread writer([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      (void)::write(p[1], "s", 1);
+    });
+    char c = 0;
+    coil::file f(coil::unique_fd(::dup(p[0])));
+    auto r = co_await f.read(std::as_writable_bytes(std::span(&c, 1)));
+    writer.join();
+    co_return ok && r && *r == 1 && c == 's';
+  };
+  EXPECT_TRUE(coil::test::run(body()));
+  stop = true;
+  pester.join();
+  sigaction(SIGUSR1, &old, nullptr);
+  ::close(p[0]);
+  ::close(p[1]);
 }
 
 }  // namespace
