@@ -23,7 +23,8 @@ struct nop_loop_state {
 
 coil::task<void> nop_companion(nop_loop_state& s) {
   while (!s.stop) {
-    if (!co_await coil::nop()) ++s.errors;
+    auto r = co_await coil::nop();
+    if (!r) ++s.errors;
   }
 }
 
@@ -38,7 +39,8 @@ coil::task<void> nop_body(benchmark::State& state) {
   others.reserve(tasks - 1);
   for (std::size_t i = 1; i < tasks; ++i) others.push_back(r.spawn(nop_companion(s)));
   for (auto _ : state) {
-    if (!co_await coil::nop()) ++s.errors;
+    auto r = co_await coil::nop();
+    if (!r) ++s.errors;
   }
   s.stop = true;
   for (auto& h : others) co_await h;

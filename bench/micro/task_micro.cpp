@@ -70,7 +70,8 @@ struct sleep_loop_state {
 // turn. (sleep_for(0ns) would not suspend at all.)
 coil::task<void> sleeper(sleep_loop_state& s) {
   while (!s.stop) {
-    if (!co_await coil::sleep_for(1ns)) ++s.errors;
+    auto r = co_await coil::sleep_for(1ns);
+    if (!r) ++s.errors;
   }
 }
 
@@ -85,7 +86,8 @@ coil::task<void> timers_body(benchmark::State& state) {
   for (std::size_t i = 1; i < timers; ++i) others.push_back(r.spawn(sleeper(s)));
   co_await coil::yield();  // let the companions arm their first timers
   for (auto _ : state) {
-    if (!co_await coil::sleep_for(1ns)) ++s.errors;
+    auto r = co_await coil::sleep_for(1ns);
+    if (!r) ++s.errors;
   }
   s.stop = true;
   for (auto& h : others) co_await h;
