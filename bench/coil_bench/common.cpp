@@ -11,6 +11,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 #include "coil/rt/time.hpp"
 
@@ -252,6 +253,19 @@ std::string human(double v) {
   return buf;
 }
 
+std::string human_bytes(uint64_t n) {
+  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  std::size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
 // ---- progress line ---------------------------------------------------------------------
 
 progress::progress(std::string label, double total_s) noexcept
@@ -333,8 +347,7 @@ std::optional<uint64_t> ensure_data_file(const std::string& path, std::optional<
     std::fprintf(stderr, "coil-bench: cannot create %s: %s\n", tmp.c_str(), std::strerror(errno));
     return std::nullopt;
   }
-  std::fprintf(stderr, "  creating %s (%s bytes of random data)\n", path.c_str(),
-               human(static_cast<double>(want)).c_str());
+  std::fprintf(stderr, "  creating %s (%s of random data)\n", path.c_str(), human_bytes(want).c_str());
   // Real data rather than a sparse or zero file: a hole would be "read" without
   // touching a page, which flatters every implementation equally but wrongly.
   constexpr std::size_t chunk = 1 << 20;

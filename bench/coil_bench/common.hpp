@@ -131,5 +131,7 @@ coil::task<void> stop_after(double seconds, bool& stop, progress* prog, const ui
 
 // "1.23 M" style, for tables.
 std::string human(double v);
+// "1.00 GiB" style, for sizes.
+std::string human_bytes(uint64_t n);
 
 }  // namespace coil_bench

@@ -36,7 +36,7 @@ std::string ratio_text(double num, double den, const char* versus) {
 void table_row(const char* bench, const char* impl, double rate, const char* unit, const std::string& detail,
                const std::string& ratio) {
   const std::string r = human(rate) + " " + unit;
-  std::printf("  %-20s %-6s %16s  %-24s %s\n", bench, impl, r.c_str(), detail.c_str(), ratio.c_str());
+  std::printf("  %-20s %-6s %16s  %-28s %s\n", bench, impl, r.c_str(), detail.c_str(), ratio.c_str());
 }
 
 std::string per_op(double rate) {
@@ -72,8 +72,8 @@ int run_tour(const options& opts) {
     return 1;
   }
   rcfg.file_size = *size;
-  std::printf("data file: %s (%s bytes; set TMPDIR to move it, --size to shrink it)\n", rcfg.path.c_str(),
-              human(static_cast<double>(rcfg.file_size)).c_str());
+  std::printf("data file: %s (%s; set TMPDIR to move it, --size to shrink it)\n", rcfg.path.c_str(),
+              human_bytes(rcfg.file_size).c_str());
   std::fprintf(stderr, "  warming the page cache\n");
   if (!warm_page_cache(rcfg.path)) std::fprintf(stderr, "coil-bench: warming the page cache failed\n");
 
@@ -122,7 +122,7 @@ int run_tour(const options& opts) {
   char late[64];
   std::snprintf(late, sizeof late, "late p50 %.0f p99 %.0f us", tm.late_p50_us, tm.late_p99_us);
 
-  std::printf("\n  %-20s %-6s %16s  %-24s %s\n", "benchmark", "impl", "rate", "detail", "coil vs baseline");
+  std::printf("\n  %-20s %-6s %16s  %-28s %s\n", "benchmark", "impl", "rate", "detail", "coil vs baseline");
   table_row(nop_name, "coil", nop_coil.ops_per_s(), "ops/s", per_op(nop_coil.ops_per_s()),
             ratio_text(nop_coil.ops_per_s(), nop_uring.ops_per_s(), "raw uring (target >= 0.5x)"));
   table_row(nop_name, "uring", nop_uring.ops_per_s(), "ops/s", per_op(nop_uring.ops_per_s()), "");
