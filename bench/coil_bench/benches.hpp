@@ -11,11 +11,11 @@
 namespace coil_bench {
 
 // ---- nop: the runtime's per-operation overhead ------------------------------
-struct nop_result {
+struct nop_result : measured {
   uint64_t ops = 0;
   uint64_t errors = 0;
-  double seconds = 0;
   double ops_per_s() const noexcept { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
+  double ops_per_cpu_s() const noexcept { return cpu_seconds > 0 ? static_cast<double>(ops) / cpu_seconds : 0; }
   std::optional<coil::runtime_stats> stats;  // coil runs only
 };
 
@@ -34,11 +34,11 @@ struct randread_config {
   bool direct = false;
 };
 
-struct randread_result {
+struct randread_result : measured {
   uint64_t reads = 0;
   uint64_t errors = 0;  // failed or short reads
-  double seconds = 0;
   double iops() const noexcept { return seconds > 0 ? static_cast<double>(reads) / seconds : 0; }
+  double iops_per_cpu_s() const noexcept { return cpu_seconds > 0 ? static_cast<double>(reads) / cpu_seconds : 0; }
   std::optional<coil::runtime_stats> stats;
   std::string failure;  // set when the run could not start (open failed...)
 };
@@ -55,9 +55,8 @@ struct timers_config {
   double seconds = 3;
 };
 
-struct timers_result {
+struct timers_result : measured {
   uint64_t fired = 0;
-  double seconds = 0;
   double ideal_per_s = 0;  // tasks / mean sleep: the rate with zero lateness
   double late_p50_us = 0;
   double late_p99_us = 0;

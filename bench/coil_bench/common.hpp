@@ -44,6 +44,29 @@ void print_usage(std::FILE* out);
 int64_t now_ns() noexcept;
 inline double seconds_since(int64_t start_ns) noexcept { return static_cast<double>(now_ns() - start_ns) * 1e-9; }
 
+// How long a run took: wall time, and the CPU time of the calling thread
+// (user + system). With other processes on the CPU, wall time shrinks every
+// rate while CPU time per operation stays put, so both are reported.
+struct measured {
+  double seconds = 0;
+  double cpu_seconds = 0;
+};
+
+class run_clock {
+ public:
+  run_clock() noexcept : wall0_(now_ns()), cpu0_(thread_cpu_ns()) {}
+  void stop(measured& m) const noexcept {
+    m.seconds = static_cast<double>(now_ns() - wall0_) * 1e-9;
+    m.cpu_seconds = static_cast<double>(thread_cpu_ns() - cpu0_) * 1e-9;
+  }
+  int64_t start_ns() const noexcept { return wall0_; }
+  static int64_t thread_cpu_ns() noexcept;
+
+ private:
+  int64_t wall0_;
+  int64_t cpu0_;
+};
+
 // Pins the whole process to one CPU; returns false (errno set) on failure.
 bool pin_to_cpu(int cpu);
 

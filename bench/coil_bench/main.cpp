@@ -33,13 +33,15 @@ int cmd_nop(const options& opts) {
     // for raw liburing.
     r = raw ? run_nop_uring(opts.tasks, opts.seconds, &prog) : run_nop_coil(opts.tasks, opts.seconds, &prog);
   }
-  std::printf("nop %s: %llu %s, %.2f s: %s ops/s (%.1f ns/op), errors %llu\n", impl,
+  std::printf("nop %s: %llu %s, %.2f s: %s ops/s (%.1f ns/op; %.1f ns/op of CPU time), errors %llu\n", impl,
               static_cast<unsigned long long>(opts.tasks), raw ? "per batch" : "tasks", r.seconds,
-              human(r.ops_per_s()).c_str(), 1e9 / r.ops_per_s(), static_cast<unsigned long long>(r.errors));
+              human(r.ops_per_s()).c_str(), 1e9 / r.ops_per_s(), 1e9 / r.ops_per_cpu_s(),
+              static_cast<unsigned long long>(r.errors));
   print_stats_line("nop", r.stats, opts.stats);
   json_object j;
   j.add("bench", "nop").add("impl", impl).add("ops_per_s", r.ops_per_s()).add("tasks", opts.tasks);
-  j.add("seconds", r.seconds).add("errors", r.errors);
+  j.add("ops_per_cpu_s", r.ops_per_cpu_s()).add("seconds", r.seconds).add("cpu_seconds", r.cpu_seconds);
+  j.add("errors", r.errors);
   std::printf("%s\n", j.str().c_str());
   return r.errors == 0 ? 0 : 1;
 }
@@ -86,16 +88,18 @@ int cmd_randread(const options& opts) {
     std::fprintf(stderr, "coil-bench: randread %s: %s\n", impl.c_str(), r.failure.c_str());
     return 1;
   }
-  std::printf("randread %s: %s, bs %llu, qd %llu%s, %s: %.2f s: %s IOPS (%.0f MiB/s), errors %llu\n", impl.c_str(),
-              cfg.path.c_str(), static_cast<unsigned long long>(cfg.bs),
+  std::printf("randread %s: %s, bs %llu, qd %llu%s, %s: %.2f s: %s IOPS (%.0f MiB/s; %.0f ns of CPU time per read), "
+              "errors %llu\n",
+              impl.c_str(), cfg.path.c_str(), static_cast<unsigned long long>(cfg.bs),
               static_cast<unsigned long long>(impl == "pread" ? 1 : cfg.qd), impl == "pread" ? " (1 thread)" : "",
               cfg.direct ? "O_DIRECT" : "buffered", r.seconds, human(r.iops()).c_str(),
-              r.iops() * static_cast<double>(cfg.bs) / (1 << 20), static_cast<unsigned long long>(r.errors));
+              r.iops() * static_cast<double>(cfg.bs) / (1 << 20), 1e9 / r.iops_per_cpu_s(),
+              static_cast<unsigned long long>(r.errors));
   print_stats_line("randread", r.stats, opts.stats);
   json_object j;
   j.add("bench", "randread").add("impl", impl).add("iops", r.iops()).add("errors", r.errors);
   j.add("bs", cfg.bs).add("qd", impl == "pread" ? uint64_t{1} : cfg.qd).add("direct", cfg.direct);
-  j.add("seconds", r.seconds);
+  j.add("iops_per_cpu_s", r.iops_per_cpu_s()).add("seconds", r.seconds).add("cpu_seconds", r.cpu_seconds);
   std::printf("%s\n", j.str().c_str());
   return r.errors == 0 ? 0 : 1;
 }

@@ -27,16 +27,16 @@ coil::task<void> nop_worker(nop_shared& s) {
   }
 }
 
-coil::task<void> nop_main(uint64_t tasks, double seconds, progress* prog, nop_shared& s, double& elapsed) {
+coil::task<void> nop_main(uint64_t tasks, double seconds, progress* prog, nop_shared& s, measured& m) {
   coil::runtime& rt = *coil::runtime::current();
   std::vector<coil::join_handle<void>> workers;
   workers.reserve(tasks);
-  const int64_t start = now_ns();
+  const run_clock clock;
   for (uint64_t i = 0; i < tasks; ++i) workers.push_back(rt.spawn(nop_worker(s)));
   co_await stop_after(seconds, s.stop, prog, s.ops, "ops/s");
   // Each worker finishes the operation it has in flight: counted, and timed.
   for (auto& w : workers) co_await w;
-  elapsed = seconds_since(start);
+  clock.stop(m);
 }
 
 }  // namespace
@@ -49,7 +49,7 @@ nop_result run_nop_coil(uint64_t tasks, double seconds, progress* prog) {
     std::exit(1);
   }
   nop_shared s;
-  (*rt)->block_on(nop_main(tasks, seconds, prog, s, out.seconds));
+  (*rt)->block_on(nop_main(tasks, seconds, prog, s, out));
   out.ops = s.ops;
   out.errors = s.errors;
   out.stats = (*rt)->stats();
@@ -67,7 +67,8 @@ nop_result run_nop_uring(uint64_t batch, double seconds, progress* prog) {
     std::exit(1);
   }
   std::vector<io_uring_cqe*> cqes(batch);
-  const int64_t start = now_ns();
+  const run_clock clock;
+  const int64_t start = clock.start_ns();
   const int64_t end = start + static_cast<int64_t>(seconds * 1e9);
   for (;;) {
     for (uint64_t i = 0; i < batch; ++i) {
@@ -100,7 +101,7 @@ nop_result run_nop_uring(uint64_t batch, double seconds, progress* prog) {
     }
     if (now >= end) break;
   }
-  out.seconds = seconds_since(start);
+  clock.stop(out);
   io_uring_queue_exit(&ring);
   return out;
 }

@@ -68,17 +68,17 @@ coil::task<void> reader(const coil::file& f, std::span<std::byte> buf, uint64_t 
 }
 
 coil::task<void> randread_main(const randread_config& cfg, const coil::file& f, std::vector<aligned_buffer>& bufs,
-                               progress* prog, read_shared& s, double& elapsed) {
+                               progress* prog, read_shared& s, measured& m) {
   coil::runtime& rt = *coil::runtime::current();
   std::vector<coil::join_handle<void>> readers;
   readers.reserve(cfg.qd);
-  const int64_t start = now_ns();
+  const run_clock clock;
   for (uint64_t i = 0; i < cfg.qd; ++i) {
     readers.push_back(rt.spawn(reader(f, {bufs[i].get(), cfg.bs}, block_count(cfg), i + 1, s)));
   }
   co_await stop_after(cfg.seconds, s.stop, prog, s.reads, "IOPS");
   for (auto& h : readers) co_await h;
-  elapsed = seconds_since(start);
+  clock.stop(m);
 }
 
 }  // namespace
@@ -96,7 +96,7 @@ randread_result run_randread_coil(const randread_config& cfg, progress* prog) {
     return out;
   }
   read_shared s;
-  (*rt)->block_on(randread_main(cfg, f, bufs, prog, s, out.seconds));
+  (*rt)->block_on(randread_main(cfg, f, bufs, prog, s, out));
   out.reads = s.reads;
   out.errors = s.errors;
   out.stats = (*rt)->stats();
@@ -131,7 +131,8 @@ randread_result run_randread_uring(const randread_config& cfg, progress* prog) {
   std::vector<io_uring_cqe*> cqes(cfg.qd);
   uint64_t in_flight = cfg.qd;
   bool stopping = false;
-  const int64_t start = now_ns();
+  const run_clock clock;
+  const int64_t start = clock.start_ns();
   const int64_t end = start + static_cast<int64_t>(cfg.seconds * 1e9);
   while (in_flight > 0) {
     // One system call per batch: submits every read queued since the last one.
@@ -159,7 +160,7 @@ randread_result run_randread_uring(const randread_config& cfg, progress* prog) {
       stopping = now >= end;
     }
   }
-  out.seconds = seconds_since(start);
+  clock.stop(out);
   io_uring_queue_exit(&ring);
   return out;
 }
@@ -174,7 +175,8 @@ randread_result run_randread_pread(const randread_config& cfg, progress* prog) {
   aligned_buffer buf = make_aligned_buffer(cfg.bs);
   const uint64_t blocks = block_count(cfg);
   rng r(1);
-  const int64_t start = now_ns();
+  const run_clock clock;
+  const int64_t start = clock.start_ns();
   const int64_t end = start + static_cast<int64_t>(cfg.seconds * 1e9);
   for (;;) {
     // Reading the clock every 64 reads keeps its cost below 1% of a pread.
@@ -190,7 +192,7 @@ randread_result run_randread_pread(const randread_config& cfg, progress* prog) {
     }
     if (now >= end) break;
   }
-  out.seconds = seconds_since(start);
+  clock.stop(out);
   return out;
 }
 

@@ -85,16 +85,16 @@ coil::task<void> sleeper(const timers_config& cfg, uint64_t seed, timer_shared& 
   }
 }
 
-coil::task<void> timers_main(const timers_config& cfg, progress* prog, timer_shared& s, double& elapsed) {
+coil::task<void> timers_main(const timers_config& cfg, progress* prog, timer_shared& s, measured& m) {
   coil::runtime& rt = *coil::runtime::current();
   std::vector<coil::join_handle<void>> sleepers;
   sleepers.reserve(cfg.tasks);
-  const int64_t start = now_ns();
+  const run_clock clock;
   for (uint64_t i = 0; i < cfg.tasks; ++i) sleepers.push_back(rt.spawn(sleeper(cfg, i + 1, s)));
   co_await stop_after(cfg.seconds, s.stop, prog, s.fired, "timers/s");
   // The clock stops here, not after the drain: the sleeps still pending (up
   // to max_ms) are not counted, so their time must not be either.
-  elapsed = seconds_since(start);
+  clock.stop(m);
   for (auto& h : sleepers) co_await h;
 }
 
@@ -109,7 +109,7 @@ timers_result run_timers_coil(const timers_config& cfg, progress* prog) {
   }
   // The histogram is 15 KiB of counters: keep it off the stack.
   auto s = std::make_unique<timer_shared>();
-  (*rt)->block_on(timers_main(cfg, prog, *s, out.seconds));
+  (*rt)->block_on(timers_main(cfg, prog, *s, out));
   out.fired = s->fired;
   out.errors = s->errors;
   const double mean_ms = static_cast<double>(cfg.min_ms + cfg.max_ms) / 2;

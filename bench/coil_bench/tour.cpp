@@ -26,22 +26,25 @@ std::string step_label(int step, const char* what) {
   return buf;
 }
 
-std::string ratio_text(double num, double den, const char* versus) {
-  if (den <= 0) return "";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2fx %s", num / den, versus);
-  return buf;
-}
-
-void table_row(const char* bench, const char* impl, double rate, const char* unit, const std::string& detail,
-               const std::string& ratio) {
+// One row: rate (wall clock), wall and CPU nanoseconds per operation, and
+// the comparison text. The CPU column is the steadier one on a shared machine.
+void table_row(const char* bench, const char* impl, double ops, const measured& m, const char* unit,
+               const std::string& versus) {
+  const double rate = m.seconds > 0 ? ops / m.seconds : 0;
   const std::string r = human(rate) + " " + unit;
-  std::printf("  %-20s %-6s %16s  %-28s %s\n", bench, impl, r.c_str(), detail.c_str(), ratio.c_str());
+  const double wall_ns = ops > 0 ? m.seconds * 1e9 / ops : 0;
+  const double cpu_ns = ops > 0 ? m.cpu_seconds * 1e9 / ops : 0;
+  std::printf("  %-19s %-6s %15s %9.1f %9.1f   %s\n", bench, impl, r.c_str(), wall_ns, cpu_ns, versus.c_str());
 }
 
-std::string per_op(double rate) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f ns/op", rate > 0 ? 1e9 / rate : 0.0);
+// "0.76x / 0.80x raw uring": wall-clock and CPU-time ratios of coil to a
+// baseline, both as coil's speed over the baseline's (higher is better).
+std::string versus(double ops, const measured& m, double base_ops, const measured& base, const char* name) {
+  if (m.seconds <= 0 || base.seconds <= 0 || m.cpu_seconds <= 0 || base.cpu_seconds <= 0 || base_ops <= 0) return "";
+  const double wall = (ops / m.seconds) / (base_ops / base.seconds);
+  const double cpu = (ops / m.cpu_seconds) / (base_ops / base.cpu_seconds);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%.2fx / %.2fx %s", wall, cpu, name);
   return buf;
 }
 
@@ -119,21 +122,22 @@ int run_tour(const options& opts) {
   std::snprintf(timer_name, sizeof timer_name, "timers %llux%llu-%llums",
                 static_cast<unsigned long long>(tcfg.tasks), static_cast<unsigned long long>(tcfg.min_ms),
                 static_cast<unsigned long long>(tcfg.max_ms));
-  char late[64];
-  std::snprintf(late, sizeof late, "late p50 %.0f p99 %.0f us", tm.late_p50_us, tm.late_p99_us);
-
-  std::printf("\n  %-20s %-6s %16s  %-28s %s\n", "benchmark", "impl", "rate", "detail", "coil vs baseline");
-  table_row(nop_name, "coil", nop_coil.ops_per_s(), "ops/s", per_op(nop_coil.ops_per_s()),
-            ratio_text(nop_coil.ops_per_s(), nop_uring.ops_per_s(), "raw uring (target >= 0.5x)"));
-  table_row(nop_name, "uring", nop_uring.ops_per_s(), "ops/s", per_op(nop_uring.ops_per_s()), "");
-  table_row("randread 4K qd32", "coil", rr_coil.iops(), "IOPS", per_op(rr_coil.iops()),
-            ratio_text(rr_coil.iops(), rr_uring.iops(), "raw uring (target >= 0.9x), ") +
-                ratio_text(rr_coil.iops(), rr_pread.iops(), "pread"));
-  table_row("randread 4K qd32", "uring", rr_uring.iops(), "IOPS", per_op(rr_uring.iops()), "");
-  table_row("randread 4K qd1", "pread", rr_pread.iops(), "IOPS", per_op(rr_pread.iops()), "");
-  table_row(timer_name, "coil", tm.fired_per_s(), "fired/s", late,
-            ratio_text(tm.fired_per_s(), tm.ideal_per_s, "of the no-lateness rate"));
-  std::printf("  (buffered reads from a warm page cache; numbers are noisy when other work shares the CPUs)\n\n");
+  const auto ops = [](uint64_t n) { return static_cast<double>(n); };
+  std::printf("\n  %-19s %-6s %15s %9s %9s   %s\n", "benchmark", "impl", "rate", "ns/op", "cpu ns/op",
+              "coil vs baseline (wall / cpu)");
+  table_row(nop_name, "coil", ops(nop_coil.ops), nop_coil, "ops/s",
+            versus(ops(nop_coil.ops), nop_coil, ops(nop_uring.ops), nop_uring, "raw uring (target >= 0.5x)"));
+  table_row(nop_name, "uring", ops(nop_uring.ops), nop_uring, "ops/s", "");
+  table_row("randread 4K qd32", "coil", ops(rr_coil.reads), rr_coil, "IOPS",
+            versus(ops(rr_coil.reads), rr_coil, ops(rr_uring.reads), rr_uring, "raw uring (target >= 0.9x)"));
+  table_row("randread 4K qd32", "uring", ops(rr_uring.reads), rr_uring, "IOPS", "");
+  table_row("randread 4K qd1", "pread", ops(rr_pread.reads), rr_pread, "IOPS",
+            "coil: " + versus(ops(rr_coil.reads), rr_coil, ops(rr_pread.reads), rr_pread, "pread"));
+  table_row(timer_name, "coil", ops(tm.fired), tm, "fired/s", "");
+  std::printf("  timers: %.0f%% of the no-lateness rate (%s/s); lateness p50 %.1f us, p99 %.1f us, max %.1f us\n",
+              100 * tm.fired_per_s() / tm.ideal_per_s, human(tm.ideal_per_s).c_str(), tm.late_p50_us, tm.late_p99_us,
+              tm.late_max_us);
+  std::printf("  (buffered reads from a warm page cache; wall-clock rates drop when other work shares the CPUs)\n\n");
 
   stats_line(opts.stats, "nop", nop_coil.stats);
   stats_line(opts.stats, "randread", rr_coil.stats);
@@ -148,9 +152,11 @@ int run_tour(const options& opts) {
   j.add("bench", "tour").add("seconds_per_step", secs).add("file", rcfg.path).add("file_bytes", rcfg.file_size);
   j.add("nop_coil_ops_per_s", nop_coil.ops_per_s()).add("nop_uring_ops_per_s", nop_uring.ops_per_s());
   j.add("nop_ratio_uring", ratio(nop_coil.ops_per_s(), nop_uring.ops_per_s()));
+  j.add("nop_cpu_ratio_uring", ratio(nop_coil.ops_per_cpu_s(), nop_uring.ops_per_cpu_s()));
   j.add("randread_coil_iops", rr_coil.iops()).add("randread_uring_iops", rr_uring.iops());
   j.add("randread_pread_iops", rr_pread.iops());
   j.add("randread_ratio_uring", ratio(rr_coil.iops(), rr_uring.iops()));
+  j.add("randread_cpu_ratio_uring", ratio(rr_coil.iops_per_cpu_s(), rr_uring.iops_per_cpu_s()));
   j.add("randread_ratio_pread", ratio(rr_coil.iops(), rr_pread.iops()));
   j.add("timers_fired_per_s", tm.fired_per_s()).add("timers_ideal_per_s", tm.ideal_per_s);
   j.add("timers_late_p50_us", tm.late_p50_us).add("timers_late_p99_us", tm.late_p99_us);
