@@ -88,13 +88,14 @@ int cmd_randread(const options& opts) {
     std::fprintf(stderr, "coil-bench: randread %s: %s\n", impl.c_str(), r.failure.c_str());
     return 1;
   }
-  std::printf("randread %s: %s, bs %llu, qd %llu%s, %s: %.2f s: %s IOPS (%.0f MiB/s; %.0f ns of CPU time per read), "
-              "errors %llu\n",
-              impl.c_str(), cfg.path.c_str(), static_cast<unsigned long long>(cfg.bs),
-              static_cast<unsigned long long>(impl == "pread" ? 1 : cfg.qd), impl == "pread" ? " (1 thread)" : "",
-              cfg.direct ? "O_DIRECT" : "buffered", r.seconds, human(r.iops()).c_str(),
-              r.iops() * static_cast<double>(cfg.bs) / (1 << 20), 1e9 / r.iops_per_cpu_s(),
-              static_cast<unsigned long long>(r.errors));
+  std::printf(
+      "randread %s: %s, bs %llu, qd %llu%s, %s: %.2f s: %s IOPS (%.0f MiB/s; %.0f ns of CPU time per read), "
+      "errors %llu\n",
+      impl.c_str(), cfg.path.c_str(), static_cast<unsigned long long>(cfg.bs),
+      static_cast<unsigned long long>(impl == "pread" ? 1 : cfg.qd), impl == "pread" ? " (1 thread)" : "",
+      cfg.direct ? "O_DIRECT" : "buffered", r.seconds, human(r.iops()).c_str(),
+      r.iops() * static_cast<double>(cfg.bs) / (1 << 20), 1e9 / r.iops_per_cpu_s(),
+      static_cast<unsigned long long>(r.errors));
   print_stats_line("randread", r.stats, opts.stats);
   json_object j;
   j.add("bench", "randread").add("impl", impl).add("iops", r.iops()).add("errors", r.errors);
@@ -115,12 +116,13 @@ int cmd_timers(const options& opts) {
     progress prog("timers coil", opts.seconds);
     r = run_timers_coil(cfg, &prog);
   }
-  std::printf("timers coil: %llu tasks sleeping %llu-%llu ms, %.2f s: %s fired/s (%.0f%% of the ideal %s/s), "
-              "late p50 %.1f us, p99 %.1f us, max %.1f us, errors %llu\n",
-              static_cast<unsigned long long>(cfg.tasks), static_cast<unsigned long long>(cfg.min_ms),
-              static_cast<unsigned long long>(cfg.max_ms), r.seconds, human(r.fired_per_s()).c_str(),
-              100 * r.fired_per_s() / r.ideal_per_s, human(r.ideal_per_s).c_str(), r.late_p50_us, r.late_p99_us,
-              r.late_max_us, static_cast<unsigned long long>(r.errors));
+  std::printf(
+      "timers coil: %llu tasks sleeping %llu-%llu ms, %.2f s: %s fired/s (%.0f%% of the ideal %s/s), "
+      "late p50 %.1f us, p99 %.1f us, max %.1f us, errors %llu\n",
+      static_cast<unsigned long long>(cfg.tasks), static_cast<unsigned long long>(cfg.min_ms),
+      static_cast<unsigned long long>(cfg.max_ms), r.seconds, human(r.fired_per_s()).c_str(),
+      100 * r.fired_per_s() / r.ideal_per_s, human(r.ideal_per_s).c_str(), r.late_p50_us, r.late_p99_us, r.late_max_us,
+      static_cast<unsigned long long>(r.errors));
   print_stats_line("timers", r.stats, opts.stats);
   json_object j;
   j.add("bench", "timers").add("impl", "coil").add("fired_per_s", r.fired_per_s());

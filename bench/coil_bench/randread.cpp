@@ -56,8 +56,7 @@ struct read_shared {
   uint64_t errors = 0;
 };
 
-coil::task<void> reader(const coil::file& f, std::span<std::byte> buf, uint64_t blocks, uint64_t seed,
-                        read_shared& s) {
+coil::task<void> reader(const coil::file& f, std::span<std::byte> buf, uint64_t blocks, uint64_t seed, read_shared& s) {
   rng r(seed);
   while (!s.stop) {
     const uint64_t off = r.below(blocks) * buf.size();

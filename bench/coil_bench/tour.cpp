@@ -119,9 +119,8 @@ int run_tour(const options& opts) {
   char nop_name[32];
   std::snprintf(nop_name, sizeof nop_name, "nop x%llu", static_cast<unsigned long long>(opts.tasks));
   char timer_name[48];
-  std::snprintf(timer_name, sizeof timer_name, "timers %llux%llu-%llums",
-                static_cast<unsigned long long>(tcfg.tasks), static_cast<unsigned long long>(tcfg.min_ms),
-                static_cast<unsigned long long>(tcfg.max_ms));
+  std::snprintf(timer_name, sizeof timer_name, "timers %llux%llu-%llums", static_cast<unsigned long long>(tcfg.tasks),
+                static_cast<unsigned long long>(tcfg.min_ms), static_cast<unsigned long long>(tcfg.max_ms));
   const auto ops = [](uint64_t n) { return static_cast<double>(n); };
   std::printf("\n  %-19s %-6s %15s %9s %9s   %s\n", "benchmark", "impl", "rate", "ns/op", "cpu ns/op",
               "coil vs baseline (wall / cpu)");
@@ -144,9 +143,8 @@ int run_tour(const options& opts) {
   stats_line(opts.stats, "timers", tm.stats);
 
   const uint64_t errors = nop_coil.errors + nop_uring.errors + rr_coil.errors + rr_uring.errors + rr_pread.errors +
-                          tm.errors + (rr_coil.failure.empty() && rr_uring.failure.empty() && rr_pread.failure.empty()
-                                           ? 0
-                                           : 1);
+                          tm.errors +
+                          (rr_coil.failure.empty() && rr_uring.failure.empty() && rr_pread.failure.empty() ? 0 : 1);
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   json_object j;
   j.add("bench", "tour").add("seconds_per_step", secs).add("file", rcfg.path).add("file_bytes", rcfg.file_size);

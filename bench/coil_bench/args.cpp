@@ -1,0 +1,152 @@
+// Command-line parsing: `--name value` or `--name=value`, sizes with K/M/G.
+#include <sched.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "common.hpp"
+
+namespace coil_bench {
+
+// ---- arguments -------------------------------------------------------------------
+
+void print_usage(std::FILE* out) {
+  std::fputs(
+      "usage: coil-bench <command> [options]\n"
+      "commands:\n"
+      "  nop       --tasks N (128) --seconds S (3) [--baseline uring]\n"
+      "  randread  --file PATH --bs B (4096) --qd N (32) --seconds S (3) [--direct]\n"
+      "            [--size BYTES (1G, used when creating PATH)] [--baseline uring|pread]\n"
+      "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
+      "  tour      --seconds S per step (4) --size BYTES (1G)\n"
+      "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
+      "sizes take K/M/G suffixes (powers of 1024). The last stdout line is JSON.\n",
+      out);
+}
+
+namespace {
+
+bool parse_u64(const char* text, uint64_t& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || text[0] == '-') return false;
+  switch (*end) {
+    case 'k':
+    case 'K':
+      v <<= 10;
+      ++end;
+      break;
+    case 'm':
+    case 'M':
+      v <<= 20;
+      ++end;
+      break;
+    case 'g':
+    case 'G':
+      v <<= 30;
+      ++end;
+      break;
+    default: break;
+  }
+  if (*end != '\0') return false;
+  out = v;
+  return true;
+}
+
+bool parse_double(const char* text, double& out) {
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text, &end);
+  if (errno != 0 || end == text || *end != '\0' || !(v > 0) || !std::isfinite(v)) return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+bool parse_args(int argc, char** argv, options& opts) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return false;
+  }
+  opts.command = argv[1];
+  if (opts.command == "-h" || opts.command == "--help" || opts.command == "help") {
+    print_usage(stdout);
+    std::exit(0);
+  }
+  for (int i = 2; i < argc; ++i) {
+    std::string name = argv[i];
+    std::string value;
+    bool has_inline_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_inline_value = true;
+    }
+    // Flags without a value first.
+    if (name == "--direct" || name == "--stats") {
+      (name == "--direct" ? opts.direct : opts.stats) = true;
+      continue;
+    }
+    if (name == "-h" || name == "--help") {
+      print_usage(stdout);
+      std::exit(0);
+    }
+    if (!has_inline_value) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "coil-bench: %s needs a value\n", name.c_str());
+        return false;
+      }
+      value = argv[++i];
+    }
+    const char* v = value.c_str();
+    bool ok = true;
+    uint64_t n = 0;
+    if (name == "--seconds") {
+      ok = parse_double(v, opts.seconds);
+      opts.seconds_given = true;
+    } else if (name == "--tasks") {
+      ok = parse_u64(v, opts.tasks) && opts.tasks > 0;
+    } else if (name == "--bs") {
+      ok = parse_u64(v, opts.bs) && opts.bs > 0;
+    } else if (name == "--qd") {
+      ok = parse_u64(v, opts.qd) && opts.qd > 0 && opts.qd <= 4096;
+    } else if (name == "--size") {
+      ok = parse_u64(v, n) && n > 0;
+      opts.size_bytes = n;
+    } else if (name == "--file") {
+      opts.file = value;
+    } else if (name == "--baseline") {
+      opts.baseline = value;
+      ok = value == "uring" || value == "pread";
+    } else if (name == "--cpu") {
+      ok = parse_u64(v, n) && n < CPU_SETSIZE;
+      opts.cpu = static_cast<int>(n);
+    } else if (name == "--timer-tasks") {
+      ok = parse_u64(v, opts.timer_tasks) && opts.timer_tasks > 0;
+    } else if (name == "--min-ms") {
+      ok = parse_u64(v, opts.timer_min_ms) && opts.timer_min_ms > 0;
+    } else if (name == "--max-ms") {
+      ok = parse_u64(v, opts.timer_max_ms) && opts.timer_max_ms > 0;
+    } else {
+      std::fprintf(stderr, "coil-bench: unknown option %s\n", name.c_str());
+      print_usage(stderr);
+      return false;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "coil-bench: bad value for %s: '%s'\n", name.c_str(), v);
+      return false;
+    }
+  }
+  if (opts.timer_min_ms > opts.timer_max_ms) {
+    std::fprintf(stderr, "coil-bench: --min-ms must not exceed --max-ms\n");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace coil_bench
