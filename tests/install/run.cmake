@@ -7,9 +7,10 @@
 #    gives (PKG_CONFIG_PATH pointing into the prefix).
 # Any failing step fails the test.
 #
-# Options: CXX (compiler), CXX_ID (its CMAKE_CXX_COMPILER_ID), BUILD_TYPE, GENERATOR, MAKE_PROGRAM, LIBDIR
-# (CMAKE_INSTALL_LIBDIR of the coil build), SANITIZE (COIL_SANITIZE of the
-# coil build: a sanitized libcoil.a needs sanitized consumers).
+# Options: CXX (compiler), CXX_ID (its CMAKE_CXX_COMPILER_ID), BUILD_TYPE,
+# GENERATOR, MAKE_PROGRAM, LIBDIR (CMAKE_INSTALL_LIBDIR of the coil build),
+# SANITIZE (COIL_SANITIZE of the coil build: a sanitized libcoil.a needs
+# sanitized consumers).
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var COIL_BINARY_DIR WORK_DIR CXX)
