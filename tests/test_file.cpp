@@ -3,6 +3,7 @@
 // through plain POSIX calls where that makes the check independent of coil.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -307,6 +308,40 @@ TEST(FileIo, LargeWriteAllReadExact) {
     EXPECT_TRUE(same_bytes(win, std::span(data).subspan(12345677, win.size())));
   }());
   EXPECT_TRUE(same_bytes(slurp(path), data));
+}
+
+TEST(FileIo, ShortPositionalWritesAtFileSizeLimit) {
+  // RLIMIT_FSIZE is the one way to get a short write on a regular file: a
+  // write crossing the limit stops there and the next one fails with EFBIG.
+  // write_all_at must continue at the right offset and report that error.
+  test::temp_dir dir;
+  const std::string path = dir.file("limit");
+  const auto data = pattern(20000, 6);
+  constexpr size_t limit = 8292;
+  struct sigaction ign {}, old_sig {};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ign, &old_sig), 0);
+  rlimit old_lim{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_lim), 0);
+  rlimit lim = old_lim;
+  lim.rlim_cur = limit;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
+  result<size_t> first = 0;
+  result<void> all;
+  test::run([&]() -> task<void> {
+    auto f = co_await file::create(path.c_str());
+    CO_ASSERT_OK(f);
+    first = co_await f->write_at(as_bytes(data), 0);
+    all = co_await f->write_all_at(as_bytes(data), 4000);
+  }());
+  ::setrlimit(RLIMIT_FSIZE, &old_lim);
+  ::sigaction(SIGXFSZ, &old_sig, nullptr);
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(*first, limit);
+  EXPECT_TRUE(fails_with(all, std::errc::file_too_large));
+  std::vector<char> want(data.begin(), data.begin() + 4000);
+  want.insert(want.end(), data.begin(), data.begin() + (limit - 4000));
+  EXPECT_TRUE(same_bytes(slurp(path), want));
 }
 
 TEST(FileIo, ShortReadsAtEof) {
