@@ -3,6 +3,7 @@
 // through plain POSIX calls where that makes the check independent of coil.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -867,6 +868,26 @@ TEST(FileDevice, DevZeroAndDevNull) {
     CO_EXPECT_FAIL(co_await full->write_all_at(as_bytes(data), ops::current_position),
                            std::errc::no_space_on_device);
   }());
+}
+
+TEST(FileDevice, HugeBuffersAreClampedNotTruncated) {
+  // One transfer is capped at 0x7ffff000 bytes. A 4 GiB + 10 buffer must
+  // not wrap to 10 bytes in the 32-bit SQE length. The buffer is a read-only
+  // anonymous mapping that /dev/null never touches, so it costs no memory.
+  const size_t huge = (size_t{4} << 30) + 10;
+  void* mem = ::mmap(nullptr, huge, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED) << std::strerror(errno);
+  const std::span<const std::byte> buf(static_cast<const std::byte*>(mem), huge);
+  test::run([&]() -> task<void> {
+    auto null = co_await file::open("/dev/null", O_WRONLY);
+    CO_ASSERT_OK(null);
+    auto w = co_await null->write(buf);
+    CO_ASSERT_OK(w);
+    EXPECT_EQ(*w, 0x7ffff000u);
+    auto all = co_await null->write_all_at(buf, ops::current_position);  // three rounds
+    EXPECT_TRUE(all) << all.error().message();
+  }());
+  ::munmap(mem, huge);
 }
 
 // ---- concurrency -----------------------------------------------------------------
