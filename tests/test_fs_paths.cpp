@@ -217,6 +217,33 @@ TEST(FsStat, ByPath) {
   }());
 }
 
+TEST(FsPaths, RelativeToWorkingDirectory) {
+  // Paths resolve against the process's working directory (AT_FDCWD), also
+  // when the kernel runs the operation on one of its worker threads.
+  test::temp_dir dir;
+  char old_cwd[PATH_MAX];
+  ASSERT_NE(::getcwd(old_cwd, sizeof old_cwd), nullptr);
+  ASSERT_EQ(::chdir(dir.path().c_str()), 0);
+  test::run([&]() -> task<void> {
+    CO_EXPECT_OK(co_await mkdir("rel"));
+    auto f = co_await file::create("rel/a");
+    EXPECT_TRUE(f) << f.error().message();
+    if (f) {
+      auto w = co_await f->write_at(std::as_bytes(std::span("relative", 8)), 0);
+      EXPECT_TRUE(w && *w == 8);
+    }
+    CO_EXPECT_OK(co_await rename("rel/a", "rel/b"));
+    struct ::statx st {};
+    CO_EXPECT_OK(co_await stat("rel/b", &st));
+    EXPECT_EQ(st.stx_size, 8u);
+    CO_EXPECT_OK(co_await unlink("rel/b"));
+    CO_EXPECT_OK(co_await rmdir("rel"));
+    CO_EXPECT_FAIL(co_await stat("rel", &st), std::errc::no_such_file_or_directory);
+  }());
+  ASSERT_EQ(::chdir(old_cwd), 0);
+  EXPECT_FALSE(exists(dir.file("rel")));
+}
+
 task<void> make_then_remove(std::string path, int& ok) {
   auto f = co_await file::create(path.c_str());
   if (!f) co_return;
