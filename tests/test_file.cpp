@@ -612,7 +612,7 @@ TEST(FileMeta, CloseWithoutRuntimeDoesNotLeak) {
 // completed it with -ECANCELED (cancelled while queued for room), and the
 // awaiter only closes the fd itself when the op failed before being pushed.
 // The same leak happens when the runtime is destroyed with the close queued.
-TEST(FileMeta, DISABLED_CloseQueuedBehindFullRingThenCancelledDoesNotLeak) {
+TEST(FileMeta, CloseQueuedBehindFullRingThenCancelledDoesNotLeak) {
   // The ring is full of reads that never finish, so the close waits in user
   // space; its task is cancelled before the close reaches the kernel.
   test::temp_dir dir;

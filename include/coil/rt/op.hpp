@@ -7,6 +7,7 @@
 // operation, the destructor cancels it and blocks until the completion
 // arrives, so the kernel never writes into freed memory. A late file
 // descriptor (an open that finished anyway) is closed, not leaked.
+#include <cerrno>
 #include <coroutine>
 #include <type_traits>
 #include <utility>
@@ -29,6 +30,14 @@ constexpr bool yields_fd() {
     return false;
   }
 }
+template <class Op>
+constexpr bool consumes_fd() {
+  if constexpr (requires { Op::consumes_fd; }) {
+    return Op::consumes_fd;
+  } else {
+    return false;
+  }
+}
 }  // namespace detail
 
 // Out: the type await_resume returns; must be constructible from the result
@@ -40,6 +49,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   // Movable only before it is awaited (so it can be passed to with_timeout).
   op_awaiter(op_awaiter&& o) noexcept : op_(o.op_) {
     COIL_ASSERT(o.state == op_state::idle && !o.rt_, "moving an operation that was already awaited");
+    o.consumed_ = true;  // the moved-from shell owns nothing (e.g. close's fd)
   }
   op_awaiter& operator=(op_awaiter&&) = delete;
 
@@ -47,6 +57,10 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     if (state == op_state::queued || state == op_state::in_flight) rt_->cancel_and_wait(*this);
     if constexpr (detail::yields_fd<Op>()) {
       if (!consumed_ && state == op_state::done && res >= 0) (void)::close(res);
+    }
+    if constexpr (detail::consumes_fd<Op>()) {
+      // A close that never reached the kernel still releases the descriptor.
+      if (!consumed_ && rt_ == nullptr && op_.fd >= 0) (void)::close(op_.fd);
     }
     // list hooks unlink themselves: a done-but-unresumed completion leaves the
     // ready list, and the stop callback leaves its source.
@@ -75,8 +89,16 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   Out await_resume() noexcept {
     static_cast<stop_callback&>(*this).unlink();
     consumed_ = true;
-    if (early_ != 0) return Out(fail(early_ > 0 ? errno_code(early_) : make_error_code(static_cast<errc>(-early_))));
+    if (early_ != 0) {
+      if constexpr (detail::consumes_fd<Op>()) (void)op_.perform(false);  // like close(2): released even on error
+      return Out(fail(early_ > 0 ? errno_code(early_) : make_error_code(static_cast<errc>(-early_))));
+    }
     state = op_state::idle;
+    if constexpr (detail::consumes_fd<Op>()) {
+      // Cancelled before the kernel ran it (queued for ring space, or an
+      // io-wq item that never started): the descriptor is still open.
+      if (res == -ECANCELED) (void)op_.perform(false);
+    }
     return Out(Op::complete(res));
   }
 

@@ -1,0 +1,50 @@
+#pragma once
+// The operation contract shared by every op struct (see ops/fs.hpp, ops/net.hpp).
+// An op is a plain struct, no coroutine or driver knowledge:
+//   static constexpr uint8_t opcode;         io_uring opcode (probed at start)
+//   static constexpr uint32_t poll_events;   readiness to wait for when a
+//       non-blocking attempt gives -EAGAIN (EPOLLIN/EPOLLOUT); 0 means the op
+//       may block and a fallback driver runs it on a worker thread
+//   int fd;                                  the descriptor readiness applies to
+//                                            (needed when poll_events != 0)
+//   void prep(io_uring_sqe&) const;          fill an SQE
+//   int32_t perform(bool nowait) const;      the equivalent syscall, returning
+//       the result or -errno; with nowait it must not block (MSG_DONTWAIT,
+//       RWF_NOWAIT) and returns -EAGAIN instead
+//   static R complete(int32_t res);          kernel result -> typed result
+//   static constexpr bool yields_fd;         (optional) a result >= 0 is an fd
+//       that must be closed if nobody consumes it
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+
+#include <liburing.h>
+
+#include "coil/core/result.hpp"
+
+namespace coil::ops {
+
+// Offset meaning "use and advance the file position" (pipes, sockets, ttys).
+inline constexpr uint64_t current_position = static_cast<uint64_t>(-1);
+
+namespace detail {
+inline int32_t kernel_ret(long r) noexcept { return r < 0 ? -errno : static_cast<int32_t>(r); }
+inline result<size_t> to_size(int32_t res) noexcept {
+  return from_kernel(res).map([](uint32_t n) { return static_cast<size_t>(n); });
+}
+inline result<void> to_void(int32_t res) noexcept {
+  if (res < 0) return fail(errno_code(-res));
+  return {};
+}
+}  // namespace detail
+
+struct nop {
+  static constexpr uint8_t opcode = IORING_OP_NOP;
+  static constexpr uint32_t poll_events = 0;
+  int fd = -1;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_nop(&s); }
+  int32_t perform(bool) const noexcept { return 0; }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+}  // namespace coil::ops

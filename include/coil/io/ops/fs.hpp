@@ -1,0 +1,195 @@
+#pragma once
+// File and path operations. Regular files never report readiness, so a
+// fallback driver runs these on its worker pool; read/write first try
+// RWF_NOWAIT (a page-cache hit completes inline) and work on pipes and
+// character devices by readiness.
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include "coil/core/unique_fd.hpp"
+#include "coil/io/ops/common.hpp"
+
+namespace coil::ops {
+
+namespace detail {
+inline int32_t rw_ret(long r, bool nowait) noexcept {
+  // Kernels without RWF_NOWAIT support for this file report EOPNOTSUPP:
+  // treat it as "would block" so the caller takes the blocking path.
+  if (r < 0 && nowait && errno == EOPNOTSUPP) return -EAGAIN;
+  return kernel_ret(r);
+}
+inline off_t off(uint64_t offset) noexcept {
+  return offset == current_position ? -1 : static_cast<off_t>(offset);
+}
+}  // namespace detail
+
+struct read {
+  static constexpr uint8_t opcode = IORING_OP_READ;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  int fd;
+  void* buf;
+  uint32_t len;
+  uint64_t offset;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_read(&s, fd, buf, len, offset); }
+  int32_t perform(bool nowait) const noexcept {
+    iovec v{buf, len};
+    return detail::rw_ret(::preadv2(fd, &v, 1, detail::off(offset), nowait ? RWF_NOWAIT : 0), nowait);
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+struct write {
+  static constexpr uint8_t opcode = IORING_OP_WRITE;
+  static constexpr uint32_t poll_events = EPOLLOUT;
+  int fd;
+  const void* buf;
+  uint32_t len;
+  uint64_t offset;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_write(&s, fd, buf, len, offset); }
+  int32_t perform(bool nowait) const noexcept {
+    iovec v{const_cast<void*>(buf), len};
+    return detail::rw_ret(::pwritev2(fd, &v, 1, detail::off(offset), nowait ? RWF_NOWAIT : 0), nowait);
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+struct readv {
+  static constexpr uint8_t opcode = IORING_OP_READV;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  int fd;
+  const iovec* iov;
+  uint32_t iovcnt;
+  uint64_t offset;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_readv(&s, fd, iov, iovcnt, offset); }
+  int32_t perform(bool nowait) const noexcept {
+    return detail::rw_ret(
+        ::preadv2(fd, iov, static_cast<int>(iovcnt), detail::off(offset), nowait ? RWF_NOWAIT : 0), nowait);
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+struct writev {
+  static constexpr uint8_t opcode = IORING_OP_WRITEV;
+  static constexpr uint32_t poll_events = EPOLLOUT;
+  int fd;
+  const iovec* iov;
+  uint32_t iovcnt;
+  uint64_t offset;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_writev(&s, fd, iov, iovcnt, offset); }
+  int32_t perform(bool nowait) const noexcept {
+    return detail::rw_ret(
+        ::pwritev2(fd, iov, static_cast<int>(iovcnt), detail::off(offset), nowait ? RWF_NOWAIT : 0), nowait);
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+struct fsync {
+  static constexpr uint8_t opcode = IORING_OP_FSYNC;
+  static constexpr uint32_t poll_events = 0;
+  int fd;
+  bool datasync;
+  void prep(io_uring_sqe& s) const noexcept {
+    io_uring_prep_fsync(&s, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+  }
+  int32_t perform(bool) const noexcept { return detail::kernel_ret(datasync ? ::fdatasync(fd) : ::fsync(fd)); }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+struct fallocate {
+  static constexpr uint8_t opcode = IORING_OP_FALLOCATE;
+  static constexpr uint32_t poll_events = 0;
+  int fd;
+  int mode;
+  uint64_t offset;
+  uint64_t len;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_fallocate(&s, fd, mode, offset, len); }
+  int32_t perform(bool) const noexcept {
+    return detail::kernel_ret(
+        ::fallocate(fd, mode, static_cast<off_t>(offset), static_cast<off_t>(len)));
+  }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+struct openat {
+  static constexpr uint8_t opcode = IORING_OP_OPENAT;
+  static constexpr uint32_t poll_events = 0;
+  static constexpr bool yields_fd = true;  // a late result must be closed
+  int dirfd;
+  const char* path;
+  int flags;
+  mode_t mode;
+  void prep(io_uring_sqe& s) const noexcept {
+    io_uring_prep_openat(&s, dirfd, path, flags | O_CLOEXEC, mode);
+  }
+  int32_t perform(bool) const noexcept { return detail::kernel_ret(::openat(dirfd, path, flags | O_CLOEXEC, mode)); }
+  static result<unique_fd> complete(int32_t res) noexcept {
+    if (res < 0) return fail(errno_code(-res));
+    return unique_fd(res);
+  }
+};
+
+struct close {
+  static constexpr uint8_t opcode = IORING_OP_CLOSE;
+  static constexpr uint32_t poll_events = 0;
+  static constexpr bool consumes_fd = true;  // the fd is released even if the op never runs
+  int fd;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_close(&s, fd); }
+  int32_t perform(bool) const noexcept { return detail::kernel_ret(::close(fd)); }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+struct statx {
+  static constexpr uint8_t opcode = IORING_OP_STATX;
+  static constexpr uint32_t poll_events = 0;
+  int dirfd;
+  const char* path;
+  int flags;
+  unsigned mask;
+  struct ::statx* out;  // caller-owned; must outlive the operation
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_statx(&s, dirfd, path, flags, mask, out); }
+  int32_t perform(bool) const noexcept { return detail::kernel_ret(::statx(dirfd, path, flags, mask, out)); }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+struct unlinkat {
+  static constexpr uint8_t opcode = IORING_OP_UNLINKAT;
+  static constexpr uint32_t poll_events = 0;
+  int dirfd;
+  const char* path;
+  int flags;  // AT_REMOVEDIR to remove a directory
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_unlinkat(&s, dirfd, path, flags); }
+  int32_t perform(bool) const noexcept { return detail::kernel_ret(::unlinkat(dirfd, path, flags)); }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+struct renameat {
+  static constexpr uint8_t opcode = IORING_OP_RENAMEAT;
+  static constexpr uint32_t poll_events = 0;
+  int olddirfd;
+  const char* oldpath;
+  int newdirfd;
+  const char* newpath;
+  unsigned flags;
+  void prep(io_uring_sqe& s) const noexcept {
+    io_uring_prep_renameat(&s, olddirfd, oldpath, newdirfd, newpath, flags);
+  }
+  int32_t perform(bool) const noexcept {
+    return detail::kernel_ret(::renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
+  }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+struct mkdirat {
+  static constexpr uint8_t opcode = IORING_OP_MKDIRAT;
+  static constexpr uint32_t poll_events = 0;
+  int dirfd;
+  const char* path;
+  mode_t mode;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_mkdirat(&s, dirfd, path, mode); }
+  int32_t perform(bool) const noexcept { return detail::kernel_ret(::mkdirat(dirfd, path, mode)); }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+}  // namespace coil::ops
