@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "coil/io/op_completion.hpp"
 #include "coil/io/uring_driver.hpp"
 #include "test_util.hpp"
 
@@ -13,23 +14,13 @@ using coil::completion;
 using coil::intrusive_list;
 using coil::uring_driver;
 
-struct nop_op : completion {
-  nop_op() {
-    prep = [](completion&, io_uring_sqe& s) noexcept { io_uring_prep_nop(&s); };
-    opcode = IORING_OP_NOP;
-  }
+struct nop_op : coil::op_completion<coil::ops::nop> {
+  nop_op() : op_completion(coil::ops::nop{}) {}
 };
 
-struct pipe_read_op : completion {
-  int fd = -1;
+struct pipe_read_op : coil::op_completion<coil::ops::read> {
   char buf[16] = {};
-  explicit pipe_read_op(int f) : fd(f) {
-    prep = [](completion& c, io_uring_sqe& s) noexcept {
-      auto& self = static_cast<pipe_read_op&>(c);
-      io_uring_prep_read(&s, self.fd, self.buf, sizeof self.buf, 0);
-    };
-    opcode = IORING_OP_READ;
-  }
+  explicit pipe_read_op(int f) : op_completion(coil::ops::read{f, nullptr, sizeof buf, 0}) { op.buf = buf; }
 };
 
 std::unique_ptr<uring_driver> make_driver(unsigned entries = 64) {
@@ -130,7 +121,10 @@ TEST(Driver, CancelQueuedOpNeverReachesKernel) {
 TEST(Driver, UnsupportedOpcodeCompletesWithEopnotsupp) {
   auto d = make_driver();
   nop_op op;
-  op.opcode = 250;  // beyond any kernel's IORING_OP_LAST
+  static constexpr coil::op_vtable bogus{
+      [](completion&, io_uring_sqe& s) noexcept { io_uring_prep_nop(&s); },
+      [](completion&, bool) noexcept -> int32_t { return 0; }, 0, 250, false, true};
+  op.ops = &bogus;  // 250: beyond any kernel's IORING_OP_LAST
   EXPECT_FALSE(d->supports(250));
   EXPECT_TRUE(d->supports(IORING_OP_NOP));
   d->push(op);

@@ -47,6 +47,23 @@ T run(task<T> t, const runtime_options& opts = {}) {
   return (*rt)->block_on(std::move(t));
 }
 
+// The driver a default runtime gets here (COIL_DRIVER=epoll runs the suite on
+// the fallback driver).
+inline driver_kind default_driver() {
+  static const driver_kind kind = [] {
+    auto d = driver::create();
+    return d ? (*d)->kind() : driver_kind::automatic;
+  }();
+  return kind;
+}
+
+// Skips a test of io_uring-only behaviour (ring sizes, SQE batching).
+#define COIL_REQUIRE_URING()                                         \
+  do {                                                               \
+    if (::coil::test::default_driver() != ::coil::driver_kind::uring) \
+      GTEST_SKIP() << "io_uring-specific; running on another driver"; \
+  } while (0)
+
 inline std::span<std::byte> as_writable(std::vector<char>& v) { return std::as_writable_bytes(std::span(v)); }
 inline std::span<const std::byte> as_bytes(const std::vector<char>& v) { return std::as_bytes(std::span(v)); }
 inline std::span<const std::byte> as_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }

@@ -6,6 +6,7 @@
 
 #include <liburing.h>
 
+#include "coil/io/op_completion.hpp"
 #include "coil/io/uring_driver.hpp"
 #include "coil/rt/op.hpp"
 #include "coil_bench/raw_ring.hpp"
@@ -53,11 +54,8 @@ BENCHMARK(BM_runtime_nop)->Arg(1)->Arg(128);
 // ---- the standalone driver ----------------------------------------------------------
 
 // The smallest user of uring_driver: a completion that preps a NOP.
-struct nop_completion : coil::completion {
-  nop_completion() noexcept {
-    prep = [](coil::completion&, io_uring_sqe& sqe) noexcept { io_uring_prep_nop(&sqe); };
-    opcode = IORING_OP_NOP;
-  }
+struct nop_completion : coil::op_completion<coil::ops::nop> {
+  nop_completion() noexcept : op_completion(coil::ops::nop{}) {}
 };
 
 // push range(0) nops, flush (one io_uring_enter), reap them all.

@@ -5,7 +5,7 @@
 #include "coil/core/unique_fd.hpp"
 #include "coil/fs/file.hpp"
 #include "coil/io/ops.hpp"
-#include "coil/io/uring_driver.hpp"
+#include "coil/io/driver.hpp"
 #include "coil/rt/op.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/task.hpp"

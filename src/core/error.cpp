@@ -21,6 +21,7 @@ class category final : public std::error_category {
       case errc::write_zero: return "write made no progress";
       case errc::misaligned: return "buffer, offset or length not aligned for O_DIRECT";
       case errc::deadlock: return "task waits, but nothing can ever wake it";
+      case errc::uring_unavailable: return "io_uring is unavailable (blocked, disabled or too old)";
     }
     return "unknown coil error";
   }

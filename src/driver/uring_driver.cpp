@@ -35,13 +35,18 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
       IORING_SETUP_CQSIZE,
   };
   int ret = -EINVAL;
-  for (unsigned flags : attempts) {
-    if (!opts.single_issuer && (flags & IORING_SETUP_SINGLE_ISSUER)) continue;
-    io_uring_params p{};
-    p.flags = flags;
-    p.cq_entries = opts.entries * 2;
-    ret = io_uring_queue_init_params(opts.entries, &d->ring_, &p);
-    if (ret != -EINVAL) break;
+  // Locked-memory limits on kernels before 5.12 make big rings fail with
+  // ENOMEM; a smaller ring still works (ops beyond it wait in user space).
+  for (unsigned entries = opts.entries; entries >= 2; entries /= 2) {
+    for (unsigned flags : attempts) {
+      if (!opts.single_issuer && (flags & IORING_SETUP_SINGLE_ISSUER)) continue;
+      io_uring_params p{};
+      p.flags = flags;
+      p.cq_entries = entries * 2;
+      ret = io_uring_queue_init_params(entries, &d->ring_, &p);
+      if (ret != -EINVAL) break;
+    }
+    if (ret != -ENOMEM || entries <= 8) break;
   }
   if (ret < 0) return fail(errno_code(-ret));
   d->ring_ok_ = true;
@@ -98,6 +103,14 @@ uring_driver::~uring_driver() {
   io_uring_queue_exit(&ring_);
 }
 
+bool uring_driver::has_required_opcodes() const noexcept {
+  for (uint8_t op : {IORING_OP_NOP, IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_READ, IORING_OP_WRITE,
+                     IORING_OP_ASYNC_CANCEL}) {
+    if (!supports(op)) return false;
+  }
+  return true;
+}
+
 bool uring_driver::supports(uint8_t opcode) const noexcept {
   return (probe_[opcode / 8] >> (opcode % 8)) & 1u;
 }
@@ -129,7 +142,7 @@ bool uring_driver::try_issue(completion& c) noexcept {
   if (in_flight_ >= op_limit_) return false;
   io_uring_sqe* sqe = next_sqe();
   if (sqe == nullptr) return false;
-  c.prep(c, *sqe);
+  c.ops->prep(c, *sqe);
   io_uring_sqe_set_data(sqe, &c);
   c.state = op_state::in_flight;
   ++unsubmitted_;
@@ -151,10 +164,10 @@ bool uring_driver::try_issue_cancel(completion& c) noexcept {
 
 void uring_driver::push(completion& c) noexcept {
   COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
-  COIL_ASSERT(c.prep != nullptr, "operation has no prep function");
+  COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
   ++stats_.pushed;
   c.cancel_requested = c.cancel_issued = false;
-  if (!supports(c.opcode)) {
+  if (!supports(c.ops->opcode)) {
     c.res = -EOPNOTSUPP;
     c.cqe_flags = 0;
     c.state = op_state::done;

@@ -11,7 +11,12 @@ thread_local runtime* current_runtime = nullptr;
 
 result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   COIL_ASSERT(current_runtime == nullptr, "this thread already owns a coil runtime (one per thread)");
-  auto drv = uring_driver::create(opts.uring);
+  driver_options dopts;
+  dopts.kind = opts.driver;
+  dopts.strict = opts.strict_driver;
+  dopts.uring = opts.uring;
+  dopts.epoll = opts.epoll;
+  auto drv = driver::create(dopts);
   if (!drv) return fail(drv.error());
   timespec probe;
   if (clock_gettime(opts.clock, &probe) != 0) return fail(errno_code(errno));
@@ -26,6 +31,10 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
 
 runtime* runtime::current() noexcept { return current_runtime; }
 
+void detail::fd_closing(int fd) noexcept {
+  if (current_runtime != nullptr) current_runtime->driver().forget_fd(fd);
+}
+
 runtime::~runtime() {
   COIL_ASSERT(on_owner_thread(), "a runtime must be destroyed on the thread that owns it");
   closing_ = true;
@@ -36,8 +45,8 @@ runtime::~runtime() {
   ready_.clear();
   for (detail::timer_node* t : timers_) t->heap_index = detail::timer_node::not_armed;
   timers_.clear();
-  driver_.reset();
   if (current_runtime == this) current_runtime = nullptr;
+  driver_.reset();
 }
 
 void runtime::destroy_spawned() {
@@ -156,7 +165,7 @@ bool runtime::run_until(const bool& done) {
     if (timeout_ns < 0 && !driver_->has_pending_work()) return false;  // nothing can ever wake us
     ++stats_.parks;
     if (auto r = driver_->wait(timeout_ns); !r) {
-      detail::assert_fail("io_uring_enter", r.error().message().c_str(), __FILE__, __LINE__);
+      detail::assert_fail("driver wait", r.error().message().c_str(), __FILE__, __LINE__);
     }
     driver_->reap(reaped_);
   }

@@ -14,6 +14,7 @@ enum class errc {
   write_zero,       // write_all made no progress (the kernel accepted 0 bytes)
   misaligned,       // an O_DIRECT buffer, offset or length is not aligned
   deadlock,         // block_on's task waits, but nothing can ever wake it
+  uring_unavailable,  // io_uring was required (strict, COIL_DRIVER=uring) but cannot be used
 };
 
 const std::error_category& coil_category() noexcept;

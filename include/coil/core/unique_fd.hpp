@@ -7,6 +7,12 @@
 
 namespace coil {
 
+namespace detail {
+// Tells this thread's runtime that fd is about to be closed (readiness
+// drivers drop its registration). Defined in the runtime.
+void fd_closing(int fd) noexcept;
+}  // namespace detail
+
 class unique_fd {
  public:
   unique_fd() noexcept = default;
@@ -26,7 +32,10 @@ class unique_fd {
   // Gives up ownership without closing.
   int release() noexcept { return std::exchange(fd_, -1); }
   void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) {
+      detail::fd_closing(fd_);
+      ::close(fd_);
+    }
     fd_ = fd;
   }
 

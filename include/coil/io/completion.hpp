@@ -12,22 +12,35 @@ namespace coil {
 
 enum class op_state : uint8_t {
   idle,       // not yet pushed, or finished and reaped back to the owner
-  queued,     // waiting in user space for SQ/CQ room
-  in_flight,  // the kernel owns it (and the memory it points to)
+  queued,     // waiting in user space (for ring room, or to be tried)
+  in_flight,  // the kernel (or a worker thread) owns it and its memory
   done,       // result set; sitting in a reaped list
 };
 
-struct completion : list_hook {
-  // Fills the SQE for this operation. Set by the operation wrapper.
-  using prep_fn = void (*)(completion&, io_uring_sqe&) noexcept;
+struct completion;
 
-  prep_fn prep = nullptr;
+// How a driver runs an operation. io_uring fills an SQE; readiness drivers
+// (epoll) call perform: nonblocking first, then again when fd is ready, or
+// blocking on a worker thread when the op cannot report readiness.
+struct op_vtable {
+  void (*prep)(completion&, io_uring_sqe&) noexcept;
+  // The equivalent system call; returns the result or -errno. With nowait it
+  // must not block and returns -EAGAIN instead.
+  int32_t (*perform)(completion&, bool nowait) noexcept;
+  uint32_t poll_events;  // EPOLLIN/EPOLLOUT to wait for on -EAGAIN; 0: may block
+  uint8_t opcode;        // io_uring opcode, for probing and statistics
+  bool closes_fd;        // the op closes `fd` (readiness state must be dropped)
+  bool never_blocks;     // perform(false) is quick (nop, close): run it inline
+};
+
+struct completion : list_hook {
+  const op_vtable* ops = nullptr;
   int32_t res = 0;        // kernel result: >= 0 success, -errno failure
   uint32_t cqe_flags = 0;
   op_state state = op_state::idle;
-  uint8_t opcode = 0;     // for probing and statistics
   bool cancel_requested = false;
-  bool cancel_issued = false;
+  bool cancel_issued = false;  // io_uring: cancel SQE sent; epoll: running on a worker
+  int32_t fd = -1;             // descriptor readiness applies to (epoll)
 };
 
 }  // namespace coil

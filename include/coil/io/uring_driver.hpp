@@ -18,32 +18,29 @@
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
 #include "coil/io/completion.hpp"
+#include "coil/io/stats.hpp"
 
 namespace coil {
 
 struct uring_options {
-  unsigned entries = 256;          // SQ size; the CQ gets twice as many
+  unsigned entries = 256;          // SQ size; the CQ gets twice as many. On ENOMEM
+                                   // (RLIMIT_MEMLOCK on old kernels) smaller rings are tried.
   bool single_issuer = true;       // IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN when available
   bool register_ring_fd = true;    // saves an fdget per io_uring_enter
 };
 
-struct uring_stats {
-  uint64_t pushed = 0;             // operations handed to push()
-  uint64_t submitted = 0;          // SQEs the kernel accepted (ops + cancels)
-  uint64_t completed = 0;          // completions reaped for operations
-  uint64_t enter_calls = 0;        // io_uring_enter system calls made
-  uint64_t queued_for_space = 0;   // pushes that had to wait for SQ/CQ room
-  uint32_t in_flight_max = 0;      // high-water mark of kernel-owned entries
-};
 
 class uring_driver {
  public:
   static result<std::unique_ptr<uring_driver>> create(const uring_options& opts = {});
+  // Opcodes every coil runtime relies on (5.6+); a ring without them is
+  // treated as unavailable.
+  bool has_required_opcodes() const noexcept;
   ~uring_driver();
   uring_driver(const uring_driver&) = delete;
   uring_driver& operator=(const uring_driver&) = delete;
 
-  // Queues c (c.prep set, state idle). Fills an SQE now if room allows,
+  // Queues c (c.ops set, state idle). Fills an SQE now if room allows,
   // otherwise c waits in user space. Never fails: an opcode the kernel lacks
   // completes with -EOPNOTSUPP at the next reap.
   void push(completion& c) noexcept;
@@ -76,7 +73,7 @@ class uring_driver {
   }
   unsigned setup_flags() const noexcept { return ring_.flags; }
   uint32_t cq_overflow() const noexcept;
-  const uring_stats& stats() const noexcept { return stats_; }
+  const driver_stats& stats() const noexcept { return stats_; }
 
  private:
   uring_driver() = default;
@@ -97,7 +94,7 @@ class uring_driver {
   intrusive_list<completion> cancel_waiting_;  // in-flight ops whose cancel waits for room
   intrusive_list<completion> finished_;  // completed without reaching the kernel
   unsigned char probe_[256 / 8] = {};
-  uring_stats stats_;
+  driver_stats stats_;
 };
 
 }  // namespace coil

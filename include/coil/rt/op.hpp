@@ -15,6 +15,7 @@
 #include "coil/core/assert.hpp"
 #include "coil/core/result.hpp"
 #include "coil/io/completion.hpp"
+#include "coil/io/op_completion.hpp"
 #include "coil/io/ops.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/stop.hpp"
@@ -32,11 +33,7 @@ constexpr bool yields_fd() {
 }
 template <class Op>
 constexpr bool consumes_fd() {
-  if constexpr (requires { Op::consumes_fd; }) {
-    return Op::consumes_fd;
-  } else {
-    return false;
-  }
+  return op_consumes_fd<Op>();
 }
 }  // namespace detail
 
@@ -60,7 +57,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     }
     if constexpr (detail::consumes_fd<Op>()) {
       // A close that never reached the kernel still releases the descriptor.
-      if (!consumed_ && rt_ == nullptr && op_.fd >= 0) (void)::close(op_.fd);
+      if (!consumed_ && rt_ == nullptr && op_.fd >= 0) close_now();
     }
     // list hooks unlink themselves: a done-but-unresumed completion leaves the
     // ready list, and the stop callback leaves its source.
@@ -76,8 +73,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     stop_source* stop = detail::stop_of(h);
     if (stop != nullptr && stop->stop_requested()) return fail_now(std::errc::operation_canceled);
     waiter = h;
-    opcode = Op::opcode;
-    prep = &prep_thunk;
+    detail::bind_op<Op, op_awaiter>(*this, op_);
     rt_->driver().push(*this);
     if (stop != nullptr) {
       stop_callback::fn = &on_stop;
@@ -90,14 +86,14 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     static_cast<stop_callback&>(*this).unlink();
     consumed_ = true;
     if (early_ != 0) {
-      if constexpr (detail::consumes_fd<Op>()) (void)op_.perform(false);  // like close(2): released even on error
+      if constexpr (detail::consumes_fd<Op>()) close_now();  // like close(2): released even on error
       return Out(fail(early_ > 0 ? errno_code(early_) : make_error_code(static_cast<errc>(-early_))));
     }
     state = op_state::idle;
     if constexpr (detail::consumes_fd<Op>()) {
       // Cancelled before the kernel ran it (queued for ring space, or an
       // io-wq item that never started): the descriptor is still open.
-      if (res == -ECANCELED) (void)op_.perform(false);
+      if (res == -ECANCELED) close_now();
     }
     return Out(Op::complete(res));
   }
@@ -113,8 +109,14 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     early_ = static_cast<int>(e);
     return false;
   }
-  static void prep_thunk(completion& c, io_uring_sqe& sqe) noexcept {
-    static_cast<op_awaiter&>(static_cast<detail::rt_completion&>(c)).op_.prep(sqe);
+  void close_now() noexcept {
+    detail::fd_closing(op_.fd);
+    (void)op_.perform(false);
+  }
+  template <class, class>
+  friend struct detail::op_vtable_for;
+  static Op& op_ref(completion& c) noexcept {
+    return static_cast<op_awaiter&>(static_cast<detail::rt_completion&>(c)).op_;
   }
   static void on_stop(stop_callback& cb) noexcept {
     auto& self = static_cast<op_awaiter&>(cb);

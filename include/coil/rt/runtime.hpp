@@ -12,18 +12,23 @@
 
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
-#include "coil/io/uring_driver.hpp"
+#include "coil/io/driver.hpp"
 #include "coil/rt/task.hpp"
 
 namespace coil {
 
 struct runtime_options {
+  // Which driver to run on; automatic picks io_uring when usable, else epoll
+  // (COIL_DRIVER=uring|epoll overrides automatic).
+  driver_kind driver = driver_kind::automatic;
+  bool strict_driver = false;  // automatic, but an unusable io_uring is an error
   uring_options uring{};
+  epoll_options epoll{};
   clockid_t clock = CLOCK_MONOTONIC;  // CLOCK_BOOTTIME: timers count suspend time
 };
 
 struct runtime_stats {
-  uring_stats io;
+  driver_stats io;
   uint64_t loop_turns = 0;
   uint64_t parks = 0;
   uint64_t tasks_spawned = 0;
@@ -75,7 +80,7 @@ class runtime {
   int64_t now_ns() const noexcept;
   clockid_t clock() const noexcept { return clock_; }
 
-  uring_driver& driver() noexcept { return *driver_; }
+  coil::driver& driver() noexcept { return *driver_; }
   runtime_stats stats() const noexcept;
   // False once destruction began: new operations fail with runtime_closed.
   bool accepting() const noexcept { return !closing_; }
@@ -100,7 +105,7 @@ class runtime {
   void timer_sift_up(std::size_t i) noexcept;
   void timer_sift_down(std::size_t i) noexcept;
 
-  std::unique_ptr<uring_driver> driver_;
+  std::unique_ptr<coil::driver> driver_;
   intrusive_list<detail::ready_node> ready_;
   intrusive_list<completion> reaped_;
   std::vector<detail::timer_node*> timers_;  // binary min-heap by deadline

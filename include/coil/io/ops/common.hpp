@@ -14,6 +14,9 @@
 //   static R complete(int32_t res);          kernel result -> typed result
 //   static constexpr bool yields_fd;         (optional) a result >= 0 is an fd
 //       that must be closed if nobody consumes it
+//   static constexpr bool consumes_fd;       (optional) the op closes fd
+//   static constexpr bool never_blocks;      (optional) perform(false) is quick
+//       even with poll_events == 0 (nop, close): no worker thread needed
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +44,7 @@ inline result<void> to_void(int32_t res) noexcept {
 struct nop {
   static constexpr uint8_t opcode = IORING_OP_NOP;
   static constexpr uint32_t poll_events = 0;
+  static constexpr bool never_blocks = true;
   int fd = -1;
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_nop(&s); }
   int32_t perform(bool) const noexcept { return 0; }

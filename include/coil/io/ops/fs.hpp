@@ -4,6 +4,7 @@
 // RWF_NOWAIT (a page-cache hit completes inline) and work on pipes and
 // character devices by readiness.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -14,14 +15,26 @@
 namespace coil::ops {
 
 namespace detail {
-inline int32_t rw_ret(long r, bool nowait) noexcept {
-  // Kernels without RWF_NOWAIT support for this file report EOPNOTSUPP:
-  // treat it as "would block" so the caller takes the blocking path.
-  if (r < 0 && nowait && errno == EOPNOTSUPP) return -EAGAIN;
-  return kernel_ret(r);
-}
 inline off_t off(uint64_t offset) noexcept {
   return offset == current_position ? -1 : static_cast<off_t>(offset);
+}
+// p{read,write}v2 at an offset on a pipe or socket fails with ESPIPE where
+// io_uring uses the stream position; retry the same way so drivers agree.
+// Files without RWF_NOWAIT support (EOPNOTSUPP: ttys, some file systems)
+// are polled instead: not ready means -EAGAIN, ready means a plain call.
+template <class Fn>
+inline int32_t rw_at(int fd, uint64_t offset, bool nowait, short events, Fn&& fn) noexcept {
+  long r = fn(off(offset), nowait ? RWF_NOWAIT : 0);
+  if (r < 0 && errno == ESPIPE && offset != current_position) {
+    offset = current_position;
+    r = fn(-1, nowait ? RWF_NOWAIT : 0);
+  }
+  if (r < 0 && nowait && errno == EOPNOTSUPP) {
+    pollfd p{fd, events, 0};
+    if (::poll(&p, 1, 0) == 0) return -EAGAIN;
+    r = fn(off(offset), 0);
+  }
+  return kernel_ret(r);
 }
 }  // namespace detail
 
@@ -35,7 +48,7 @@ struct read {
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_read(&s, fd, buf, len, offset); }
   int32_t perform(bool nowait) const noexcept {
     iovec v{buf, len};
-    return detail::rw_ret(::preadv2(fd, &v, 1, detail::off(offset), nowait ? RWF_NOWAIT : 0), nowait);
+    return detail::rw_at(fd, offset, nowait, POLLIN, [&](off_t o, int f) { return ::preadv2(fd, &v, 1, o, f); });
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
@@ -50,7 +63,7 @@ struct write {
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_write(&s, fd, buf, len, offset); }
   int32_t perform(bool nowait) const noexcept {
     iovec v{const_cast<void*>(buf), len};
-    return detail::rw_ret(::pwritev2(fd, &v, 1, detail::off(offset), nowait ? RWF_NOWAIT : 0), nowait);
+    return detail::rw_at(fd, offset, nowait, POLLOUT, [&](off_t o, int f) { return ::pwritev2(fd, &v, 1, o, f); });
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
@@ -64,8 +77,8 @@ struct readv {
   uint64_t offset;
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_readv(&s, fd, iov, iovcnt, offset); }
   int32_t perform(bool nowait) const noexcept {
-    return detail::rw_ret(
-        ::preadv2(fd, iov, static_cast<int>(iovcnt), detail::off(offset), nowait ? RWF_NOWAIT : 0), nowait);
+    return detail::rw_at(fd, offset, nowait, POLLIN,
+                         [&](off_t o, int f) { return ::preadv2(fd, iov, static_cast<int>(iovcnt), o, f); });
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
@@ -79,8 +92,8 @@ struct writev {
   uint64_t offset;
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_writev(&s, fd, iov, iovcnt, offset); }
   int32_t perform(bool nowait) const noexcept {
-    return detail::rw_ret(
-        ::pwritev2(fd, iov, static_cast<int>(iovcnt), detail::off(offset), nowait ? RWF_NOWAIT : 0), nowait);
+    return detail::rw_at(fd, offset, nowait, POLLOUT,
+                         [&](off_t o, int f) { return ::pwritev2(fd, iov, static_cast<int>(iovcnt), o, f); });
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
@@ -134,6 +147,7 @@ struct close {
   static constexpr uint8_t opcode = IORING_OP_CLOSE;
   static constexpr uint32_t poll_events = 0;
   static constexpr bool consumes_fd = true;  // the fd is released even if the op never runs
+  static constexpr bool never_blocks = true;
   int fd;
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_close(&s, fd); }
   int32_t perform(bool) const noexcept { return detail::kernel_ret(::close(fd)); }

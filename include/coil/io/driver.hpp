@@ -1,0 +1,65 @@
+#pragma once
+// The driver a runtime runs on: io_uring when the kernel allows it, else the
+// epoll driver. Chosen once at creation (see driver_options); the dispatch is
+// one predictable branch, so the io_uring fast path stays inlinable.
+#include <cstdint>
+#include <memory>
+#include <system_error>
+
+#include "coil/core/result.hpp"
+#include "coil/io/epoll_driver.hpp"
+#include "coil/io/uring_driver.hpp"
+
+namespace coil {
+
+enum class driver_kind : uint8_t {
+  automatic,  // io_uring if usable, else epoll; COIL_DRIVER=uring|epoll overrides
+  uring,      // io_uring or a typed error (never a silent fallback)
+  epoll,
+};
+
+const char* to_string(driver_kind k) noexcept;
+
+struct driver_options {
+  driver_kind kind = driver_kind::automatic;
+  // With automatic: an unusable io_uring is an error (errc::uring_unavailable)
+  // instead of a fallback to epoll.
+  bool strict = false;
+  uring_options uring{};
+  epoll_options epoll{};
+};
+
+class driver {
+ public:
+  static result<std::unique_ptr<driver>> create(const driver_options& opts = {});
+
+  driver_kind kind() const noexcept { return uring_ ? driver_kind::uring : driver_kind::epoll; }
+  // Why io_uring is not used (empty when it is, or when epoll was requested).
+  std::error_code uring_error() const noexcept { return uring_error_; }
+  uring_driver* uring() noexcept { return uring_.get(); }
+  epoll_driver* epoll() noexcept { return epoll_.get(); }
+
+  void push(completion& c) noexcept { uring_ ? uring_->push(c) : epoll_->push(c); }
+  void cancel(completion& c) noexcept { uring_ ? uring_->cancel(c) : epoll_->cancel(c); }
+  result<void> flush() noexcept { return uring_ ? uring_->flush() : epoll_->flush(); }
+  result<void> wait(int64_t timeout_ns) noexcept { return uring_ ? uring_->wait(timeout_ns) : epoll_->wait(timeout_ns); }
+  std::size_t reap(intrusive_list<completion>& out) noexcept { return uring_ ? uring_->reap(out) : epoll_->reap(out); }
+  void cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
+    uring_ ? uring_->cancel_and_wait(c, out) : epoll_->cancel_and_wait(c, out);
+  }
+  bool has_pending_work() const noexcept { return uring_ ? uring_->has_pending_work() : epoll_->has_pending_work(); }
+  uint32_t in_flight() const noexcept { return uring_ ? uring_->in_flight() : epoll_->in_flight(); }
+  const driver_stats& stats() const noexcept { return uring_ ? uring_->stats() : epoll_->stats(); }
+  // A descriptor is being closed outside a close op (readiness drivers drop it).
+  void forget_fd(int fd) noexcept {
+    if (epoll_) epoll_->forget_fd(fd);
+  }
+
+ private:
+  driver() = default;
+  std::unique_ptr<uring_driver> uring_;
+  std::unique_ptr<epoll_driver> epoll_;
+  std::error_code uring_error_;
+};
+
+}  // namespace coil

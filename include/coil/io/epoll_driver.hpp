@@ -1,0 +1,102 @@
+#pragma once
+// Readiness driver for systems where io_uring is unavailable (Docker's and
+// containerd's default seccomp profiles, kernel.io_uring_disabled, RHEL).
+// Runs the same operation structs as the io_uring driver through their
+// perform() function:
+// - an op is tried nonblocking when the loop flushes (MSG_DONTWAIT,
+//   RWF_NOWAIT); on -EAGAIN it waits for its fd's readiness (edge-triggered
+//   epoll, registered once per fd) and is tried again;
+// - ops that cannot report readiness (open, fsync, a regular-file read that
+//   misses the page cache) run blocking on a small bounded worker pool whose
+//   completions come back through an eventfd in the same epoll set.
+// Same contract as uring_driver: push never fails, each completion is handed
+// back exactly once through reap(), cancel completes it with -ECANCELED or its
+// real result. Single-threaded, like uring_driver.
+//
+// An fd's registration is dropped when it is closed through coil (a close op,
+// unique_fd). Closing a raw fd behind coil's back while it is reused for a new
+// file is not detected: close fds through coil.
+#include <pthread.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "coil/core/intrusive_list.hpp"
+#include "coil/core/result.hpp"
+#include "coil/core/unique_fd.hpp"
+#include "coil/io/completion.hpp"
+#include "coil/io/stats.hpp"
+
+namespace coil {
+
+struct epoll_options {
+  unsigned workers = 4;  // max worker threads for blocking ops (created on demand)
+};
+
+class epoll_driver {
+ public:
+  static result<std::unique_ptr<epoll_driver>> create(const epoll_options& opts = {});
+  ~epoll_driver();
+  epoll_driver(const epoll_driver&) = delete;
+  epoll_driver& operator=(const epoll_driver&) = delete;
+
+  void push(completion& c) noexcept;
+  void cancel(completion& c) noexcept;
+  // Tries queued ops and collects readiness and worker results, without blocking.
+  result<void> flush() noexcept;
+  // Like flush, then blocks until something completes or timeout_ns passes
+  // (negative: no timeout).
+  result<void> wait(int64_t timeout_ns) noexcept;
+  std::size_t reap(intrusive_list<completion>& out) noexcept;
+  void cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept;
+
+  // Forgets fd's readiness registration (it is being closed).
+  void forget_fd(int fd) noexcept;
+
+  bool has_pending_work() const noexcept { return in_flight_ != 0 || !pending_.empty() || !finished_.empty(); }
+  uint32_t in_flight() const noexcept { return in_flight_; }
+  const driver_stats& stats() const noexcept { return stats_; }
+  unsigned worker_threads() const noexcept;
+
+ private:
+  struct fd_state {
+    intrusive_list<completion> waiters;
+    bool registered = false;    // in the epoll set (edge-triggered)
+    bool not_pollable = false;  // epoll refused it (regular file): use workers
+  };
+  epoll_driver() = default;
+  fd_state& state_of(int fd) noexcept;
+  void start(completion& c) noexcept;
+  void finish(completion& c, int32_t res) noexcept;
+  void offload(completion& c) noexcept;
+  void run_pending() noexcept;
+  result<void> poll(int64_t timeout_ns) noexcept;
+  void on_ready(int fd, uint32_t events) noexcept;
+  void collect_workers() noexcept;
+  bool spawn_worker() noexcept;
+  static void* worker_main(void* self) noexcept;
+
+  unique_fd epfd_;
+  unique_fd eventfd_;  // worker completions
+  intrusive_list<completion> pending_;   // pushed, not tried yet
+  intrusive_list<completion> finished_;  // done, waiting for reap
+  std::vector<std::unique_ptr<fd_state>> fds_;
+  uint32_t in_flight_ = 0;  // waiting for readiness or on a worker
+  bool epoll_pwait2_ok_ = true;
+  driver_stats stats_;
+
+  // Worker pool: queue_ and done_ are shared with worker threads under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  intrusive_list<completion> queue_;
+  intrusive_list<completion> done_;
+  std::vector<pthread_t> threads_;
+  unsigned max_workers_ = 4;
+  unsigned idle_workers_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace coil

@@ -1,0 +1,56 @@
+#pragma once
+// A completion that carries one op struct (ops/fs.hpp, ops/net.hpp): the
+// building block for using a driver on its own, without the runtime.
+//   coil::op_completion<coil::ops::read> rd{{fd, buf, len, 0}};
+//   drv.push(rd); drv.wait(-1); drv.reap(done);   // rd.res holds the result
+#include <type_traits>
+
+#include "coil/io/completion.hpp"
+#include "coil/io/ops.hpp"
+
+namespace coil {
+
+namespace detail {
+template <class Op>
+constexpr bool op_consumes_fd() {
+  if constexpr (requires { Op::consumes_fd; }) {
+    return Op::consumes_fd;
+  } else {
+    return false;
+  }
+}
+template <class Op>
+constexpr bool op_never_blocks() {
+  if constexpr (requires { Op::never_blocks; }) {
+    return Op::never_blocks;
+  } else {
+    return false;
+  }
+}
+// The vtable for Op inside Self, where Self derives from completion and
+// `Op& Self::op_ref(completion&)` finds the op.
+template <class Op, class Self>
+struct op_vtable_for {
+  static void prep(completion& c, io_uring_sqe& sqe) noexcept { Self::op_ref(c).prep(sqe); }
+  static int32_t perform(completion& c, bool nowait) noexcept { return Self::op_ref(c).perform(nowait); }
+  static constexpr op_vtable value{&prep, &perform, Op::poll_events, Op::opcode, op_consumes_fd<Op>(),
+                                   op_never_blocks<Op>()};
+};
+// Sets c's vtable and readiness fd for op.
+template <class Op, class Self>
+void bind_op(completion& c, const Op& op) noexcept {
+  c.ops = &op_vtable_for<Op, Self>::value;
+  if constexpr (requires { op.fd; }) c.fd = op.fd;
+}
+}  // namespace detail
+
+template <class Op>
+struct op_completion : completion {
+  Op op;
+  explicit op_completion(Op o) noexcept : op(o) { detail::bind_op<Op, op_completion>(*this, op); }
+  static Op& op_ref(completion& c) noexcept { return static_cast<op_completion&>(c).op; }
+  // The typed result (e.g. result<size_t>) once the completion is reaped.
+  auto result() const noexcept { return Op::complete(res); }
+};
+
+}  // namespace coil

@@ -1,0 +1,347 @@
+#include "coil/io/epoll_driver.hpp"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "coil/core/assert.hpp"
+
+namespace coil {
+namespace {
+
+// epoll data of the worker eventfd; fds are never this large.
+constexpr uint64_t worker_token = ~uint64_t{0};
+constexpr uint32_t fd_events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+}  // namespace
+
+result<std::unique_ptr<epoll_driver>> epoll_driver::create(const epoll_options& opts) {
+  std::unique_ptr<epoll_driver> d(new epoll_driver());
+  d->epfd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!d->epfd_) return fail(errno_code(errno));
+  d->eventfd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!d->eventfd_) return fail(errno_code(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = worker_token;
+  if (::epoll_ctl(d->epfd_.get(), EPOLL_CTL_ADD, d->eventfd_.get(), &ev) != 0) return fail(errno_code(errno));
+  d->max_workers_ = opts.workers == 0 ? 1 : opts.workers;
+  d->threads_.reserve(d->max_workers_);
+  return d;
+}
+
+epoll_driver::~epoll_driver() {
+  // Worker ops hold pointers into their owners' memory: let them finish.
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (pthread_t t : threads_) pthread_join(t, nullptr);
+  std::lock_guard lock(mu_);
+  queue_.clear();
+  done_.clear();
+}
+
+unsigned epoll_driver::worker_threads() const noexcept {
+  return static_cast<unsigned>(threads_.size());
+}
+
+epoll_driver::fd_state& epoll_driver::state_of(int fd) noexcept {
+  const auto i = static_cast<std::size_t>(fd);
+  if (i >= fds_.size()) fds_.resize(i + 1);  // amortized; kept for the fd's lifetime
+  if (!fds_[i]) fds_[i] = std::make_unique<fd_state>();
+  return *fds_[i];
+}
+
+void epoll_driver::forget_fd(int fd) noexcept {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[static_cast<std::size_t>(fd)]) return;
+  fd_state& s = *fds_[static_cast<std::size_t>(fd)];
+  // Waiters on a closing fd would never see readiness again (closing drops
+  // the epoll registration): finish them as cancelled.
+  while (completion* c = s.waiters.pop_front()) {
+    --in_flight_;
+    finish(*c, -ECANCELED);
+  }
+  if (s.registered) (void)::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  s.registered = false;
+  s.not_pollable = false;
+}
+
+void epoll_driver::push(completion& c) noexcept {
+  COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
+  COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
+  ++stats_.pushed;
+  c.cancel_requested = c.cancel_issued = false;
+  c.state = op_state::queued;
+  pending_.push_back(c);
+}
+
+void epoll_driver::finish(completion& c, int32_t res) noexcept {
+  c.res = res;
+  c.cqe_flags = 0;
+  c.state = op_state::done;
+  finished_.push_back(c);
+}
+
+void epoll_driver::start(completion& c) noexcept {
+  const op_vtable& ops = *c.ops;
+  if (ops.closes_fd) forget_fd(c.fd);
+  if (ops.never_blocks) {
+    ++stats_.submitted;
+    finish(c, ops.perform(c, false));
+    return;
+  }
+  if (ops.poll_events == 0) {
+    offload(c);
+    return;
+  }
+  fd_state* s = c.fd >= 0 ? &state_of(c.fd) : nullptr;
+  ++stats_.submitted;
+  const int32_t r = ops.perform(c, true);
+  if (r != -EAGAIN) {
+    finish(c, r);
+    return;
+  }
+  if (s == nullptr || s->not_pollable) {
+    offload(c);
+    return;
+  }
+  if (!s->registered) {
+    epoll_event ev{};
+    ev.events = fd_events;
+    ev.data.u64 = static_cast<uint64_t>(c.fd);
+    if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c.fd, &ev) != 0 && errno != EEXIST) {
+      if (errno == EPERM) {  // regular files and the like never report readiness
+        s->not_pollable = true;
+        offload(c);
+      } else {
+        finish(c, -errno);
+      }
+      return;
+    }
+    s->registered = true;
+  }
+  ++stats_.queued_for_space;
+  c.state = op_state::in_flight;
+  s->waiters.push_back(c);
+  if (++in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
+}
+
+void epoll_driver::offload(completion& c) noexcept {
+  ++stats_.offloaded;
+  c.state = op_state::in_flight;
+  c.cancel_issued = true;  // marks "owned by the worker pool"
+  if (++in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
+  bool need_thread = false;
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(c);
+    need_thread = idle_workers_ == 0 && threads_.size() < max_workers_;
+  }
+  if (need_thread && !spawn_worker() && threads_.empty()) {
+    // Not even one thread: run it here rather than never.
+    {
+      std::lock_guard lock(mu_);
+      c.unlink();
+    }
+    c.cancel_issued = false;
+    --in_flight_;
+    finish(c, c.ops->perform(c, false));
+    return;
+  }
+  cv_.notify_one();
+}
+
+bool epoll_driver::spawn_worker() noexcept {
+  // Workers take no signals: they belong to the application's threads.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  const int r = pthread_create(&t, nullptr, &worker_main, this);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (r != 0) return false;
+  threads_.push_back(t);
+  return true;
+}
+
+void* epoll_driver::worker_main(void* arg) noexcept {
+  auto& d = *static_cast<epoll_driver*>(arg);
+  std::unique_lock lock(d.mu_);
+  for (;;) {
+    ++d.idle_workers_;
+    d.cv_.wait(lock, [&] { return d.stopping_ || !d.queue_.empty(); });
+    --d.idle_workers_;
+    completion* c = d.queue_.pop_front();
+    if (c == nullptr) return nullptr;  // stopping and nothing left
+    lock.unlock();
+    const int32_t res = c->ops->perform(*c, false);
+    lock.lock();
+    c->res = res;
+    d.done_.push_back(*c);
+    const uint64_t one = 1;
+    (void)!::write(d.eventfd_.get(), &one, sizeof one);
+  }
+}
+
+void epoll_driver::collect_workers() noexcept {
+  uint64_t n;
+  (void)!::read(eventfd_.get(), &n, sizeof n);
+  intrusive_list<completion> got;
+  {
+    std::lock_guard lock(mu_);
+    got.splice_back(done_);
+  }
+  while (completion* c = got.pop_front()) {
+    c->cancel_issued = false;
+    --in_flight_;
+    finish(*c, c->res);
+  }
+}
+
+void epoll_driver::cancel(completion& c) noexcept {
+  switch (c.state) {
+    case op_state::queued:  // pushed, never tried
+      c.unlink();
+      finish(c, -ECANCELED);
+      return;
+    case op_state::in_flight:
+      if (c.cancel_issued) {
+        // On the worker pool: still queued there means it never started.
+        bool removed = false;
+        {
+          std::lock_guard lock(mu_);
+          if (c.linked()) {
+            c.unlink();
+            removed = true;
+          }
+        }
+        if (removed) {
+          c.cancel_issued = false;
+          --in_flight_;
+          finish(c, -ECANCELED);
+        } else {
+          c.cancel_requested = true;  // running: its real result will come
+        }
+        return;
+      }
+      c.unlink();  // waiting for readiness
+      --in_flight_;
+      finish(c, -ECANCELED);
+      return;
+    case op_state::idle:
+    case op_state::done:
+      return;
+  }
+}
+
+void epoll_driver::run_pending() noexcept {
+  // Ops pushed while running these (none today) wait for the next flush.
+  intrusive_list<completion> batch;
+  batch.splice_back(pending_);
+  while (completion* c = batch.pop_front()) start(*c);
+}
+
+void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
+  if (static_cast<std::size_t>(fd) >= fds_.size() || !fds_[static_cast<std::size_t>(fd)]) return;
+  fd_state& s = *fds_[static_cast<std::size_t>(fd)];
+  if (s.waiters.empty()) return;
+  const bool all = events & (EPOLLERR | EPOLLHUP);
+  // Retry in FIFO order; an op that still gets -EAGAIN keeps waiting (the next
+  // edge wakes it).
+  intrusive_list<completion> retry;
+  retry.splice_back(s.waiters);
+  while (completion* c = retry.pop_front()) {
+    const uint32_t want = c->ops->poll_events | ((c->ops->poll_events & EPOLLIN) ? uint32_t{EPOLLRDHUP} : 0u);
+    if (!all && !(events & want)) {
+      s.waiters.push_back(*c);
+      continue;
+    }
+    ++stats_.submitted;
+    const int32_t r = c->ops->perform(*c, true);
+    if (r == -EAGAIN) {
+      s.waiters.push_back(*c);
+      continue;
+    }
+    --in_flight_;
+    finish(*c, r);
+  }
+}
+
+result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {
+  epoll_event events[128];
+  int n;
+  ++stats_.enter_calls;
+  if (epoll_pwait2_ok_) {
+    timespec ts{timeout_ns / 1'000'000'000LL, timeout_ns % 1'000'000'000LL};
+    n = ::epoll_pwait2(epfd_.get(), events, 128, timeout_ns < 0 ? nullptr : &ts, nullptr);
+    if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
+      epoll_pwait2_ok_ = false;  // pre-5.11 kernel or a seccomp profile without it
+      return poll(timeout_ns);
+    }
+  } else {
+    // Millisecond resolution: round up so a timer never fires early.
+    const int ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
+    n = ::epoll_wait(epfd_.get(), events, 128, ms);
+  }
+  if (n < 0) {
+    if (errno == EINTR) return {};
+    return fail(errno_code(errno));
+  }
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.u64 == worker_token) {
+      collect_workers();
+    } else {
+      on_ready(static_cast<int>(events[i].data.u64), events[i].events);
+    }
+  }
+  return {};
+}
+
+result<void> epoll_driver::flush() noexcept {
+  run_pending();
+  // Readiness and worker results only change while something waits.
+  if (in_flight_ == 0) return {};
+  return poll(0);
+}
+
+result<void> epoll_driver::wait(int64_t timeout_ns) noexcept {
+  run_pending();
+  if (!finished_.empty()) return in_flight_ == 0 ? result<void>{} : poll(0);
+  return poll(timeout_ns);
+}
+
+std::size_t epoll_driver::reap(intrusive_list<completion>& out) noexcept {
+  std::size_t n = 0;
+  while (completion* c = finished_.pop_front()) {
+    out.push_back(*c);
+    ++n;
+  }
+  stats_.completed += n;
+  return n;
+}
+
+void epoll_driver::cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
+  if (c.state == op_state::idle) return;
+  cancel(c);
+  intrusive_list<completion> got;
+  while (c.state != op_state::done) {
+    if (!wait(-1)) {
+      std::fprintf(stderr, "coil: epoll_wait failed while draining an operation; aborting\n");
+      std::abort();
+    }
+    reap(got);
+  }
+  c.unlink();
+  while (completion* o = got.pop_front()) {
+    if (o != &c) out.push_back(*o);
+  }
+}
+
+}  // namespace coil
