@@ -76,6 +76,18 @@ void dispatch(intrusive_list<aio_completion>& done) noexcept {
 
 task<void> reaper_task(flag_owner owner);
 
+// Disconnects the awaiting task from its stop source. The reaper serves every
+// task's requests; cancelling it (runtime-wide cancellation) would strand
+// requests the kernel still owns with nobody to collect them.
+struct ignore_stop {
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<detail::promise<void>> h) noexcept {
+    h.promise().stop = nullptr;
+    return false;  // carry on without suspending
+  }
+  void await_resume() const noexcept {}
+};
+
 void ensure_reaper(aio_service& s, runtime& rt) noexcept {
   if (s.reaper_alive || s.drv->in_flight() == 0) return;
   s.reaper_alive = true;
@@ -87,6 +99,7 @@ void ensure_reaper(aio_service& s, runtime& rt) noexcept {
 // the kernel signals the eventfd after posting each event.
 task<void> reaper_task(flag_owner owner) {
   (void)owner;
+  co_await ignore_stop{};
   uint64_t count = 0;
   while (t_service != nullptr && t_service->drv->in_flight() > 0) {
     const int efd = t_service->drv->event_fd();
