@@ -20,6 +20,7 @@ void print_usage(std::FILE* out) {
       "  nop       --tasks N (128) --seconds S (3) [--baseline uring]\n"
       "  randread  --file PATH --bs B (4096) --qd N (32) --seconds S (3) [--direct]\n"
       "            [--size BYTES (1G, used when creating PATH)] [--baseline uring|pread]\n"
+      "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
       "  tour      --seconds S per step (4) --size BYTES (1G)\n"
       "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
@@ -123,6 +124,9 @@ bool parse_args(int argc, char** argv, options& opts) {
     } else if (name == "--baseline") {
       opts.baseline = value;
       ok = value == "uring" || value == "pread";
+    } else if (name == "--driver") {
+      opts.driver = value;
+      ok = value == "uring" || value == "epoll" || value == "aio";
     } else if (name == "--cpu") {
       ok = parse_u64(v, n) && n < CPU_SETSIZE;
       opts.cpu = static_cast<int>(n);

@@ -32,6 +32,7 @@ struct randread_config {
   uint64_t qd = 32;
   double seconds = 3;
   bool direct = false;
+  std::string driver;  // coil only: "" (automatic), "uring", "epoll" or "aio"
 };
 
 struct randread_result : measured {

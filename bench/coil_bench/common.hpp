@@ -20,6 +20,7 @@ namespace coil_bench {
 struct options {
   std::string command;
   std::string baseline;  // "", "uring" or "pread"
+  std::string driver;    // randread: "", "uring", "epoll" or "aio" (aio: direct_file on Linux AIO)
   std::string file;
   std::optional<uint64_t> size_bytes;  // data file size (create / check)
   double seconds = 3.0;

@@ -55,6 +55,11 @@ int cmd_randread(const options& opts) {
   cfg.qd = opts.qd;
   cfg.seconds = opts.seconds;
   cfg.direct = opts.direct;
+  cfg.driver = opts.driver;
+  if (cfg.driver == "aio" && !cfg.direct) {
+    std::fprintf(stderr, "coil-bench: --driver aio needs --direct (Linux AIO is asynchronous only for O_DIRECT)\n");
+    return 2;
+  }
   if (cfg.direct && cfg.bs % 512 != 0) {
     std::fprintf(stderr, "coil-bench: --direct needs --bs to be a multiple of the block size (512 or 4096)\n");
     return 2;
@@ -99,6 +104,7 @@ int cmd_randread(const options& opts) {
   print_stats_line("randread", r.stats, opts.stats);
   json_object j;
   j.add("bench", "randread").add("impl", impl).add("iops", r.iops()).add("errors", r.errors);
+  if (impl == "coil" && !cfg.driver.empty()) j.add("driver", cfg.driver);
   j.add("bs", cfg.bs).add("qd", impl == "pread" ? uint64_t{1} : cfg.qd).add("direct", cfg.direct);
   j.add("iops_per_cpu_s", r.iops_per_cpu_s()).add("seconds", r.seconds).add("cpu_seconds", r.cpu_seconds);
   std::printf("%s\n", j.str().c_str());

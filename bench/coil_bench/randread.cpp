@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "benches.hpp"
+#include "coil/fs/direct_file.hpp"
 #include "coil/fs/file.hpp"
 #include "coil/rt/runtime.hpp"
 #include "raw_ring.hpp"
@@ -56,7 +57,10 @@ struct read_shared {
   uint64_t errors = 0;
 };
 
-coil::task<void> reader(const coil::file& f, std::span<std::byte> buf, uint64_t blocks, uint64_t seed, read_shared& s) {
+// F: coil::file, or coil::direct_file (--direct with --driver: checks
+// alignment, then io_uring or Linux AIO).
+template <class F>
+coil::task<void> reader(const F& f, std::span<std::byte> buf, uint64_t blocks, uint64_t seed, read_shared& s) {
   rng r(seed);
   while (!s.stop) {
     const uint64_t off = r.below(blocks) * buf.size();
@@ -66,7 +70,8 @@ coil::task<void> reader(const coil::file& f, std::span<std::byte> buf, uint64_t 
   }
 }
 
-coil::task<void> randread_main(const randread_config& cfg, const coil::file& f, std::vector<aligned_buffer>& bufs,
+template <class F>
+coil::task<void> randread_main(const randread_config& cfg, const F& f, std::vector<aligned_buffer>& bufs,
                                progress* prog, read_shared& s, measured& m) {
   coil::runtime& rt = *coil::runtime::current();
   std::vector<coil::join_handle<void>> readers;
@@ -86,16 +91,30 @@ randread_result run_randread_coil(const randread_config& cfg, progress* prog) {
   randread_result out;
   int fd = open_data(cfg, out);
   if (fd < 0) return out;
-  coil::file f{coil::unique_fd(fd)};
+  coil::unique_fd owned(fd);
   auto bufs = make_buffers(cfg, out);
   if (bufs.empty()) return out;
-  auto rt = coil::runtime::create();
+  coil::runtime_options ro;
+  if (cfg.driver == "uring") ro.driver = coil::driver_kind::uring;
+  if (cfg.driver == "epoll") ro.driver = coil::driver_kind::epoll;
+  auto rt = coil::runtime::create(ro);
   if (!rt) {
     out.failure = "runtime::create: " + rt.error().message();
     return out;
   }
   read_shared s;
-  (*rt)->block_on(randread_main(cfg, f, bufs, prog, s, out));
+  if (cfg.direct && !cfg.driver.empty()) {
+    const auto engine = cfg.driver == "aio" ? coil::dio_engine::aio : coil::dio_engine::uring;
+    auto f = coil::direct_file::adopt(std::move(owned), {.engine = engine});
+    if (!f) {
+      out.failure = "direct_file: " + f.error().message();
+      return out;
+    }
+    (*rt)->block_on(randread_main(cfg, *f, bufs, prog, s, out));
+  } else {
+    coil::file f{std::move(owned)};
+    (*rt)->block_on(randread_main(cfg, f, bufs, prog, s, out));
+  }
   out.reads = s.reads;
   out.errors = s.errors;
   out.stats = (*rt)->stats();
