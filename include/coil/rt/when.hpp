@@ -5,12 +5,15 @@
 //                           others are cancelled and awaited before returning,
 //                           so nothing they own outlives the call.
 //   with_timeout(x, d)   -> x's result, or std::errc::timed_out.
-// Children share the caller's cancellation: stopping the caller stops them.
+// A task<void> contributes std::monostate (a tuple or variant cannot hold
+// void). Children share the caller's cancellation: stopping the caller stops
+// them.
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -21,6 +24,26 @@
 
 namespace coil {
 namespace detail {
+
+template <class T>
+struct non_void {
+  using type = T;
+};
+template <>
+struct non_void<void> {
+  using type = std::monostate;
+};
+template <class T>
+using non_void_t = typename non_void<T>::type;
+
+template <class T>
+non_void_t<T> take_non_void(task<T>& t) noexcept {
+  if constexpr (std::is_void_v<T>) {
+    return {};
+  } else {
+    return t.handle().promise().take();
+  }
+}
 
 struct when_state;
 
@@ -108,25 +131,27 @@ struct when_awaiter {
 }  // namespace detail
 
 template <class... Ts>
-task<std::tuple<Ts...>> when_all(task<Ts>... ts) {
+task<std::tuple<detail::non_void_t<Ts>...>> when_all(task<Ts>... ts) {
   static_assert(sizeof...(Ts) > 0, "when_all needs at least one task");
   detail::when_awaiter<Ts...> aw(false, std::move(ts)...);
   co_await aw;
   static_cast<stop_callback&>(aw.state).unlink();
-  co_return std::apply([](auto&... t) { return std::tuple<Ts...>(t.handle().promise().take()...); }, aw.tasks);
+  co_return std::apply([](auto&... t) { return std::tuple<detail::non_void_t<Ts>...>(detail::take_non_void(t)...); },
+                       aw.tasks);
 }
 
 template <class... Ts>
-task<std::variant<Ts...>> when_any(task<Ts>... ts) {
+task<std::variant<detail::non_void_t<Ts>...>> when_any(task<Ts>... ts) {
   static_assert(sizeof...(Ts) > 0, "when_any needs at least one task");
   detail::when_awaiter<Ts...> aw(true, std::move(ts)...);
   co_await aw;
   static_cast<stop_callback&>(aw.state).unlink();
   const std::size_t w = aw.state.winner;
-  std::optional<std::variant<Ts...>> out;
+  std::optional<std::variant<detail::non_void_t<Ts>...>> out;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((w == I ? (out.emplace(std::in_place_index<I>, std::get<I>(aw.tasks).handle().promise().take()), 0) : 0), ...);
-  }(std::index_sequence_for<Ts...>{});
+    ((w == I ? (out.emplace(std::in_place_index<I>, detail::take_non_void(std::get<I>(aw.tasks))), 0) : 0), ...);
+  }
+  (std::index_sequence_for<Ts...>{});
   co_return std::move(*out);
 }
 
