@@ -9,6 +9,7 @@
 #include "coil/io/dma_buffer.hpp"
 #include "coil/io/ops.hpp"
 #include "coil/io/driver.hpp"
+#include "coil/net.hpp"
 #include "coil/rt/aio_op.hpp"
 #include "coil/rt/op.hpp"
 #include "coil/rt/runtime.hpp"

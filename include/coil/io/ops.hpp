@@ -2,3 +2,4 @@
 // All operation structs. See ops/common.hpp for the contract they share.
 #include "coil/io/ops/common.hpp"
 #include "coil/io/ops/fs.hpp"
+#include "coil/io/ops/net.hpp"

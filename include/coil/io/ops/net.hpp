@@ -1,0 +1,276 @@
+#pragma once
+// Socket operations. Sockets always use the send/recv family (never
+// read/write), and every send carries MSG_NOSIGNAL: a closed peer is an EPIPE
+// value, never a SIGPIPE.
+//
+// Readiness (perform(true)): sockets stay in blocking mode, so recv/send-style
+// calls get MSG_DONTWAIT per call. connect and accept have no such flag:
+//  - connect briefly sets O_NONBLOCK around the call (the socket is not shared
+//    while it connects). The first attempt starts the handshake (EINPROGRESS);
+//    once EPOLLOUT fires, calling connect again reports the outcome: 0 (or
+//    EISCONN) when established, the handshake's error (ECONNREFUSED...) when
+//    it failed, EALREADY while still in progress. That keeps the op stateless
+//    apart from one flag, and needs no separate SO_ERROR query.
+//  - accept needs a listener in O_NONBLOCK mode (coil's listeners are; io_uring
+//    ignores the flag for accept and still waits).
+// Ops holding a msghdr of their own (send_to, recv_from, sendv, recvv) fill it
+// in prep/perform, on the copy the driver owns, so it stays valid while the
+// kernel may read it.
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "coil/core/unique_fd.hpp"
+#include "coil/io/ops/common.hpp"
+
+namespace coil::ops {
+
+namespace detail {
+inline int dontwait(bool nowait) noexcept { return nowait ? MSG_DONTWAIT : 0; }
+// A msghdr over iov (and, for datagrams, a peer address).
+inline msghdr msg_over(const iovec* iov, uint32_t iovcnt, const sockaddr* name = nullptr,
+                       socklen_t namelen = 0) noexcept {
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(name);
+  m.msg_namelen = namelen;
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = iovcnt;
+  return m;
+}
+inline result<unique_fd> to_fd(int32_t res) noexcept {
+  if (res < 0) return fail(errno_code(-res));
+  return unique_fd(res);
+}
+}  // namespace detail
+
+// socket(2); the descriptor is close-on-exec. Never blocks.
+struct socket {
+  static constexpr uint8_t opcode = IORING_OP_SOCKET;
+  static constexpr uint32_t poll_events = 0;
+  static constexpr bool never_blocks = true;
+  static constexpr bool yields_fd = true;
+  int fd = -1;
+  int domain;
+  int type;
+  int protocol;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_socket(&s, domain, type | SOCK_CLOEXEC, protocol, 0); }
+  int32_t perform(bool) const noexcept { return detail::kernel_ret(::socket(domain, type | SOCK_CLOEXEC, protocol)); }
+  static result<unique_fd> complete(int32_t res) noexcept { return detail::to_fd(res); }
+};
+
+struct connect {
+  static constexpr uint8_t opcode = IORING_OP_CONNECT;
+  static constexpr uint32_t poll_events = EPOLLOUT;
+  int fd;
+  const sockaddr* addr;  // must stay valid until the op completes
+  socklen_t addrlen;
+  mutable bool started = false;  // a handshake is in progress (readiness path)
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_connect(&s, fd, addr, addrlen); }
+  int32_t perform(bool nowait) const noexcept {
+    if (!nowait) return detail::kernel_ret(::connect(fd, addr, addrlen));
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    if ((fl & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    const int r = detail::kernel_ret(::connect(fd, addr, addrlen));
+    if ((fl & O_NONBLOCK) == 0) (void)::fcntl(fd, F_SETFL, fl);
+    if (r == -EINPROGRESS || r == -EALREADY) {
+      started = true;
+      return -EAGAIN;
+    }
+    if (r == -EISCONN && started) return 0;  // established between our calls
+    return r;
+  }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+// accept4 with SOCK_CLOEXEC; addr/addrlen may be null.
+struct accept {
+  static constexpr uint8_t opcode = IORING_OP_ACCEPT;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool yields_fd = true;
+  int fd;
+  sockaddr* addr;
+  socklen_t* addrlen;  // in: room at addr; out: the peer address's length
+  int flags = 0;       // SOCK_NONBLOCK for the new socket, if wanted
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_accept(&s, fd, addr, addrlen, flags | SOCK_CLOEXEC); }
+  int32_t perform(bool) const noexcept {
+    return detail::kernel_ret(::accept4(fd, addr, addrlen, flags | SOCK_CLOEXEC));
+  }
+  static result<unique_fd> complete(int32_t res) noexcept { return detail::to_fd(res); }
+};
+
+struct send {
+  static constexpr uint8_t opcode = IORING_OP_SEND;
+  static constexpr uint32_t poll_events = EPOLLOUT;
+  int fd;
+  const void* buf;
+  uint32_t len;
+  int flags = 0;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_send(&s, fd, buf, len, flags | MSG_NOSIGNAL); }
+  int32_t perform(bool nowait) const noexcept {
+    return detail::kernel_ret(::send(fd, buf, len, flags | MSG_NOSIGNAL | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+struct recv {
+  static constexpr uint8_t opcode = IORING_OP_RECV;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  int fd;
+  void* buf;
+  uint32_t len;
+  int flags = 0;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_recv(&s, fd, buf, len, flags); }
+  int32_t perform(bool nowait) const noexcept {
+    return detail::kernel_ret(::recv(fd, buf, len, flags | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+// The caller's msghdr (and everything it points to) must outlive the op.
+struct sendmsg {
+  static constexpr uint8_t opcode = IORING_OP_SENDMSG;
+  static constexpr uint32_t poll_events = EPOLLOUT;
+  int fd;
+  const msghdr* msg;
+  int flags = 0;
+  void prep(io_uring_sqe& s) const noexcept {
+    io_uring_prep_sendmsg(&s, fd, msg, static_cast<unsigned>(flags | MSG_NOSIGNAL));
+  }
+  int32_t perform(bool nowait) const noexcept {
+    return detail::kernel_ret(::sendmsg(fd, msg, flags | MSG_NOSIGNAL | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+struct recvmsg {
+  static constexpr uint8_t opcode = IORING_OP_RECVMSG;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  int fd;
+  msghdr* msg;  // msg_namelen, msg_controllen and msg_flags are updated
+  int flags = 0;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_recvmsg(&s, fd, msg, static_cast<unsigned>(flags)); }
+  int32_t perform(bool nowait) const noexcept {
+    return detail::kernel_ret(::recvmsg(fd, msg, flags | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+// Vectored send/recv: sendmsg/recvmsg over the caller's iovec array, with the
+// msghdr kept in the op.
+struct sendv {
+  static constexpr uint8_t opcode = IORING_OP_SENDMSG;
+  static constexpr uint32_t poll_events = EPOLLOUT;
+  int fd;
+  const iovec* iov;
+  uint32_t iovcnt;
+  int flags = 0;
+  mutable msghdr msg_{};
+  void prep(io_uring_sqe& s) const noexcept {
+    fill();
+    io_uring_prep_sendmsg(&s, fd, &msg_, static_cast<unsigned>(flags | MSG_NOSIGNAL));
+  }
+  int32_t perform(bool nowait) const noexcept {
+    fill();
+    return detail::kernel_ret(::sendmsg(fd, &msg_, flags | MSG_NOSIGNAL | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+
+ private:
+  void fill() const noexcept { msg_ = detail::msg_over(iov, iovcnt); }
+};
+
+struct recvv {
+  static constexpr uint8_t opcode = IORING_OP_RECVMSG;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  int fd;
+  const iovec* iov;
+  uint32_t iovcnt;
+  int flags = 0;
+  mutable msghdr msg_{};
+  void prep(io_uring_sqe& s) const noexcept {
+    fill();
+    io_uring_prep_recvmsg(&s, fd, &msg_, static_cast<unsigned>(flags));
+  }
+  int32_t perform(bool nowait) const noexcept {
+    fill();
+    return detail::kernel_ret(::recvmsg(fd, &msg_, flags | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+
+ private:
+  void fill() const noexcept { msg_ = detail::msg_over(iov, iovcnt); }
+};
+
+// One datagram to addr (addrlen 0: the connected peer).
+struct send_to {
+  static constexpr uint8_t opcode = IORING_OP_SENDMSG;
+  static constexpr uint32_t poll_events = EPOLLOUT;
+  int fd;
+  const void* buf;
+  uint32_t len;
+  const sockaddr* addr;
+  socklen_t addrlen;
+  int flags = 0;
+  mutable iovec iov_{};
+  mutable msghdr msg_{};
+  void prep(io_uring_sqe& s) const noexcept {
+    fill();
+    io_uring_prep_sendmsg(&s, fd, &msg_, static_cast<unsigned>(flags | MSG_NOSIGNAL));
+  }
+  int32_t perform(bool nowait) const noexcept {
+    fill();
+    return detail::kernel_ret(::sendmsg(fd, &msg_, flags | MSG_NOSIGNAL | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+
+ private:
+  void fill() const noexcept {
+    iov_ = iovec{const_cast<void*>(buf), len};
+    msg_ = detail::msg_over(&iov_, 1, addr, addrlen);
+  }
+};
+
+// One datagram and its sender. After completion, msg_.msg_namelen holds the
+// sender address's length and msg_.msg_flags tells truncation (MSG_TRUNC).
+struct recv_from {
+  static constexpr uint8_t opcode = IORING_OP_RECVMSG;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  int fd;
+  void* buf;
+  uint32_t len;
+  sockaddr* addr;
+  socklen_t addrlen;  // room at addr
+  int flags = 0;
+  mutable iovec iov_{};
+  mutable msghdr msg_{};
+  void prep(io_uring_sqe& s) const noexcept {
+    fill();
+    io_uring_prep_recvmsg(&s, fd, &msg_, static_cast<unsigned>(flags));
+  }
+  int32_t perform(bool nowait) const noexcept {
+    fill();
+    return detail::kernel_ret(::recvmsg(fd, &msg_, flags | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+
+ private:
+  void fill() const noexcept {
+    iov_ = iovec{buf, len};
+    msg_ = detail::msg_over(&iov_, 1, addr, addrlen);
+  }
+};
+
+struct shutdown {
+  static constexpr uint8_t opcode = IORING_OP_SHUTDOWN;
+  static constexpr uint32_t poll_events = 0;
+  static constexpr bool never_blocks = true;
+  int fd;
+  int how;  // SHUT_RD, SHUT_WR, SHUT_RDWR
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_shutdown(&s, fd, how); }
+  int32_t perform(bool) const noexcept { return detail::kernel_ret(::shutdown(fd, how)); }
+  static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
+};
+
+}  // namespace coil::ops

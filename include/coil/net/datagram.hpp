@@ -1,0 +1,60 @@
+#pragma once
+// datagram_socket: message operations shared by UDP and Unix datagram
+// sockets. One send is one datagram; one recv takes one datagram, and a
+// datagram longer than the buffer is truncated (recv_from reports it).
+// Buffers and addresses must stay valid until awaited.
+#include <cstddef>
+#include <span>
+
+#include "coil/net/socket.hpp"
+
+namespace coil::net {
+
+// recv_from's result: the datagram's size and whether it was cut short.
+struct datagram_info {
+  size_t size = 0;
+  bool truncated = false;  // the datagram was longer than the buffer
+};
+
+// Fills the sender's address (and the truncation flag) after completion.
+class [[nodiscard]] recv_from_op : public socket_op<ops::recv_from> {
+ public:
+  recv_from_op(ops::recv_from op, detail::pending_list* owner, socket_address* from) noexcept
+      : socket_op(op, owner), from_(from) {}
+  result<datagram_info> await_resume() noexcept {
+    auto r = socket_op::await_resume();
+    if (!r) return fail(r.error());
+    from_->resize(op().msg_.msg_namelen);
+    return datagram_info{*r, (op().msg_.msg_flags & MSG_TRUNC) != 0};
+  }
+
+ private:
+  socket_address* from_;
+};
+
+class datagram_socket : public socket {
+ public:
+  using socket::socket;
+
+  socket_op<ops::send_to> send_to(std::span<const std::byte> buf, const socket_address& to, int flags = 0) noexcept {
+    return make(ops::send_to{fd(), buf.data(), clamp(buf.size()), to.native(), to.size(), flags});
+  }
+  recv_from_op recv_from(std::span<std::byte> buf, socket_address& from, int flags = 0) noexcept {
+    return recv_from_op(
+        ops::recv_from{fd(), buf.data(), clamp(buf.size()), from.native(), socket_address::capacity(), flags},
+        &pending_, &from);
+  }
+  // On a connected socket.
+  socket_op<ops::send> send(std::span<const std::byte> buf, int flags = 0) noexcept {
+    return make(ops::send{fd(), buf.data(), clamp(buf.size()), flags});
+  }
+  socket_op<ops::recv> recv(std::span<std::byte> buf, int flags = 0) noexcept {
+    return make(ops::recv{fd(), buf.data(), clamp(buf.size()), flags});
+  }
+
+  // Sets the default peer and filters incoming datagrams to it. Datagram
+  // connect never waits, so it is synchronous. AF_UNSPEC dissolves it.
+  result<void> connect(const socket_address& peer) noexcept;
+};
+
+}  // namespace coil::net
