@@ -163,6 +163,72 @@ TEST(AioDriver, MoreRequestsThanCapacityEachCompleteExactlyOnce) {
   EXPECT_FALSE(d->has_pending_work());
 }
 
+// IOCB_CMD_POLL on a pipe stays in flight until the test writes to that
+// pipe, which makes the kernel-owned count fully deterministic.
+void prep_poll(aio_iocb& cb, int fd) {
+  cb = aio_iocb{};
+  cb.opcode = 5;  // IOCB_CMD_POLL
+  cb.fildes = static_cast<uint32_t>(fd);
+  cb.buf = POLLIN;
+}
+
+TEST(AioDriver, CapacityIsNeverExceededAsRoomFreesUp) {
+  constexpr unsigned capacity = 4;
+  constexpr std::size_t n = 10;
+  auto d = make_driver(capacity);
+  ASSERT_TRUE(d);
+  std::vector<unique_fd> rd, wr;
+  std::vector<aio_completion> reqs(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    rd.emplace_back(p[0]);
+    wr.emplace_back(p[1]);
+    prep_poll(reqs[i].cb, p[0]);
+    d->push(reqs[i]);
+  }
+  d->flush();
+  ASSERT_EQ(d->in_flight(), capacity);
+  EXPECT_EQ(reqs[capacity].state, aio_state::queued);
+  intrusive_list<aio_completion> done;
+  std::vector<int> seen(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    // Requests were submitted in order; wake them one at a time.
+    ASSERT_EQ(reqs[i].state, aio_state::in_flight) << i;
+    ASSERT_EQ(::write(wr[i].get(), "x", 1), 1);
+    while (done.empty()) {
+      ASSERT_TRUE(d->wait(5'000'000'000));
+      d->reap(done);
+    }
+    while (aio_completion* c = done.pop_front()) ++seen[static_cast<std::size_t>(c - reqs.data())];
+    d->flush();
+    EXPECT_EQ(d->in_flight(), std::min<std::size_t>(capacity, n - 1 - i)) << "after waking " << i;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(seen[i], 1) << i;
+    EXPECT_GT(reqs[i].res & POLLIN, 0) << i;
+  }
+  EXPECT_EQ(d->stats().in_flight_max, capacity);
+}
+
+TEST(AioDriver, CancelAndWaitOnACancellableRequest) {
+  auto d = make_driver();
+  ASSERT_TRUE(d);
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  unique_fd r(p[0]), w(p[1]);
+  aio_completion poll;
+  prep_poll(poll.cb, r.get());
+  d->push(poll);
+  d->flush();
+  ASSERT_EQ(d->in_flight(), 1u);
+  intrusive_list<aio_completion> others;
+  d->cancel_and_wait(poll, others);  // would block forever if io_cancel were ignored
+  EXPECT_EQ(poll.state, aio_state::done);
+  EXPECT_EQ(d->in_flight(), 0u);
+  EXPECT_TRUE(others.empty());
+}
+
 TEST(AioDriver, PartialSubmitKeepsTheTailAndReportsTheBadRequest) {
   direct_dir dir;
   COIL_REQUIRE_DIRECT_DIR(dir);
