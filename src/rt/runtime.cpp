@@ -1,5 +1,8 @@
 #include "coil/rt/runtime.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "coil/core/assert.hpp"
@@ -25,6 +28,14 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   rt->owner_ = std::this_thread::get_id();
   rt->clock_ = opts.clock;
   rt->timers_.reserve(64);
+  if (opts.remote) {
+    // Blocking eventfd: io_uring waits on it by poll, epoll by readiness.
+    rt->wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
+    if (rt->wake_fd_ < 0) return fail(errno_code(errno));
+    rt->wake_read_ = std::make_unique<op_completion<ops::read>>(
+        ops::read{rt->wake_fd_, &rt->wake_buf_, sizeof rt->wake_buf_, ops::current_position});
+    rt->arm_wake();
+  }
   current_runtime = rt.get();
   return rt;
 }
@@ -41,6 +52,13 @@ runtime::~runtime() {
   // Tear down unfinished spawned tasks. Destroying a frame suspended in an
   // operation cancels it and waits for the kernel to let go of its memory.
   destroy_spawned();
+  if (wake_fd_ >= 0) {
+    // Posts still queued run now (they see accepting() == false and answer
+    // runtime_closed); the wake read must leave the kernel before its buffer.
+    run_remote();
+    driver_->cancel_and_wait(*wake_read_, reaped_);
+    ::close(wake_fd_);
+  }
   reaped_.clear();
   ready_.clear();
   for (detail::timer_node* t : timers_) t->heap_index = detail::timer_node::not_armed;
@@ -60,6 +78,62 @@ void runtime::destroy_spawned() {
 }
 
 void runtime::track_spawned(list_hook& h) noexcept { spawned_.push_back(h); }
+
+void runtime::cancel_all() noexcept {
+  COIL_ASSERT(on_owner_thread(), "runtime::cancel_all called from a thread that does not own the runtime");
+  if (root_stop_ != nullptr) root_stop_->request_stop();
+  spawned_.for_each([](list_hook& h) { static_cast<detail::spawn_link&>(h).stop.request_stop(); });
+}
+
+// ---- cross-thread posts --------------------------------------------------------
+
+void runtime::post(detail::remote_node& n) noexcept {
+  COIL_ASSERT(wake_fd_ >= 0, "runtime::post needs runtime_options::remote");
+  n.next = remote_head_.load(std::memory_order_relaxed);
+  while (!remote_head_.compare_exchange_weak(n.next, &n, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+  }
+  // Pairs with the owner's parked_ store then remote_head_ load: one of the
+  // two sides sees the other, so a post is never left unnoticed.
+  if (parked_.load(std::memory_order_seq_cst) && !wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+bool runtime::run_remote() noexcept {
+  detail::remote_node* n = remote_head_.exchange(nullptr, std::memory_order_acquire);
+  if (n == nullptr) return false;
+  detail::remote_node* fifo = nullptr;  // the stack holds newest first
+  while (n != nullptr) {
+    detail::remote_node* next = n->next;
+    n->next = fifo;
+    fifo = n;
+    n = next;
+  }
+  while (fifo != nullptr) {
+    detail::remote_node* next = fifo->next;
+    ++stats_.remote_runs;
+    fifo->run(*fifo);  // may free fifo (it belongs to the poster)
+    fifo = next;
+  }
+  return true;
+}
+
+void runtime::wait_remote(const std::atomic<bool>& flag) noexcept {
+  // Rare path (a task torn down mid-call): poll politely rather than take
+  // over the armed wake read.
+  while (!flag.load(std::memory_order_acquire)) {
+    if (!run_remote()) {
+      timespec ts{0, 200'000};
+      nanosleep(&ts, nullptr);
+    }
+  }
+}
+
+void runtime::arm_wake() noexcept {
+  wake_read_->state = op_state::idle;
+  driver_->push(*wake_read_);
+}
 
 int64_t runtime::now_ns() const noexcept {
   timespec ts;
@@ -142,6 +216,12 @@ void runtime::run_ready() {
   intrusive_list<completion> done;
   done.splice_back(reaped_);
   while (completion* c = done.pop_front()) {
+    if (c == wake_read_.get()) [[unlikely]] {
+      ++stats_.wakeups;
+      wake_pending_.store(false, std::memory_order_release);
+      if (!closing_) arm_wake();
+      continue;
+    }
     static_cast<detail::rt_completion*>(c)->waiter.resume();
   }
   intrusive_list<detail::ready_node> batch;
@@ -155,6 +235,7 @@ bool runtime::run_until(const bool& done) {
     run_ready();
     if (done) break;
     fire_timers();
+    if (wake_fd_ >= 0 && run_remote() && done) break;
     if (!ready_.empty() || !reaped_.empty()) {
       (void)driver_->flush();
       driver_->reap(reaped_);
@@ -163,10 +244,17 @@ bool runtime::run_until(const bool& done) {
     int64_t timeout_ns = -1;
     if (!timers_.empty()) timeout_ns = std::max<int64_t>(0, timers_.front()->deadline_ns - now_ns());
     if (timeout_ns < 0 && !driver_->has_pending_work()) return false;  // nothing can ever wake us
-    ++stats_.parks;
-    if (auto r = driver_->wait(timeout_ns); !r) {
-      detail::assert_fail("driver wait", r.error().message().c_str(), __FILE__, __LINE__);
+    if (wake_fd_ >= 0) {
+      parked_.store(true, std::memory_order_seq_cst);
+      if (remote_head_.load(std::memory_order_seq_cst) != nullptr) {
+        parked_.store(false, std::memory_order_relaxed);
+        continue;
+      }
     }
+    ++stats_.parks;
+    auto r = driver_->wait(timeout_ns);
+    parked_.store(false, std::memory_order_relaxed);
+    if (!r) detail::assert_fail("driver wait", r.error().message().c_str(), __FILE__, __LINE__);
     driver_->reap(reaped_);
   }
   return true;

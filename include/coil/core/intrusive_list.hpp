@@ -73,6 +73,16 @@ class intrusive_list {
     }
   }
 
+  // Calls f(T&) for each element; f must not unlink elements other than its own.
+  template <class F>
+  void for_each(F&& f) noexcept {
+    for (list_hook* h = head_.next_; h != &head_;) {
+      list_hook* next = h->next_;
+      f(static_cast<T&>(*h));
+      h = next;
+    }
+  }
+
   std::size_t size() const noexcept {
     std::size_t n = 0;
     for (const list_hook* h = head_.next_; h != &head_; h = h->next_) ++n;

@@ -4,6 +4,7 @@
 // until the nearest deadline. A runtime belongs to the thread that created it.
 #include <time.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
 #include "coil/io/driver.hpp"
+#include "coil/io/op_completion.hpp"
 #include "coil/rt/task.hpp"
 
 namespace coil {
@@ -24,6 +26,9 @@ struct runtime_options {
   bool strict_driver = false;  // automatic, but an unusable io_uring is an error
   uring_options uring{};
   epoll_options epoll{};
+  // Lets other threads post work to this runtime (runtime::post). Keeps a
+  // wake-up read armed in the driver, so block_on cannot detect deadlocks.
+  bool remote = false;
   clockid_t clock = CLOCK_MONOTONIC;  // CLOCK_BOOTTIME: timers count suspend time
 };
 
@@ -33,12 +38,21 @@ struct runtime_stats {
   uint64_t parks = 0;
   uint64_t tasks_spawned = 0;
   uint64_t timers_fired = 0;
+  uint64_t remote_runs = 0;   // posted items run
+  uint64_t wakeups = 0;       // eventfd writes received
 };
 
 namespace detail {
 // A completion whose owner is a suspended coroutine.
 struct rt_completion : completion {
   std::coroutine_handle<> waiter;
+};
+
+// Work posted to a runtime from another thread. Lives with the poster (a
+// coroutine frame, usually); run() is called on the target runtime's thread.
+struct remote_node {
+  remote_node* next = nullptr;
+  void (*run)(remote_node&) noexcept = nullptr;
 };
 
 struct timer_node : ready_node {
@@ -94,11 +108,26 @@ class runtime {
   void track_spawned(list_hook& h) noexcept;
   bool on_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
 
+  // --- cross-thread -----------------------------------------------------------
+  // Thread-safe (needs runtime_options::remote): queues n to run on this
+  // runtime's thread in a later loop turn, waking it if it is parked. No
+  // system call when the runtime is awake.
+  void post(detail::remote_node& n) noexcept;
+  bool remote_enabled() const noexcept { return wake_fd_ >= 0; }
+  // Owner thread, outside the loop's normal flow (a destructor waiting for a
+  // cross-core answer): runs posted items until flag is set.
+  void wait_remote(const std::atomic<bool>& flag) noexcept;
+  // Owner thread: requests cancellation of the block_on task and every
+  // spawned task (their pending operations complete with operation_canceled).
+  void cancel_all() noexcept;
+
  private:
   runtime() = default;
   // Returns false on deadlock.
   bool run_until(const bool& done);
   void run_ready();
+  bool run_remote() noexcept;
+  void arm_wake() noexcept;
   void fire_timers();
   void destroy_spawned();
   void timer_swap(std::size_t a, std::size_t b) noexcept;
@@ -110,12 +139,20 @@ class runtime {
   intrusive_list<completion> reaped_;
   std::vector<detail::timer_node*> timers_;  // binary min-heap by deadline
   intrusive_list<list_hook> spawned_;        // live spawned tasks
-  stop_source root_stop_;
+  stop_source* root_stop_ = nullptr;  // the running block_on's
   std::thread::id owner_;
   clockid_t clock_ = CLOCK_MONOTONIC;
   bool running_ = false;
   bool closing_ = false;
   runtime_stats stats_;
+
+  // Remote posts: an intrusive lock-free stack (reversed to FIFO on drain).
+  std::atomic<detail::remote_node*> remote_head_{nullptr};
+  std::atomic<bool> parked_{false};       // owner is (about to be) blocked in the driver
+  std::atomic<bool> wake_pending_{false};  // an eventfd write is on its way
+  int wake_fd_ = -1;
+  uint64_t wake_buf_ = 0;
+  std::unique_ptr<op_completion<ops::read>> wake_read_;
 };
 
 namespace detail {
@@ -259,13 +296,16 @@ T runtime::block_on(task<T> t) {
   auto& p = t.handle().promise();
   COIL_ASSERT(!p.started, "block_on of a task that already started");
   p.started = true;
-  p.stop = &root_stop_;
+  stop_source root_stop;  // per call: a cancelled block_on does not poison the next
+  p.stop = &root_stop;
+  root_stop_ = &root_stop;
   detail::ready_node start;
   start.handle = t.handle();
   schedule(start);
   running_ = true;
   const bool ok = run_until(p.finished);
   running_ = false;
+  root_stop_ = nullptr;
   if (!ok) {
     if constexpr (requires { T(fail(errc::deadlock)); }) {
       return T(fail(errc::deadlock));
