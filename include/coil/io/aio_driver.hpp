@@ -128,8 +128,8 @@ class aio_driver {
 
   // Submits queued requests while capacity allows. A request the kernel
   // rejects completes with its error; EAGAIN leaves the rest queued until a
-  // completion frees resources. Errors here are never per request: the
-  // result is always success, and problems surface through reap().
+  // completion frees resources. Every failure belongs to a request, so it
+  // surfaces through reap(), never here.
   void flush() noexcept;
 
   // Flushes, then blocks until at least one completion is ready or
