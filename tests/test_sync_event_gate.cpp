@@ -1,8 +1,10 @@
 // coil::event and coil::gate.
 #include <vector>
 
+#include "coil/sync/channel.hpp"
 #include "coil/sync/event.hpp"
 #include "coil/sync/gate.hpp"
+#include "coil/sync/mutex.hpp"
 #include "test_sync_util.hpp"
 
 namespace {
@@ -160,6 +162,13 @@ TEST(SyncErrors, HaveTheirOwnCategoryAndMessages) {
   EXPECT_EQ(g.message(), "gate closed");
   EXPECT_NE(c, g);
   EXPECT_NE(c, std::error_code(1, std::system_category()));
+}
+
+// The waiter is in every waiting frame: growing it is a decision, not drift.
+TEST(SyncLayout, WaiterSizeIsPinned) {
+  EXPECT_EQ(sizeof(coil::detail::waiter), 88u);
+  EXPECT_EQ(sizeof(mutex::lock_awaiter), 104u);
+  EXPECT_EQ(sizeof(channel<int>::recv_awaiter), 96u);
 }
 
 }  // namespace

@@ -41,13 +41,6 @@
 
 namespace coil {
 
-namespace detail {
-template <class T>
-struct is_result : std::false_type {};
-template <class V>
-struct is_result<tl::expected<V, std::error_code>> : std::true_type {};
-}  // namespace detail
-
 class task_group {
  public:
   class [[nodiscard]] join_awaiter : stop_callback {
@@ -143,7 +136,10 @@ class task_group {
     auto& p = static_cast<detail::promise<T>&>(base);
     auto* c = static_cast<child*>(p.done_ctx);
     task_group& g = *c->group;
-    if constexpr (detail::is_result<T>::value) {
+    if constexpr (requires {
+                    typename T::value_type;
+                    requires std::is_same_v<T, result<typename T::value_type>>;
+                  }) {
       if (!*p.value) {
         if (!g.first_error_) g.first_error_ = p.value->error();
         g.stop_.request_stop();

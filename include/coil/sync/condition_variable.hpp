@@ -11,6 +11,10 @@
 // the waiter goes back to waiting if it is false, so it never sees a spurious
 // wake. The check may run inside another task's unlock() or notify: it must
 // only read state the mutex protects, and must not suspend or notify.
+//
+// As with std::condition_variable, notify_one() wakes one waiter, which may
+// find its own predicate false and wait on: waiters with different
+// predicates call for notify_all().
 #include <coroutine>
 #include <system_error>
 #include <utility>

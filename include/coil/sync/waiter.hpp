@@ -60,6 +60,8 @@ class waiter : public ready_node, public stop_callback {
   // Leaves the FIFO (if in one), stops watching for cancellation and queues
   // the coroutine's resume. The caller sets the outcome first.
   void wake() noexcept {
+    // Catches a primitive shared between cores, before the race spreads.
+    COIL_ASSERT(rt_->on_owner_thread(), "a coil::sync primitive was used from two cores (it is single-core)");
     static_cast<ready_node&>(*this).unlink();
     static_cast<stop_callback&>(*this).unlink();
     status_ = status::scheduled;
