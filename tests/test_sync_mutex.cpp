@@ -274,6 +274,35 @@ TEST(ConditionVariable, CancelledWaitReturnsWithTheLockHeld) {
   ASSERT_TRUE(run(body()));
 }
 
+TEST(ConditionVariable, WaitWithTimeoutReturnsHoldingTheLock) {
+  auto body = []() -> task<result<void>> {
+    queue_state q;
+    auto g = co_await q.m.lock();
+    if (!g) co_return fail(g.error());
+    auto w = co_await with_timeout(q.cv.wait(*g, [&q] { return !q.items.empty(); }), 2ms);
+    EXPECT_EQ(error_of(w), std::errc::timed_out);
+    EXPECT_TRUE(g->owns_lock());
+    EXPECT_TRUE(q.m.locked());
+    EXPECT_EQ(q.cv.waiting(), 0u);
+    co_return result<void>{};
+  };
+  ASSERT_TRUE(run(body()));
+}
+
+TEST(Mutex, LockWithTimeoutLeavesTheQueue) {
+  auto body = []() -> task<result<void>> {
+    mutex m;
+    auto held = m.try_lock();
+    auto r = co_await with_timeout(m.lock(), 1ms);
+    EXPECT_EQ(error_of(r), std::errc::timed_out);
+    EXPECT_EQ(m.waiting(), 0u);
+    held->unlock();
+    EXPECT_FALSE(m.locked());
+    co_return result<void>{};
+  };
+  ASSERT_TRUE(run(body()));
+}
+
 TEST(ConditionVariable, DestroyingAWaitingFrameLeavesTheMutexConsistent) {
   auto body = []() -> task<result<void>> {
     queue_state q;
