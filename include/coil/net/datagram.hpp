@@ -16,7 +16,9 @@ struct datagram_info {
   bool truncated = false;  // the datagram was longer than the buffer
 };
 
-// Fills the sender's address (and the truncation flag) after completion.
+// Fills the sender's address (and the truncation flag) after completion. A
+// sender without an address (an unbound Unix socket) leaves it empty
+// (AF_UNSPEC, size 0).
 class [[nodiscard]] recv_from_op : public socket_op<ops::recv_from> {
  public:
   recv_from_op(ops::recv_from op, detail::pending_list* owner, socket_address* from) noexcept
