@@ -67,7 +67,8 @@ inline loopback_listener listen_loopback(const net::listen_options& opts = {}) {
 class fd_limit {
  public:
   fd_limit() { ::getrlimit(RLIMIT_NOFILE, &saved_); }
-  ~fd_limit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+  ~fd_limit() { restore(); }
+  void restore() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
   bool raise_to(rlim_t n) {
     rlimit r = saved_;
     if (r.rlim_cur >= n) return true;
