@@ -1,0 +1,124 @@
+// echo_client HOST:PORT [--conns N (16)] [--msg BYTES (64)] [--seconds S (5)]
+//
+// Load generator for an echo server: N connections, each sending a message
+// and waiting for it to come back, over and over. Prints round trips per
+// second and the p50/p99 latency of a round trip.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "coil/coil.hpp"
+
+namespace {
+
+struct config {
+  coil::net::socket_address addr;
+  size_t conns = 16;
+  size_t msg = 64;
+  double seconds = 5;
+};
+
+struct totals {
+  bool stop = false;
+  uint64_t trips = 0;
+  uint64_t errors = 0;
+  std::vector<uint32_t> latency_ns;  // one sample per round trip
+};
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+coil::task<void> connection(const config& cfg, totals& t) {
+  auto s = co_await coil::net::tcp_stream::connect(cfg.addr, std::chrono::seconds(5));
+  if (!s) {
+    std::fprintf(stderr, "echo_client: connect: %s\n", s.error().message().c_str());
+    ++t.errors;
+    co_return;
+  }
+  (void)s->set_nodelay(true);
+  std::vector<std::byte> out(cfg.msg, std::byte{'x'}), in(cfg.msg);
+  while (!t.stop) {
+    const int64_t t0 = now_ns();
+    auto w = co_await s->send_all(out);
+    if (!w) {
+      ++t.errors;
+      break;
+    }
+    auto r = co_await s->recv_exact(in);
+    if (!r) {
+      ++t.errors;
+      break;
+    }
+    t.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(now_ns() - t0, UINT32_MAX)));
+    ++t.trips;
+  }
+  (void)co_await s->close();
+}
+
+coil::task<void> run(const config& cfg, totals& t) {
+  std::vector<coil::join_handle<void>> conns;
+  for (size_t i = 0; i < cfg.conns; ++i) conns.push_back(coil::runtime::current()->spawn(connection(cfg, t)));
+  auto z = co_await coil::sleep_for(std::chrono::duration<double>(cfg.seconds));
+  (void)z;
+  t.stop = true;
+  for (auto& c : conns) co_await std::move(c);
+}
+
+double percentile_us(std::vector<uint32_t>& v, double p) {
+  if (v.empty()) return 0;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k] / 1000.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  config cfg;
+  bool ok = argc >= 2;
+  if (ok) {
+    auto a = coil::net::socket_address::parse(argv[1]);
+    ok = static_cast<bool>(a);
+    if (a) cfg.addr = *a;
+  }
+  for (int i = 2; ok && i + 1 < argc; i += 2) {
+    const std::string name = argv[i];
+    const double v = std::strtod(argv[i + 1], nullptr);
+    if (name == "--conns" && v >= 1) {
+      cfg.conns = static_cast<size_t>(v);
+    } else if (name == "--msg" && v >= 1) {
+      cfg.msg = static_cast<size_t>(v);
+    } else if (name == "--seconds" && v > 0) {
+      cfg.seconds = v;
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok || argc % 2 != 0) {
+    std::fprintf(stderr, "usage: echo_client HOST:PORT [--conns N] [--msg BYTES] [--seconds S]\n");
+    return 2;
+  }
+  auto rt = coil::runtime::create();
+  if (!rt) {
+    std::fprintf(stderr, "echo_client: %s\n", rt.error().message().c_str());
+    return 1;
+  }
+  totals t;
+  const int64_t t0 = now_ns();
+  (*rt)->block_on(run(cfg, t));
+  const double secs = static_cast<double>(now_ns() - t0) / 1e9;
+  const double p50 = percentile_us(t.latency_ns, 0.50);
+  const double p99 = percentile_us(t.latency_ns, 0.99);
+  std::printf(
+      "echo_client: %zu conns, %zu-byte messages, %.2f s: %.0f round trips/s, p50 %.1f us, p99 %.1f us, "
+      "errors %llu\n",
+      cfg.conns, cfg.msg, secs, static_cast<double>(t.trips) / secs, p50, p99,
+      static_cast<unsigned long long>(t.errors));
+  return t.errors == 0 ? 0 : 1;
+}
