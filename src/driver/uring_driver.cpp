@@ -65,6 +65,13 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
     for (int op = 0; op <= IORING_OP_WRITE; ++op) d->probe_[op / 8] |= static_cast<unsigned char>(1u << (op % 8));
   }
   if (opts.register_ring_fd) (void)io_uring_register_ring_fd(&d->ring_);  // optional speedup
+  if (opts.iowq_max_workers[0] != 0 || opts.iowq_max_workers[1] != 0) {
+    unsigned v[2] = {opts.iowq_max_workers[0], opts.iowq_max_workers[1]};
+    if (io_uring_register_iowq_max_workers(&d->ring_, v) == 0) {  // 5.15+; v now holds the old values
+      d->iowq_max_[0] = opts.iowq_max_workers[0];
+      d->iowq_max_[1] = opts.iowq_max_workers[1];
+    }
+  }
   return d;
 }
 

@@ -27,6 +27,11 @@ struct uring_options {
                                    // (RLIMIT_MEMLOCK on old kernels) smaller rings are tried.
   bool single_issuer = true;       // IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN when available
   bool register_ring_fd = true;    // saves an fdget per io_uring_enter
+  // Caps the kernel's io-wq worker threads (iou-wrk-*) for this ring:
+  // [0] bounded work (regular-file I/O), [1] unbounded (sockets, pipes).
+  // Without a cap, thousands of blocking buffered writes spawn thousands of
+  // threads. 0 leaves the kernel default.
+  unsigned iowq_max_workers[2] = {8, 8};
 };
 
 
@@ -72,6 +77,8 @@ class uring_driver {
   bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty();
   }
   unsigned setup_flags() const noexcept { return ring_.flags; }
+  // The io-wq caps in force ({0, 0} when the kernel refused to set them).
+  const unsigned* iowq_max_workers() const noexcept { return iowq_max_; }
   uint32_t cq_overflow() const noexcept;
   const driver_stats& stats() const noexcept { return stats_; }
 
@@ -94,6 +101,7 @@ class uring_driver {
   intrusive_list<completion> cancel_waiting_;  // in-flight ops whose cancel waits for room
   intrusive_list<completion> finished_;  // completed without reaching the kernel
   unsigned char probe_[256 / 8] = {};
+  unsigned iowq_max_[2] = {0, 0};
   driver_stats stats_;
 };
 
