@@ -22,6 +22,7 @@ void print_usage(std::FILE* out) {
       "            [--size BYTES (1G, used when creating PATH)] [--baseline uring|pread]\n"
       "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
+      "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll]\n"
       "  tour      --seconds S per step (4) --size BYTES (1G)\n"
       "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
       "sizes take K/M/G suffixes (powers of 1024). The last stdout line is JSON.\n",
@@ -110,6 +111,10 @@ bool parse_args(int argc, char** argv, options& opts) {
     if (name == "--seconds") {
       ok = parse_double(v, opts.seconds);
       opts.seconds_given = true;
+    } else if (name == "--conns") {
+      ok = parse_u64(v, opts.conns) && opts.conns > 0 && opts.conns <= 100'000;
+    } else if (name == "--msg") {
+      ok = parse_u64(v, opts.msg) && opts.msg > 0 && opts.msg <= (16 << 10);
     } else if (name == "--tasks") {
       ok = parse_u64(v, opts.tasks) && opts.tasks > 0;
     } else if (name == "--bs") {
@@ -123,7 +128,7 @@ bool parse_args(int argc, char** argv, options& opts) {
       opts.file = value;
     } else if (name == "--baseline") {
       opts.baseline = value;
-      ok = value == "uring" || value == "pread";
+      ok = value == "uring" || value == "pread" || value == "epoll";
     } else if (name == "--driver") {
       opts.driver = value;
       ok = value == "uring" || value == "epoll" || value == "aio";

@@ -25,6 +25,8 @@ struct options {
   std::optional<uint64_t> size_bytes;  // data file size (create / check)
   double seconds = 3.0;
   uint64_t tasks = 128;
+  uint64_t conns = 64;  // echo
+  uint64_t msg = 64;    // echo: message bytes
   uint64_t bs = 4096;
   uint64_t qd = 32;
   uint64_t timer_tasks = 10'000;

@@ -11,6 +11,7 @@
 
 #include "benches.hpp"
 #include "common.hpp"
+#include "echo.hpp"
 
 namespace coil_bench {
 namespace {
@@ -138,6 +139,38 @@ int cmd_timers(const options& opts) {
   return r.errors == 0 ? 0 : 1;
 }
 
+int cmd_echo(const options& opts) {
+  if (!opts.baseline.empty() && opts.baseline != "uring" && opts.baseline != "epoll") {
+    std::fprintf(stderr, "coil-bench: echo supports --baseline uring|epoll\n");
+    return 2;
+  }
+  echo_config cfg;
+  cfg.impl = opts.baseline.empty() ? "coil" : opts.baseline;
+  cfg.conns = opts.conns;
+  cfg.msg = opts.msg;
+  cfg.seconds = opts.seconds;
+  echo_result r;
+  {
+    progress prog("echo " + cfg.impl, opts.seconds);
+    r = run_echo(cfg);
+  }
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "coil-bench: echo %s: %s\n", cfg.impl.c_str(), r.failure.c_str());
+    return 1;
+  }
+  std::printf("echo %s: %llu conns, %llu-byte messages, %.2f s: %s round trips/s, %.2f us of server CPU per trip, "
+              "errors %llu\n",
+              cfg.impl.c_str(), static_cast<unsigned long long>(cfg.conns), static_cast<unsigned long long>(cfg.msg),
+              r.seconds, human(r.trips_per_s()).c_str(), r.server_cpu_us_per_trip(),
+              static_cast<unsigned long long>(r.errors));
+  json_object j;
+  j.add("bench", "echo").add("impl", cfg.impl).add("trips_per_s", r.trips_per_s());
+  j.add("server_cpu_us_per_trip", r.server_cpu_us_per_trip()).add("conns", cfg.conns).add("msg", cfg.msg);
+  j.add("seconds", r.seconds).add("server_cpu_seconds", r.server_cpu_seconds).add("errors", r.errors);
+  std::printf("%s\n", j.str().c_str());
+  return r.errors == 0 ? 0 : 1;
+}
+
 }  // namespace
 }  // namespace coil_bench
 
@@ -154,6 +187,7 @@ int main(int argc, char** argv) {
   if (opts.command == "nop") return cmd_nop(opts);
   if (opts.command == "randread") return cmd_randread(opts);
   if (opts.command == "timers") return cmd_timers(opts);
+  if (opts.command == "echo") return cmd_echo(opts);
   if (opts.command == "tour") return run_tour(opts);
   std::fprintf(stderr, "coil-bench: unknown command '%s'\n", opts.command.c_str());
   print_usage(stderr);

@@ -1,0 +1,358 @@
+// echo: server CPU per round trip of a TCP echo, coil against raw liburing
+// and raw epoll servers, with the same coil client in a second process.
+#include "echo.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "coil/net/tcp.hpp"
+#include "coil/rt/runtime.hpp"
+#include "coil/rt/time.hpp"
+#include "raw_ring.hpp"
+
+namespace coil_bench {
+namespace {
+
+using coil::net::socket_address;
+using coil::net::tcp_stream;
+
+constexpr size_t buf_size = 16 << 10;
+
+void set_nodelay(int fd) {
+  const int one = 1;
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+// ---- client (the child process) ---------------------------------------------------
+
+struct client_state {
+  bool stop = false;
+  uint64_t trips = 0;
+  uint64_t errors = 0;
+};
+
+coil::task<void> client_loop(tcp_stream& s, uint64_t msg, client_state& st) {
+  std::vector<std::byte> out(msg, std::byte{'e'}), in(msg);
+  while (!st.stop) {
+    auto w = co_await s.send_all(out);
+    if (!w) {
+      ++st.errors;
+      co_return;
+    }
+    auto r = co_await s.recv_exact(in);
+    if (!r) {
+      ++st.errors;
+      co_return;
+    }
+    ++st.trips;
+  }
+}
+
+coil::task<void> client_main(const echo_config& cfg, const socket_address& addr, client_state& st, double& secs) {
+  coil::runtime& rt = *coil::runtime::current();
+  std::vector<tcp_stream> streams;
+  for (uint64_t i = 0; i < cfg.conns; ++i) {
+    auto s = co_await tcp_stream::connect(addr);
+    if (!s) {
+      ++st.errors;
+      co_return;
+    }
+    (void)s->set_nodelay(true);
+    streams.push_back(std::move(*s));
+  }
+  std::vector<coil::join_handle<void>> loops;
+  const int64_t t0 = now_ns();
+  for (auto& s : streams) loops.push_back(rt.spawn(client_loop(s, cfg.msg, st)));
+  auto z = co_await coil::sleep_for(std::chrono::duration<double>(cfg.seconds));
+  (void)z;
+  st.stop = true;
+  for (auto& l : loops) co_await l;
+  secs = seconds_since(t0);
+  // Closing tells the server we are done: it exits after the last EOF.
+}
+
+struct client_report {
+  uint64_t trips;
+  uint64_t errors;
+  double seconds;
+};
+
+[[noreturn]] void run_client(const echo_config& cfg, const socket_address& addr, int report_fd) {
+  if (cfg.client_cpu >= 0) (void)pin_to_cpu(cfg.client_cpu);
+  client_report rep{0, 1, 0};
+  if (auto rt = coil::runtime::create()) {
+    client_state st;
+    (*rt)->block_on(client_main(cfg, addr, st, rep.seconds));
+    rep = {st.trips, st.errors, rep.seconds};
+  }
+  const bool ok = ::write(report_fd, &rep, sizeof(rep)) == static_cast<ssize_t>(sizeof(rep));
+  ::_exit(ok ? 0 : 1);
+}
+
+// ---- servers (the parent process): each returns after conns connections closed ----
+
+coil::task<void> coil_serve(tcp_stream s, uint64_t& closed) {
+  (void)s.set_nodelay(true);
+  std::vector<std::byte> buf(buf_size);
+  for (;;) {
+    auto n = co_await s.recv(buf);
+    if (!n || *n == 0) break;
+    auto w = co_await s.send_all(std::span(buf).first(*n));
+    if (!w) break;
+  }
+  ++closed;
+}
+
+coil::task<void> coil_server(coil::net::tcp_listener& l, uint64_t conns) {
+  uint64_t closed = 0;
+  std::vector<coil::join_handle<void>> handlers;
+  for (uint64_t i = 0; i < conns; ++i) {
+    auto s = co_await l.accept();
+    if (!s) break;
+    handlers.push_back(coil::runtime::current()->spawn(coil_serve(std::move(*s), closed)));
+  }
+  for (auto& h : handlers) co_await h;
+}
+
+std::string serve_coil(coil::unique_fd listen_fd, uint64_t conns) {
+  auto l = coil::net::tcp_listener::from_fd(std::move(listen_fd));
+  if (!l) return "listener: " + l.error().message();
+  auto rt = coil::runtime::create();
+  if (!rt) return "runtime: " + rt.error().message();
+  (*rt)->block_on(coil_server(*l, conns));
+  return {};
+}
+
+// Raw liburing: one operation in flight per connection (recv, then send of
+// what arrived, then recv again), one submit-and-wait per loop, completions
+// reaped in a batch. user_data = connection index << 2 | kind.
+enum : uint64_t { k_accept = 0, k_recv = 1, k_send = 2 };
+
+struct raw_conn {
+  int fd = -1;
+  uint32_t len = 0;
+  uint32_t sent = 0;
+  std::vector<char> buf;
+};
+
+std::string serve_uring(int listen_fd, uint64_t conns) {
+  io_uring ring;
+  if (int r = setup_raw_ring(ring, 256); r < 0) return std::string("io_uring: ") + std::strerror(-r);
+  std::vector<raw_conn> cs(conns);
+  auto sqe = [&]() {
+    io_uring_sqe* s = io_uring_get_sqe(&ring);
+    while (s == nullptr) {
+      io_uring_submit(&ring);
+      s = io_uring_get_sqe(&ring);
+    }
+    return s;
+  };
+  auto recv = [&](uint64_t i) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_recv(s, cs[i].fd, cs[i].buf.data(), buf_size, 0);
+    io_uring_sqe_set_data64(s, i << 2 | k_recv);
+  };
+  auto send = [&](uint64_t i) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_send(s, cs[i].fd, cs[i].buf.data() + cs[i].sent, cs[i].len - cs[i].sent, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(s, i << 2 | k_send);
+  };
+  auto accept = [&]() {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_accept(s, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(s, k_accept);
+  };
+  uint64_t accepted = 0, closed = 0;
+  auto drop = [&](uint64_t i) {
+    ::close(cs[i].fd);
+    ++closed;
+  };
+  accept();
+  while (closed < conns) {
+    if (int r = io_uring_submit_and_wait(&ring, 1); r < 0 && r != -EINTR) {
+      io_uring_queue_exit(&ring);
+      return std::string("submit: ") + std::strerror(-r);
+    }
+    unsigned head, seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++seen;
+      const uint64_t d = io_uring_cqe_get_data64(cqe);
+      const uint64_t i = d >> 2;
+      const int res = cqe->res;
+      switch (d & 3) {
+        case k_accept:
+          if (res >= 0) {
+            set_nodelay(res);
+            cs[accepted].fd = res;
+            cs[accepted].buf.resize(buf_size);
+            recv(accepted++);
+          }
+          if (accepted < conns) accept();
+          break;
+        case k_recv:
+          if (res <= 0) {
+            drop(i);
+          } else {
+            cs[i].len = static_cast<uint32_t>(res);
+            cs[i].sent = 0;
+            send(i);
+          }
+          break;
+        case k_send:
+          if (res < 0) {
+            drop(i);
+            break;
+          }
+          cs[i].sent += static_cast<uint32_t>(res);
+          if (cs[i].sent < cs[i].len) {
+            send(i);
+          } else {
+            recv(i);
+          }
+          break;
+      }
+    }
+    io_uring_cq_advance(&ring, seen);
+  }
+  io_uring_queue_exit(&ring);
+  return {};
+}
+
+// Raw epoll: level-triggered, non-blocking sockets, recv then send in the
+// readiness callback.
+std::string serve_epoll(int listen_fd, uint64_t conns) {
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return std::string("epoll_create1: ") + std::strerror(errno);
+  const int fl = ::fcntl(listen_fd, F_GETFL);
+  (void)::fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listen_fd;
+  ::epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev);
+  std::vector<char> buf(buf_size);
+  std::vector<epoll_event> events(256);
+  uint64_t closed = 0;
+  auto drop = [&](int fd) {
+    ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+    ++closed;
+  };
+  while (closed < conns) {
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), -1);
+    if (n < 0 && errno != EINTR) break;
+    for (int k = 0; k < n; ++k) {
+      const int fd = events[static_cast<size_t>(k)].data.fd;
+      if (fd == listen_fd) {
+        for (;;) {
+          const int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (c < 0) break;
+          set_nodelay(c);
+          epoll_event cev{};
+          cev.events = EPOLLIN;
+          cev.data.fd = c;
+          ::epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+        }
+        continue;
+      }
+      const ssize_t r = ::recv(fd, buf.data(), buf.size(), 0);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+        drop(fd);
+        continue;
+      }
+      if (r < 0) continue;
+      size_t off = 0;
+      while (off < static_cast<size_t>(r)) {
+        const ssize_t w = ::send(fd, buf.data() + off, static_cast<size_t>(r) - off, MSG_NOSIGNAL);
+        if (w > 0) {
+          off += static_cast<size_t>(w);
+        } else if (w < 0 && errno == EAGAIN) {
+          pollfd p{fd, POLLOUT, 0};  // rare with small messages: wait in place
+          (void)::poll(&p, 1, -1);
+        } else {
+          break;
+        }
+      }
+    }
+  }
+  ::close(ep);
+  return {};
+}
+
+}  // namespace
+
+echo_result run_echo(const echo_config& cfg) {
+  echo_result out;
+  // A plain blocking listener made before the fork; each server adapts it.
+  coil::unique_fd lfd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  (void)::setsockopt(lfd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  auto any = socket_address::ipv4_loopback(0);
+  if (!lfd || ::bind(lfd.get(), any.native(), any.size()) < 0 || ::listen(lfd.get(), 4096) < 0) {
+    out.failure = std::string("listen: ") + std::strerror(errno);
+    return out;
+  }
+  socket_address addr;
+  *addr.size_ptr() = socket_address::capacity();
+  ::getsockname(lfd.get(), addr.native(), addr.size_ptr());
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) < 0) {
+    out.failure = std::string("pipe: ") + std::strerror(errno);
+    return out;
+  }
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  if (child < 0) {
+    out.failure = std::string("fork: ") + std::strerror(errno);
+    return out;
+  }
+  if (child == 0) {
+    lfd.reset();
+    ::close(report[0]);
+    run_client(cfg, addr, report[1]);
+  }
+  ::close(report[1]);
+  if (cfg.server_cpu >= 0) (void)pin_to_cpu(cfg.server_cpu);
+  const double cpu0 = process_cpu_seconds();
+  if (cfg.impl == "uring") {
+    out.failure = serve_uring(lfd.get(), cfg.conns);
+  } else if (cfg.impl == "epoll") {
+    out.failure = serve_epoll(lfd.get(), cfg.conns);
+  } else {
+    out.failure = serve_coil(std::move(lfd), cfg.conns);
+  }
+  out.server_cpu_seconds = process_cpu_seconds() - cpu0;
+  if (!out.failure.empty()) ::kill(child, SIGKILL);  // it may wait for a server that is gone
+  client_report rep{};
+  if (::read(report[0], &rep, sizeof(rep)) != static_cast<ssize_t>(sizeof(rep)) && out.failure.empty()) {
+    out.failure = "the client died";
+  }
+  ::close(report[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  out.trips = rep.trips;
+  out.errors = rep.errors;
+  out.seconds = rep.seconds;
+  return out;
+}
+
+}  // namespace coil_bench

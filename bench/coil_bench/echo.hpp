@@ -1,0 +1,37 @@
+#pragma once
+// echo: a TCP echo server and its client in two processes (fork), pinned to
+// different CPUs. The client is always the same (coil, one task per
+// connection, send then recv_exact); the server is coil's or a baseline
+// written here with raw liburing or raw epoll, so server CPU per round trip
+// compares the library with the code one would write by hand.
+#include <cstdint>
+#include <string>
+
+#include "common.hpp"
+
+namespace coil_bench {
+
+struct echo_config {
+  std::string impl = "coil";  // server: coil, uring (raw liburing) or epoll (raw epoll)
+  uint64_t conns = 64;
+  uint64_t msg = 64;
+  double seconds = 3;
+  int server_cpu = 0;
+  int client_cpu = 1;
+};
+
+struct echo_result {
+  uint64_t trips = 0;
+  uint64_t errors = 0;
+  double seconds = 0;             // the client's measuring window
+  double server_cpu_seconds = 0;  // user + system time of the server process
+  std::string failure;
+  double trips_per_s() const noexcept { return seconds > 0 ? static_cast<double>(trips) / seconds : 0; }
+  double server_cpu_us_per_trip() const noexcept {
+    return trips > 0 ? server_cpu_seconds * 1e6 / static_cast<double>(trips) : 0;
+  }
+};
+
+echo_result run_echo(const echo_config& cfg);
+
+}  // namespace coil_bench
