@@ -72,4 +72,7 @@ timers_result run_timers_coil(const timers_config& cfg, progress* prog);
 // The tour: every benchmark above with baselines, a table, one JSON summary.
 int run_tour(const options& opts);
 
+// ---- xcore: cross-core round trips (xcore.cpp prints and returns the exit code) --
+int cmd_xcore(const options& opts);
+
 }  // namespace coil_bench

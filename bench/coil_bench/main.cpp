@@ -188,6 +188,7 @@ int main(int argc, char** argv) {
   if (opts.command == "randread") return cmd_randread(opts);
   if (opts.command == "timers") return cmd_timers(opts);
   if (opts.command == "echo") return cmd_echo(opts);
+  if (opts.command == "xcore") return cmd_xcore(opts);
   if (opts.command == "tour") return run_tour(opts);
   std::fprintf(stderr, "coil-bench: unknown command '%s'\n", opts.command.c_str());
   print_usage(stderr);
