@@ -1,6 +1,7 @@
 // coil::event and coil::gate.
 #include <vector>
 
+#include "coil/rt/shield.hpp"
 #include "coil/sync/channel.hpp"
 #include "coil/sync/event.hpp"
 #include "coil/sync/gate.hpp"
@@ -149,6 +150,34 @@ TEST(Gate, CancelledCloseLeavesTheGateClosed) {
     EXPECT_EQ(g.holders(), 1u);
     h->leave();
     EXPECT_EQ(g.holders(), 0u);
+    co_return result<void>{};
+  };
+  ASSERT_TRUE(run(body()));
+}
+
+task<result<void>> drain(gate& g) { co_return co_await g.close(); }
+
+// Shutdown by cancellation: the stopped task's own close() fails at once, a
+// shielded one still waits for the holder.
+TEST(Gate, ACancelledTaskDrainsThroughAShield) {
+  auto body = []() -> task<result<void>> {
+    gate g;
+    int left = 0;
+    auto h = g.enter();
+    auto holder_task = runtime::current()->spawn(hold_for(std::move(*h), std::chrono::milliseconds(3), left));
+    auto closer = runtime::current()->spawn([](gate& g, int& left) -> task<result<void>> {
+      co_await yield();
+      auto plain = co_await g.close();
+      EXPECT_EQ(error_of(plain), std::errc::operation_canceled);
+      EXPECT_EQ(left, 0);
+      auto shielded = co_await shield(drain(g));
+      EXPECT_EQ(left, 1);  // waited for the holder
+      co_return shielded;
+    }(g, left));
+    closer.cancel();
+    auto r = co_await closer;
+    EXPECT_TRUE(r);
+    co_await holder_task;
     co_return result<void>{};
   };
   ASSERT_TRUE(run(body()));

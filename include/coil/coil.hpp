@@ -14,6 +14,7 @@
 #include "coil/rt/cores.hpp"
 #include "coil/rt/op.hpp"
 #include "coil/rt/runtime.hpp"
+#include "coil/rt/shield.hpp"
 #include "coil/rt/task_group.hpp"
 #include "coil/rt/task.hpp"
 #include "coil/rt/time.hpp"

@@ -53,7 +53,8 @@ class gate {
       park(gate_->closers_);
       return true;
     }
-    // Cancelled: the gate stays closed; holders may still be inside.
+    // Cancelled: the gate stays closed; holders may still be inside. A task
+    // already cancelled (a shutdown) drains with `co_await shield(...)`.
     result<void> await_resume() noexcept { return finish(); }
 
    private:
