@@ -170,15 +170,26 @@ std::string socket_address::to_string() const {
     case AF_INET6: {
       const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&storage_);
       ::inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf));
-      std::string s = "[" + std::string(buf);
-      if (sin6->sin6_scope_id != 0) s += "%" + std::to_string(sin6->sin6_scope_id);
-      return s + "]:" + std::to_string(port());
+      // Appends only: g++ 12 -O3 warns falsely (-Wrestrict) on "x" + string&&.
+      std::string s = "[";
+      s += buf;
+      if (sin6->sin6_scope_id != 0) {
+        s += '%';
+        s += std::to_string(sin6->sin6_scope_id);
+      }
+      s += "]:";
+      s += std::to_string(port());
+      return s;
     }
     case AF_UNIX: {
       if (is_unnamed()) return "(unnamed)";
       const auto* sun = reinterpret_cast<const sockaddr_un*>(&storage_);
       const size_t n = len_ - sun_path_offset;
-      if (is_abstract()) return "@" + std::string(sun->sun_path + 1, n - 1);
+      if (is_abstract()) {
+        std::string s = "@";
+        s.append(sun->sun_path + 1, n - 1);
+        return s;
+      }
       // Paths from the kernel may or may not count the trailing NUL.
       return std::string(sun->sun_path, strnlen(sun->sun_path, n));
     }
