@@ -33,30 +33,7 @@ using namespace std::chrono_literals;
 using test::as_bytes;
 using test::as_writable;
 
-// Gives up on the current test coroutine (a coroutine cannot use ASSERT_*).
-#define CO_ASSERT_OK(r)                                                 \
-  do {                                                                  \
-    if (!(r)) {                                                         \
-      ADD_FAILURE() << #r << " failed: " << (r).error().message();      \
-      co_return;                                                        \
-    }                                                                   \
-  } while (0)
-#define CO_ASSERT_TRUE(c)                          \
-  do {                                             \
-    if (!(c)) {                                    \
-      ADD_FAILURE() << "expected true: " << #c;    \
-      co_return;                                   \
-    }                                              \
-  } while (0)
 
-// Expects an awaited operation to fail with err. Never put co_await inside
-// a condition (EXPECT_*, if): g++ 12.2 miscompiles that form (see
-// bench/micro/micro.hpp), so the result is bound to a variable first.
-#define CO_EXPECT_FAIL(expr, err)                 \
-  do {                                            \
-    auto co_r_ = expr;                            \
-    EXPECT_TRUE(fails_with(co_r_, err)) << #expr; \
-  } while (0)
 
 // Deterministic bytes with no short period, so a misplaced offset shows.
 std::vector<char> pattern(size_t n, uint32_t seed) {
@@ -83,14 +60,7 @@ std::vector<char> pattern(size_t n, uint32_t seed) {
                                        << int(static_cast<unsigned char>(*w));
 }
 
-template <class R, class E>
-::testing::AssertionResult fails_with(const R& r, E want) {
-  const std::error_code w = make_error_code(want);
-  if (r) return ::testing::AssertionFailure() << "succeeded; expected " << w.message();
-  if (r.error() == want) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "failed with \"" << r.error().message() << "\" (" << r.error()
-                                       << "); expected \"" << w.message() << "\" (" << w << ")";
-}
+using test::fails_with;
 
 std::vector<char> slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -15,26 +15,7 @@
 namespace coil {
 namespace {
 
-// Never put co_await inside a condition (EXPECT_*, if): g++ 12.2 miscompiles
-// that form (see bench/micro/micro.hpp). Bind the result first.
-#define CO_EXPECT_OK(expr)                                              \
-  do {                                                                  \
-    auto co_r_ = expr;                                                  \
-    EXPECT_TRUE(co_r_) << #expr << ": " << co_r_.error().message();     \
-  } while (0)
-#define CO_EXPECT_FAIL(expr, err)                                       \
-  do {                                                                  \
-    auto co_r_ = expr;                                                  \
-    EXPECT_TRUE(fails_with(co_r_, err)) << #expr;                       \
-  } while (0)
-
-::testing::AssertionResult fails_with(const result<void>& r, std::errc want) {
-  const std::error_code w = std::make_error_code(want);
-  if (r) return ::testing::AssertionFailure() << "succeeded; expected " << w.message();
-  if (r.error() == want) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "failed with \"" << r.error().message() << "\"; expected \""
-                                       << w.message() << "\"";
-}
+using test::fails_with;
 
 bool exists(const std::string& path) {
   struct stat st {};

@@ -87,7 +87,7 @@ TEST(NetAddress, ParseErrors) {
                            "127.0.0.1:123456"}) {
     SCOPED_TRACE(text);
     auto a = socket_address::parse(text);
-    EXPECT_TRUE(test::net_fails_with(a, std::errc::invalid_argument));
+    EXPECT_TRUE(test::fails_with(a, std::errc::invalid_argument));
   }
 }
 
@@ -113,11 +113,11 @@ TEST(NetAddress, UnixPathsAndAbstractNames) {
 
   const std::string longest(sizeof(sockaddr_un::sun_path) - 1, 'x');
   EXPECT_TRUE(socket_address::unix_path(longest));
-  EXPECT_TRUE(test::net_fails_with(socket_address::unix_path(longest + "x"), std::errc::filename_too_long));
+  EXPECT_TRUE(test::fails_with(socket_address::unix_path(longest + "x"), std::errc::filename_too_long));
   EXPECT_TRUE(socket_address::unix_abstract(longest));
-  EXPECT_TRUE(test::net_fails_with(socket_address::unix_abstract(longest + "x"), std::errc::filename_too_long));
-  EXPECT_TRUE(test::net_fails_with(socket_address::unix_path(""), std::errc::invalid_argument));
-  EXPECT_TRUE(test::net_fails_with(socket_address::unix_path(std::string("a\0b", 3)), std::errc::invalid_argument));
+  EXPECT_TRUE(test::fails_with(socket_address::unix_abstract(longest + "x"), std::errc::filename_too_long));
+  EXPECT_TRUE(test::fails_with(socket_address::unix_path(""), std::errc::invalid_argument));
+  EXPECT_TRUE(test::fails_with(socket_address::unix_path(std::string("a\0b", 3)), std::errc::invalid_argument));
 }
 
 TEST(NetAddress, FromNative) {
@@ -125,8 +125,8 @@ TEST(NetAddress, FromNative) {
   auto copy = socket_address::from_native(v4.native(), v4.size());
   ASSERT_TRUE(copy);
   EXPECT_TRUE(*copy == v4);
-  EXPECT_TRUE(test::net_fails_with(socket_address::from_native(nullptr, 0), std::errc::invalid_argument));
-  EXPECT_TRUE(test::net_fails_with(socket_address::from_native(v4.native(), socket_address::capacity() + 1),
+  EXPECT_TRUE(test::fails_with(socket_address::from_native(nullptr, 0), std::errc::invalid_argument));
+  EXPECT_TRUE(test::fails_with(socket_address::from_native(v4.native(), socket_address::capacity() + 1),
                                    std::errc::invalid_argument));
 }
 

@@ -31,7 +31,7 @@ TEST(NetUdp, DatagramBoundariesAreKept) {
     for (size_t i = 0; i < sizes.size(); ++i) {
       std::vector<std::byte> d(sizes[i], std::byte(i + 1));
       auto n = co_await a->send_to(d, *b_addr);
-      NET_CO_ASSERT_OK(n);
+      CO_ASSERT_OK(n);
       EXPECT_EQ(*n, sizes[i]);
       sent.push_back(std::move(d));
     }
@@ -39,7 +39,7 @@ TEST(NetUdp, DatagramBoundariesAreKept) {
     for (size_t i = 0; i < sizes.size(); ++i) {
       socket_address from;
       auto r = co_await b->recv_from(buf, from);
-      NET_CO_ASSERT_OK(r);
+      CO_ASSERT_OK(r);
       EXPECT_EQ(r->size, sizes[i]) << "datagram " << i;
       EXPECT_FALSE(r->truncated);
       EXPECT_TRUE(std::equal(sent[i].begin(), sent[i].end(), buf.begin()));
@@ -47,18 +47,18 @@ TEST(NetUdp, DatagramBoundariesAreKept) {
     }
     // A datagram longer than the buffer is cut, and says so; the rest is gone.
     auto n = co_await a->send_to(bytes_of("0123456789"), *b_addr);
-    NET_CO_ASSERT_OK(n);
+    CO_ASSERT_OK(n);
     auto n2 = co_await a->send_to(bytes_of("next"), *b_addr);
-    NET_CO_ASSERT_OK(n2);
+    CO_ASSERT_OK(n2);
     std::array<std::byte, 4> small{};
     socket_address from;
     auto r = co_await b->recv_from(small, from);
-    NET_CO_ASSERT_OK(r);
+    CO_ASSERT_OK(r);
     EXPECT_EQ(r->size, 4u);
     EXPECT_TRUE(r->truncated);
     EXPECT_EQ(text_of(small), "0123");
     auto r2 = co_await b->recv_from(small, from);
-    NET_CO_ASSERT_OK(r2);
+    CO_ASSERT_OK(r2);
     EXPECT_EQ(text_of(small), "next");
     EXPECT_FALSE(r2->truncated);
   }());
@@ -75,11 +75,11 @@ TEST(NetUdp, ConnectedSendRecvAndMsg) {
   ASSERT_TRUE(peer && *peer == *server_addr);
   test::run([&]() -> task<void> {
     auto n = co_await client->send(bytes_of("ping"));
-    NET_CO_ASSERT_OK(n);
+    CO_ASSERT_OK(n);
     std::array<std::byte, 16> buf{};
     socket_address from;
     auto r = co_await server->recv_from(buf, from);
-    NET_CO_ASSERT_OK(r);
+    CO_ASSERT_OK(r);
     EXPECT_EQ(text_of(std::span(buf).first(r->size)), "ping");
     // Reply with sendmsg: two iovecs, one datagram.
     char p1[] = "po", p2[] = "ng!";
@@ -90,7 +90,7 @@ TEST(NetUdp, ConnectedSendRecvAndMsg) {
     msg.msg_iov = iov;
     msg.msg_iovlen = 2;
     auto s = co_await server->sendmsg(msg);
-    NET_CO_ASSERT_OK(s);
+    CO_ASSERT_OK(s);
     EXPECT_EQ(*s, 5u);
     // Receive it with recvmsg scattered over two buffers.
     char q1[3] = {}, q2[8] = {};
@@ -99,25 +99,25 @@ TEST(NetUdp, ConnectedSendRecvAndMsg) {
     rmsg.msg_iov = riov;
     rmsg.msg_iovlen = 2;
     auto g = co_await client->recvmsg(rmsg);
-    NET_CO_ASSERT_OK(g);
+    CO_ASSERT_OK(g);
     EXPECT_EQ(*g, 5u);
     EXPECT_EQ(std::string(q1, 3) + std::string(q2, 2), "pong!");
     // A connected socket filters: datagrams from elsewhere are dropped.
     auto other = udp_socket::open();
-    NET_CO_ASSERT_OK(other);
+    CO_ASSERT_OK(other);
     auto cl_addr = client->local_address();
-    NET_CO_ASSERT_OK(cl_addr);
+    CO_ASSERT_OK(cl_addr);
     auto o = co_await other->send_to(bytes_of("intruder"), *cl_addr);
-    NET_CO_ASSERT_OK(o);
+    CO_ASSERT_OK(o);
     auto f = co_await server->send_to(bytes_of("friend"), *cl_addr);
-    NET_CO_ASSERT_OK(f);
+    CO_ASSERT_OK(f);
     auto got = co_await client->recv(buf);
-    NET_CO_ASSERT_OK(got);
+    CO_ASSERT_OK(got);
     EXPECT_EQ(text_of(std::span(buf).first(*got)), "friend");
     // Dissolving the association.
     auto d = client->connect(socket_address{});
     EXPECT_TRUE(d);
-    EXPECT_TRUE(test::net_fails_with(client->peer_address(), std::errc::not_connected));
+    EXPECT_TRUE(test::fails_with(client->peer_address(), std::errc::not_connected));
   }());
 }
 
@@ -132,11 +132,11 @@ TEST(NetUdp, SendToUnreachablePortIsRefusedOnConnectedSocket) {
   ASSERT_TRUE(c);
   test::run([&]() -> task<void> {
     auto n = co_await c->send(bytes_of("x"));
-    NET_CO_ASSERT_OK(n);
+    CO_ASSERT_OK(n);
     std::array<std::byte, 4> b{};
     // The ICMP port-unreachable surfaces on the next operation.
     auto r = co_await c->recv(b);
-    EXPECT_TRUE(test::net_fails_with(r, std::errc::connection_refused));
+    EXPECT_TRUE(test::fails_with(r, std::errc::connection_refused));
   }());
 }
 
@@ -157,92 +157,92 @@ TEST(NetUnix, StreamListenerOnPathAndAbstractName) {
       auto server = [&]() -> task<void> {
         socket_address peer;
         auto s = co_await l->accept(peer);
-        NET_CO_ASSERT_OK(s);
+        CO_ASSERT_OK(s);
         EXPECT_TRUE(peer.is_unix());
         EXPECT_TRUE(peer.is_unnamed());
         std::array<std::byte, 5> b{};
         auto r = co_await s->recv_exact(b);
-        NET_CO_ASSERT_OK(r);
+        CO_ASSERT_OK(r);
         auto w = co_await s->send_all(b);
-        NET_CO_ASSERT_OK(w);
+        CO_ASSERT_OK(w);
       };
       auto client = [&]() -> task<void> {
         auto s = co_await net::unix_stream::connect(addr);
-        NET_CO_ASSERT_OK(s);
+        CO_ASSERT_OK(s);
         auto w = co_await s->send_all(bytes_of("unix!"));
-        NET_CO_ASSERT_OK(w);
+        CO_ASSERT_OK(w);
         std::array<std::byte, 5> b{};
         auto r = co_await s->recv_exact(b);
-        NET_CO_ASSERT_OK(r);
+        CO_ASSERT_OK(r);
         EXPECT_EQ(text_of(b), "unix!");
       };
       co_await when_all(server(), client());
     }());
   }
   // A path that exists is taken.
-  EXPECT_TRUE(test::net_fails_with(net::unix_listener::bind(*path), std::errc::address_in_use));
+  EXPECT_TRUE(test::fails_with(net::unix_listener::bind(*path), std::errc::address_in_use));
 }
 
 TEST(NetUnix, DatagramPairAndBoundSockets) {
   test::temp_dir dir;
   test::run([&]() -> task<void> {
     auto p = net::unix_datagram::pair();
-    NET_CO_ASSERT_OK(p);
+    CO_ASSERT_OK(p);
     for (std::string_view m : {"a", "", "three"}) {
       auto n = co_await p->first.send(bytes_of(m));
-      NET_CO_ASSERT_OK(n);
+      CO_ASSERT_OK(n);
     }
     std::array<std::byte, 16> b{};
     for (std::string_view m : {"a", "", "three"}) {
       auto n = co_await p->second.recv(b);
-      NET_CO_ASSERT_OK(n);
+      CO_ASSERT_OK(n);
       EXPECT_EQ(text_of(std::span(b).first(*n)), m);
     }
 
     auto server_addr = socket_address::unix_path(dir.file("d.sock"));
     auto client_addr = socket_address::unix_path(dir.file("c.sock"));
-    NET_CO_ASSERT_OK(server_addr);
-    NET_CO_ASSERT_OK(client_addr);
+    CO_ASSERT_OK(server_addr);
+    CO_ASSERT_OK(client_addr);
     auto server = net::unix_datagram::bind(*server_addr);
     auto client = net::unix_datagram::bind(*client_addr);
-    NET_CO_ASSERT_OK(server);
-    NET_CO_ASSERT_OK(client);
+    CO_ASSERT_OK(server);
+    CO_ASSERT_OK(client);
     auto n = co_await client->send_to(bytes_of("hello"), *server_addr);
-    NET_CO_ASSERT_OK(n);
+    CO_ASSERT_OK(n);
     socket_address from;
     auto r = co_await server->recv_from(b, from);
-    NET_CO_ASSERT_OK(r);
+    CO_ASSERT_OK(r);
     EXPECT_EQ(r->size, 5u);
     EXPECT_TRUE(from == *client_addr) << from.to_string();
     auto back = co_await server->send_to(bytes_of("world"), from);
-    NET_CO_ASSERT_OK(back);
+    CO_ASSERT_OK(back);
     auto r2 = co_await client->recv(b);
-    NET_CO_ASSERT_OK(r2);
+    CO_ASSERT_OK(r2);
     EXPECT_EQ(text_of(std::span(b).first(*r2)), "world");
 
     // An unbound sender has no address (Linux reports length 0).
     auto anon = net::unix_datagram::unbound();
-    NET_CO_ASSERT_OK(anon);
+    CO_ASSERT_OK(anon);
     auto a = co_await anon->send_to(bytes_of("?"), *server_addr);
-    NET_CO_ASSERT_OK(a);
+    CO_ASSERT_OK(a);
     auto r3 = co_await server->recv_from(b, from);
-    NET_CO_ASSERT_OK(r3);
+    CO_ASSERT_OK(r3);
     EXPECT_TRUE(from.family() == AF_UNSPEC || from.is_unnamed()) << from.to_string();
     // Nobody at that path.
     auto gone = socket_address::unix_path(dir.file("nobody.sock"));
     auto e = co_await anon->send_to(bytes_of("?"), *gone);
-    EXPECT_TRUE(test::net_fails_with(e, std::errc::no_such_file_or_directory));
+    EXPECT_TRUE(test::fails_with(e, std::errc::no_such_file_or_directory));
   }());
 }
 
 TEST(NetOps, SocketOpCreatesASocket) {
   test::run([&]() -> task<void> {
     auto fd = co_await op_awaiter<ops::socket>(ops::socket{.domain = AF_INET, .type = SOCK_DGRAM, .protocol = 0});
-    NET_CO_ASSERT_OK(fd);
+    CO_ASSERT_OK(fd);
     EXPECT_TRUE(fd->valid());
     EXPECT_NE(::fcntl(fd->get(), F_GETFD) & FD_CLOEXEC, 0);
     auto bad = co_await op_awaiter<ops::socket>(ops::socket{.domain = 12345, .type = SOCK_DGRAM, .protocol = 0});
-    EXPECT_TRUE(test::net_fails_with(bad, std::errc::address_family_not_supported));
+    EXPECT_TRUE(test::fails_with(bad, std::errc::address_family_not_supported));
   }());
 }
 

@@ -40,14 +40,14 @@ void old_reader_never_sees_new_bytes(how h, int blockers = 0, const runtime_opti
   test::run(
       [&]() -> task<void> {
         auto first = co_await tcp_pair(lb.listener, lb.addr);
-        NET_CO_ASSERT_OK(first);
+        CO_ASSERT_OK(first);
         std::vector<net::unix_stream> blocked;
         std::vector<join_handle<void>> blocked_readers;
         std::array<std::byte, 1> sink{};
         auto block = [&](net::unix_stream& s) -> task<void> { (void)co_await s.recv(sink); };
         for (int i = 0; i < blockers; ++i) {
           auto p = net::unix_stream::pair();
-          NET_CO_ASSERT_OK(p);
+          CO_ASSERT_OK(p);
           blocked.push_back(std::move(p->first));
           blocked.push_back(std::move(p->second));
         }
@@ -103,7 +103,7 @@ void old_reader_never_sees_new_bytes(how h, int blockers = 0, const runtime_opti
 
         // A new connection: one of its two sockets takes the old number.
         auto second = co_await tcp_pair(lb.listener, lb.addr);
-        NET_CO_ASSERT_OK(second);
+        CO_ASSERT_OK(second);
         EXPECT_TRUE(second->first.fd() == old_fd || second->second.fd() == old_fd)
             << "the descriptor number was not reused: " << old_fd << " vs " << second->first.fd() << ", "
             << second->second.fd();
@@ -113,9 +113,9 @@ void old_reader_never_sees_new_bytes(how h, int blockers = 0, const runtime_opti
         EXPECT_TRUE(w2);
         co_await std::move(rd);
 
-        NET_CO_ASSERT_TRUE(got.has_value());
-        EXPECT_TRUE(test::net_fails_with(*got, std::errc::operation_canceled));
-        EXPECT_TRUE(!again || test::net_fails_with(*again, std::errc::bad_file_descriptor));
+        CO_ASSERT_TRUE(got.has_value());
+        EXPECT_TRUE(test::fails_with(*got, std::errc::operation_canceled));
+        EXPECT_TRUE(!again || test::fails_with(*again, std::errc::bad_file_descriptor));
         EXPECT_EQ(text_of(std::span(buf).first(3)), "...") << "an old reader saw bytes of a new connection";
         // The new connection's bytes are all still there for their owner.
         std::array<std::byte, 14> mine{};
@@ -141,16 +141,16 @@ TEST(NetLifetime, ManyWaitersAndAPendingAcceptAreAllCancelled) {
   auto lb = test::listen_loopback();
   test::run([&]() -> task<void> {
     auto p = net::unix_stream::pair();
-    NET_CO_ASSERT_OK(p);
+    CO_ASSERT_OK(p);
     int cancelled = 0;
     auto reader = [&](net::unix_stream& s) -> task<void> {
       std::array<std::byte, 8> b{};
       auto r = co_await s.recv(b);
-      if (test::net_fails_with(r, std::errc::operation_canceled)) ++cancelled;
+      if (test::fails_with(r, std::errc::operation_canceled)) ++cancelled;
     };
     auto acceptor = [&]() -> task<void> {
       auto s = co_await lb.listener.accept();
-      if (test::net_fails_with(s, std::errc::operation_canceled)) ++cancelled;
+      if (test::fails_with(s, std::errc::operation_canceled)) ++cancelled;
     };
     auto h1 = runtime::current()->spawn(reader(p->first));
     auto h2 = runtime::current()->spawn(reader(p->first));
@@ -178,10 +178,10 @@ TEST(NetLifetime, ManyWaitersAndAPendingAcceptAreAllCancelled) {
 TEST(NetLifetime, TimeoutAndTaskCancelLeaveTheSocketUsable) {
   test::run([&]() -> task<void> {
     auto p = net::unix_stream::pair();
-    NET_CO_ASSERT_OK(p);
+    CO_ASSERT_OK(p);
     std::array<std::byte, 8> b{};
     auto t = co_await with_timeout(p->first.recv(b), 20ms);
-    EXPECT_TRUE(test::net_fails_with(t, std::errc::timed_out));
+    EXPECT_TRUE(test::fails_with(t, std::errc::timed_out));
     EXPECT_EQ(p->first.pending(), 0u);
 
     auto reader = [&]() -> task<result<size_t>> { co_return co_await p->first.recv(b); };
@@ -189,7 +189,7 @@ TEST(NetLifetime, TimeoutAndTaskCancelLeaveTheSocketUsable) {
     co_await yield();
     h.cancel();
     auto r = co_await std::move(h);
-    EXPECT_TRUE(test::net_fails_with(r, std::errc::operation_canceled));
+    EXPECT_TRUE(test::fails_with(r, std::errc::operation_canceled));
     EXPECT_EQ(p->first.pending(), 0u);
 
     auto w = co_await p->second.send(bytes_of("ok"));
@@ -246,9 +246,9 @@ TEST(NetErrors, NoRuntime) {
   };
   auto c = body();
   EXPECT_TRUE(c.h.done()) << "without a runtime nothing may suspend";
-  EXPECT_TRUE(test::net_fails_with(r1, errc::no_runtime));
-  EXPECT_TRUE(test::net_fails_with(r2, errc::no_runtime));
-  EXPECT_TRUE(test::net_fails_with(r3, errc::no_runtime));
+  EXPECT_TRUE(test::fails_with(r1, errc::no_runtime));
+  EXPECT_TRUE(test::fails_with(r2, errc::no_runtime));
+  EXPECT_TRUE(test::fails_with(r3, errc::no_runtime));
   EXPECT_EQ(p->first.pending(), 0u);
   EXPECT_TRUE(p->first.is_open());
 }
@@ -259,62 +259,62 @@ TEST(NetErrors, BadAndClosedDescriptors) {
     std::array<std::byte, 4> b{};
     tcp_stream none;  // no descriptor at all
     auto r = co_await none.recv(b);
-    EXPECT_TRUE(test::net_fails_with(r, std::errc::bad_file_descriptor));
+    EXPECT_TRUE(test::fails_with(r, std::errc::bad_file_descriptor));
     auto w = co_await none.send(bytes_of("x"));
-    EXPECT_TRUE(test::net_fails_with(w, std::errc::bad_file_descriptor));
+    EXPECT_TRUE(test::fails_with(w, std::errc::bad_file_descriptor));
     auto c = co_await none.close();
-    EXPECT_TRUE(test::net_fails_with(c, std::errc::bad_file_descriptor));
-    EXPECT_TRUE(test::net_fails_with(none.local_address(), std::errc::bad_file_descriptor));
-    EXPECT_TRUE(test::net_fails_with(none.set_nodelay(true), std::errc::bad_file_descriptor));
+    EXPECT_TRUE(test::fails_with(c, std::errc::bad_file_descriptor));
+    EXPECT_TRUE(test::fails_with(none.local_address(), std::errc::bad_file_descriptor));
+    EXPECT_TRUE(test::fails_with(none.set_nodelay(true), std::errc::bad_file_descriptor));
 
     // A descriptor that is not a socket.
     const std::string path = dir.file("plain");
     tcp_stream notsock(unique_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)));
-    NET_CO_ASSERT_TRUE(notsock.is_open());
+    CO_ASSERT_TRUE(notsock.is_open());
     auto r2 = co_await notsock.recv(b);
-    EXPECT_TRUE(test::net_fails_with(r2, std::errc::not_a_socket));
-    EXPECT_TRUE(test::net_fails_with(notsock.peer_address(), std::errc::not_a_socket));
+    EXPECT_TRUE(test::fails_with(r2, std::errc::not_a_socket));
+    EXPECT_TRUE(test::fails_with(notsock.peer_address(), std::errc::not_a_socket));
 
     // A closed socket: every later operation is EBADF, closing again too.
     auto p = net::unix_stream::pair();
-    NET_CO_ASSERT_OK(p);
+    CO_ASSERT_OK(p);
     auto c1 = co_await p->first.close();
     EXPECT_TRUE(c1);
     auto r3 = co_await p->first.recv(b);
-    EXPECT_TRUE(test::net_fails_with(r3, std::errc::bad_file_descriptor));
+    EXPECT_TRUE(test::fails_with(r3, std::errc::bad_file_descriptor));
     auto c2 = co_await p->first.close();
-    EXPECT_TRUE(test::net_fails_with(c2, std::errc::bad_file_descriptor));
+    EXPECT_TRUE(test::fails_with(c2, std::errc::bad_file_descriptor));
 
     // accept on a socket that does not listen.
     net::tcp_listener not_listening(std::move(*net::open_socket(AF_INET, SOCK_STREAM)));
     auto a = co_await not_listening.accept();
-    EXPECT_TRUE(test::net_fails_with(a, std::errc::invalid_argument));
+    EXPECT_TRUE(test::fails_with(a, std::errc::invalid_argument));
     // shutdown of a stream that never connected.
     tcp_stream fresh(std::move(*net::open_socket(AF_INET, SOCK_STREAM)));
     auto sd = co_await fresh.shutdown(net::shutdown_how::both);
-    EXPECT_TRUE(test::net_fails_with(sd, std::errc::not_connected));
+    EXPECT_TRUE(test::fails_with(sd, std::errc::not_connected));
   }());
 }
 
 TEST(NetErrors, WrongFamiliesAndAddresses) {
-  EXPECT_TRUE(test::net_fails_with(net::tcp_listener::bind(*socket_address::unix_path("/tmp/x")),
+  EXPECT_TRUE(test::fails_with(net::tcp_listener::bind(*socket_address::unix_path("/tmp/x")),
                                    std::errc::address_family_not_supported));
-  EXPECT_TRUE(test::net_fails_with(net::tcp_listener::bind(socket_address{}), std::errc::address_family_not_supported));
-  EXPECT_TRUE(test::net_fails_with(net::udp_socket::bind(*socket_address::unix_path("/tmp/x")),
+  EXPECT_TRUE(test::fails_with(net::tcp_listener::bind(socket_address{}), std::errc::address_family_not_supported));
+  EXPECT_TRUE(test::fails_with(net::udp_socket::bind(*socket_address::unix_path("/tmp/x")),
                                    std::errc::address_family_not_supported));
-  EXPECT_TRUE(test::net_fails_with(net::udp_socket::open(AF_UNIX), std::errc::address_family_not_supported));
-  EXPECT_TRUE(test::net_fails_with(net::unix_listener::bind(socket_address::ipv4_loopback(0)),
+  EXPECT_TRUE(test::fails_with(net::udp_socket::open(AF_UNIX), std::errc::address_family_not_supported));
+  EXPECT_TRUE(test::fails_with(net::unix_listener::bind(socket_address::ipv4_loopback(0)),
                                    std::errc::address_family_not_supported));
-  EXPECT_TRUE(test::net_fails_with(net::unix_datagram::bind(socket_address::ipv4_loopback(0)),
+  EXPECT_TRUE(test::fails_with(net::unix_datagram::bind(socket_address::ipv4_loopback(0)),
                                    std::errc::address_family_not_supported));
   // An address that is not ours.
-  EXPECT_TRUE(test::net_fails_with(net::tcp_listener::bind(*socket_address::parse("192.0.2.1:0")),
+  EXPECT_TRUE(test::fails_with(net::tcp_listener::bind(*socket_address::parse("192.0.2.1:0")),
                                    std::errc::address_not_available));
   test::run([&]() -> task<void> {
     auto u = co_await net::unix_stream::connect(*socket_address::unix_path("/nonexistent/coil.sock"));
-    EXPECT_TRUE(test::net_fails_with(u, std::errc::no_such_file_or_directory));
+    EXPECT_TRUE(test::fails_with(u, std::errc::no_such_file_or_directory));
     auto t = co_await tcp_stream::connect(socket_address{});
-    EXPECT_TRUE(test::net_fails_with(t, std::errc::address_family_not_supported));
+    EXPECT_TRUE(test::fails_with(t, std::errc::address_family_not_supported));
   }());
 }
 

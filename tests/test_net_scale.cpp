@@ -160,15 +160,15 @@ TEST(NetScale, TenThousandConcurrentConnectionsEchoEach) {
         auto serve = [&](tcp_stream s) -> task<void> {
           std::array<std::byte, 9> b{};
           auto r = co_await s.recv_exact(b);
-          NET_CO_ASSERT_OK(r);
+          CO_ASSERT_OK(r);
           auto w = co_await s.send_all(b);
-          NET_CO_ASSERT_OK(w);
+          CO_ASSERT_OK(w);
           held.push_back(std::move(s));  // stays open, no operation pending
         };
         std::vector<join_handle<void>> hs;
         for (size_t i = 0; i < total; ++i) {
           auto s = co_await lb.listener.accept();
-          NET_CO_ASSERT_OK(s);
+          CO_ASSERT_OK(s);
           hs.push_back(runtime::current()->spawn(serve(std::move(*s))));
         }
         for (auto& h : hs) co_await std::move(h);

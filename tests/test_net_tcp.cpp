@@ -97,34 +97,34 @@ TEST(NetTcp, EndOfStreamAndShutdown) {
   test::run([&]() -> task<void> {
     auto server = [&]() -> task<void> {
       auto s = co_await listener.accept();
-      NET_CO_ASSERT_OK(s);
+      CO_ASSERT_OK(s);
       std::array<std::byte, 8> buf{};
       auto r = co_await s->recv_exact(std::span(buf).first(3));
-      NET_CO_ASSERT_OK(r);
+      CO_ASSERT_OK(r);
       auto n = co_await s->recv(buf);  // the client shut down its side: end of stream
-      NET_CO_ASSERT_OK(n);
+      CO_ASSERT_OK(n);
       EXPECT_EQ(*n, 0u);
       auto w = co_await s->send_all(bytes_of("bye"));  // our direction still works
-      NET_CO_ASSERT_OK(w);
+      CO_ASSERT_OK(w);
       auto c = co_await s->close();
       EXPECT_TRUE(c);
       EXPECT_FALSE(s->is_open());
     };
     auto client = [&]() -> task<void> {
       auto s = co_await tcp_stream::connect(addr);
-      NET_CO_ASSERT_OK(s);
+      CO_ASSERT_OK(s);
       auto w = co_await s->send_all(bytes_of("abc"));
-      NET_CO_ASSERT_OK(w);
+      CO_ASSERT_OK(w);
       auto sd = co_await s->shutdown(net::shutdown_how::write);
-      NET_CO_ASSERT_OK(sd);
+      CO_ASSERT_OK(sd);
       std::array<std::byte, 3> back{};
       auto r = co_await s->recv_exact(back);
-      NET_CO_ASSERT_OK(r);
+      CO_ASSERT_OK(r);
       EXPECT_EQ(text_of(back), "bye");
       // More than is left: unexpected_eof, with what did arrive in place.
       std::array<std::byte, 4> more{};
       auto e = co_await s->recv_exact(more);
-      EXPECT_TRUE(test::net_fails_with(e, errc::unexpected_eof));
+      EXPECT_TRUE(test::fails_with(e, errc::unexpected_eof));
     };
     co_await when_all(server(), client());
   }());
@@ -137,28 +137,28 @@ TEST(NetTcp, VectoredSendAndRecv) {
   test::run([&]() -> task<void> {
     auto server = [&]() -> task<void> {
       auto s = co_await listener.accept();
-      NET_CO_ASSERT_OK(s);
+      CO_ASSERT_OK(s);
       char a[3], b[1], c[7];
       const iovec iov[] = {{a, sizeof(a)}, {b, 0}, {b, sizeof(b)}, {c, sizeof(c)}};
       auto r = co_await s->recvv_exact(iov);
-      NET_CO_ASSERT_OK(r);
+      CO_ASSERT_OK(r);
       EXPECT_EQ(std::string(a, 3) + std::string(b, 1) + std::string(c, 7), "vectored io");
       char one[16];
       const iovec single[] = {{one, sizeof(one)}};
       auto n = co_await s->recvv(single);  // a plain vectored recv after the end of data
-      NET_CO_ASSERT_OK(n);
+      CO_ASSERT_OK(n);
       EXPECT_EQ(*n, 0u);
     };
     auto client = [&]() -> task<void> {
       auto s = co_await tcp_stream::connect(addr);
-      NET_CO_ASSERT_OK(s);
+      CO_ASSERT_OK(s);
       char p1[] = "vec", p2[] = "tored", p3[] = " io";
       const iovec iov[] = {{p1, 3}, {p2, 5}, {p3, 3}};
       auto n = co_await s->sendv(std::span(iov).first(1));
-      NET_CO_ASSERT_OK(n);
+      CO_ASSERT_OK(n);
       EXPECT_EQ(*n, 3u);
       auto r = co_await s->sendv_all(std::span(iov).subspan(1));
-      NET_CO_ASSERT_OK(r);
+      CO_ASSERT_OK(r);
       auto c = co_await s->close();
       EXPECT_TRUE(c);
     };
@@ -181,11 +181,11 @@ TEST(NetTcp, Options) {
   EXPECT_TRUE(twin) << twin.error().message();
   // Without SO_REUSEPORT the port is taken.
   auto taken = tcp_listener::bind(addr, {.reuse_port = false});
-  EXPECT_TRUE(test::net_fails_with(taken, std::errc::address_in_use));
+  EXPECT_TRUE(test::fails_with(taken, std::errc::address_in_use));
 
   test::run([&]() -> task<void> {
     auto s = co_await tcp_stream::connect(addr);
-    NET_CO_ASSERT_OK(s);
+    CO_ASSERT_OK(s);
     auto nd = s->set_nodelay(true);
     EXPECT_TRUE(nd);
     auto ndv = s->nodelay();
@@ -210,7 +210,7 @@ TEST(NetTcp, Options) {
     EXPECT_TRUE(rbv && *rbv >= 64 * 1024);
     EXPECT_FALSE(s->take_error());
     auto bad = s->set_option(SOL_SOCKET, 0x7fff, 1);
-    EXPECT_TRUE(test::net_fails_with(bad, std::errc::no_protocol_option));
+    EXPECT_TRUE(test::fails_with(bad, std::errc::no_protocol_option));
   }());
 }
 
@@ -245,9 +245,9 @@ TEST(NetTcp, ConnectRefused) {
   }
   test::run([&]() -> task<void> {
     auto s = co_await tcp_stream::connect(addr);
-    EXPECT_TRUE(test::net_fails_with(s, std::errc::connection_refused));
+    EXPECT_TRUE(test::fails_with(s, std::errc::connection_refused));
     auto u = co_await tcp_stream::connect(*socket_address::unix_path("/nonexistent"));
-    EXPECT_TRUE(test::net_fails_with(u, std::errc::address_family_not_supported));
+    EXPECT_TRUE(test::fails_with(u, std::errc::address_family_not_supported));
   }());
 }
 
@@ -266,7 +266,7 @@ TEST(NetTcp, ConnectTimeout) {
     const auto t0 = std::chrono::steady_clock::now();
     auto s = co_await tcp_stream::connect(addr, 150ms);
     const auto took = std::chrono::steady_clock::now() - t0;
-    EXPECT_TRUE(test::net_fails_with(s, std::errc::timed_out));
+    EXPECT_TRUE(test::fails_with(s, std::errc::timed_out));
     EXPECT_GE(took, 150ms);
     EXPECT_LT(took, 900ms);  // before the first SYN retransmission would help
   }());
@@ -283,10 +283,10 @@ TEST(NetTcp, PeerResetMidSendIsAValue) {
     test::run([&]() -> task<void> {
       auto server = [&]() -> task<void> {
         auto s = co_await listener.accept();
-        NET_CO_ASSERT_OK(s);
+        CO_ASSERT_OK(s);
         std::array<std::byte, 1000> buf{};
         auto r = co_await s->recv_exact(buf);
-        NET_CO_ASSERT_OK(r);
+        CO_ASSERT_OK(r);
         if (rst) {
           auto l = s->set_linger_reset();
           EXPECT_TRUE(l);
@@ -296,7 +296,7 @@ TEST(NetTcp, PeerResetMidSendIsAValue) {
       };
       auto client = [&]() -> task<void> {
         auto s = co_await tcp_stream::connect(addr);
-        NET_CO_ASSERT_OK(s);
+        CO_ASSERT_OK(s);
         std::vector<std::byte> chunk(64 * 1024);
         result<void> w;
         for (int i = 0; i < 10'000 && w; ++i) w = co_await s->send_all(chunk);
@@ -314,11 +314,11 @@ TEST(NetTcp, PeerResetMidSendIsAValue) {
 TEST(NetTcp, UnixStreamPairPeerClosedGivesEpipe) {
   test::run([&]() -> task<void> {
     auto p = net::unix_stream::pair();
-    NET_CO_ASSERT_OK(p);
+    CO_ASSERT_OK(p);
     auto c = co_await p->second.close();
     EXPECT_TRUE(c);
     auto w = co_await p->first.send(bytes_of("x"));
-    EXPECT_TRUE(test::net_fails_with(w, std::errc::broken_pipe));
+    EXPECT_TRUE(test::fails_with(w, std::errc::broken_pipe));
     std::array<std::byte, 4> b{};
     auto r = co_await p->first.recv(b);
     EXPECT_TRUE(r && *r == 0);
@@ -360,9 +360,9 @@ TEST(NetTcp, Sha256Of256MiBWithTinySendBuffer) {
   test::run([&]() -> task<void> {
     auto sender = [&]() -> task<void> {
       auto s = co_await tcp_stream::connect(addr);
-      NET_CO_ASSERT_OK(s);
+      CO_ASSERT_OK(s);
       auto sb = s->set_send_buffer_size(4096);
-      NET_CO_ASSERT_OK(sb);
+      CO_ASSERT_OK(sb);
       sha256_ctx ctx;
       sha256_init(&ctx);
       std::vector<std::byte> buf(chunk);
@@ -371,7 +371,7 @@ TEST(NetTcp, Sha256Of256MiBWithTinySendBuffer) {
         rng.fill(buf);
         sha256_update(&ctx, buf.size(), reinterpret_cast<const uint8_t*>(buf.data()));
         auto w = co_await s->send_all(buf);
-        NET_CO_ASSERT_OK(w);
+        CO_ASSERT_OK(w);
       }
       uint8_t d[SHA256_DIGEST_SIZE];
       sha256_digest(&ctx, sizeof(d), d);
@@ -381,13 +381,13 @@ TEST(NetTcp, Sha256Of256MiBWithTinySendBuffer) {
     };
     auto receiver = [&]() -> task<void> {
       auto s = co_await listener.accept();
-      NET_CO_ASSERT_OK(s);
+      CO_ASSERT_OK(s);
       sha256_ctx ctx;
       sha256_init(&ctx);
       std::vector<std::byte> buf(256 * 1024);
       for (;;) {
         auto n = co_await s->recv(buf);
-        NET_CO_ASSERT_OK(n);
+        CO_ASSERT_OK(n);
         if (*n == 0) break;
         // With a send buffer this small the sender has about one segment in
         // flight; without an immediate ACK each one waits for the delayed-ACK

@@ -14,33 +14,9 @@
 #include "coil/net.hpp"
 #include "test_util.hpp"
 
-// Bind a co_await result first, then test it: g++ 12 miscompiles co_await
-// inside conditions.
-#define NET_CO_ASSERT_OK(r)                                        \
-  do {                                                             \
-    if (!(r)) {                                                    \
-      ADD_FAILURE() << #r << " failed: " << (r).error().message(); \
-      co_return;                                                   \
-    }                                                              \
-  } while (0)
-#define NET_CO_ASSERT_TRUE(c)                   \
-  do {                                          \
-    if (!(c)) {                                 \
-      ADD_FAILURE() << "expected true: " << #c; \
-      co_return;                                \
-    }                                           \
-  } while (0)
 
 namespace coil::test {
 
-template <class R, class E>
-::testing::AssertionResult net_fails_with(const R& r, E want) {
-  const std::error_code w = make_error_code(want);
-  if (r) return ::testing::AssertionFailure() << "succeeded; expected " << w.message();
-  if (r.error() == want) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "failed with \"" << r.error().message() << "\"; expected \"" << w.message()
-                                       << "\"";
-}
 
 inline std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
 inline std::string_view text_of(std::span<const std::byte> b) {

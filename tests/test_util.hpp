@@ -13,7 +13,47 @@
 
 #include "coil/coil.hpp"
 
+// ASSERT_* for test coroutines (they cannot `return`): gives up on the
+// current coroutine. Bind a co_await result first, then test it: g++ 12
+// miscompiles co_await inside conditions.
+#define CO_ASSERT_OK(r)                                            \
+  do {                                                             \
+    if (!(r)) {                                                    \
+      ADD_FAILURE() << #r << " failed: " << (r).error().message(); \
+      co_return;                                                   \
+    }                                                              \
+  } while (0)
+#define CO_ASSERT_TRUE(c)                       \
+  do {                                          \
+    if (!(c)) {                                 \
+      ADD_FAILURE() << "expected true: " << #c; \
+      co_return;                                \
+    }                                           \
+  } while (0)
+
+// EXPECT_* on an awaited result (bound to a variable first, see above).
+#define CO_EXPECT_OK(expr)                                          \
+  do {                                                              \
+    auto co_r_ = expr;                                              \
+    EXPECT_TRUE(co_r_) << #expr << ": " << co_r_.error().message(); \
+  } while (0)
+#define CO_EXPECT_FAIL(expr, err)                             \
+  do {                                                        \
+    auto co_r_ = expr;                                        \
+    EXPECT_TRUE(::coil::test::fails_with(co_r_, err)) << #expr; \
+  } while (0)
+
 namespace coil::test {
+
+// r failed with want (an errc, coil::errc or error_code).
+template <class R, class E>
+::testing::AssertionResult fails_with(const R& r, E want) {
+  const std::error_code w = make_error_code(want);
+  if (r) return ::testing::AssertionFailure() << "succeeded; expected " << w.message();
+  if (r.error() == want) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "failed with \"" << r.error().message() << "\" (" << r.error()
+                                       << "); expected \"" << w.message() << "\" (" << w << ")";
+}
 
 // A unique directory under $TMPDIR (or /tmp), removed with its contents.
 class temp_dir {

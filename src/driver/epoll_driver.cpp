@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "coil/core/assert.hpp"
+#include "coil/io/drain.hpp"
 
 namespace coil {
 namespace {
@@ -328,20 +329,7 @@ std::size_t epoll_driver::reap(intrusive_list<completion>& out) noexcept {
 }
 
 void epoll_driver::cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
-  if (c.state == op_state::idle) return;
-  cancel(c);
-  intrusive_list<completion> got;
-  while (c.state != op_state::done) {
-    if (!wait(-1)) {
-      std::fprintf(stderr, "coil: epoll_wait failed while draining an operation; aborting\n");
-      std::abort();
-    }
-    reap(got);
-  }
-  c.unlink();
-  while (completion* o = got.pop_front()) {
-    if (o != &c) out.push_back(*o);
-  }
+  detail::cancel_and_drain(*this, c, out);
 }
 
 }  // namespace coil

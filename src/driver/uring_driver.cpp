@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "coil/core/assert.hpp"
+#include "coil/io/drain.hpp"
 
 namespace coil {
 namespace {
@@ -291,21 +292,7 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
 }
 
 void uring_driver::cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
-  if (c.state == op_state::idle) return;
-  cancel(c);
-  intrusive_list<completion> got;
-  while (c.state != op_state::done) {
-    if (!wait(-1)) {
-      // The ring itself failed; nothing more can be learned about c.
-      std::fprintf(stderr, "coil: io_uring_enter failed while draining an operation; aborting\n");
-      std::abort();
-    }
-    reap(got);
-  }
-  c.unlink();
-  while (completion* o = got.pop_front()) {
-    if (o != &c) out.push_back(*o);
-  }
+  detail::cancel_and_drain(*this, c, out);
 }
 
 }  // namespace coil

@@ -101,6 +101,9 @@ void runtime::post(detail::remote_node& n) noexcept {
 }
 
 bool runtime::run_remote() noexcept {
+  // A plain load first: the common "nothing posted" turn stays a read of a
+  // cache line the owner already holds, not a read-modify-write.
+  if (remote_head_.load(std::memory_order_relaxed) == nullptr) return false;
   detail::remote_node* n = remote_head_.exchange(nullptr, std::memory_order_acquire);
   if (n == nullptr) return false;
   detail::remote_node* fifo = nullptr;  // the stack holds newest first

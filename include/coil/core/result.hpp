@@ -16,6 +16,12 @@ using result = tl::expected<T, std::error_code>;
 
 using tl::unexpected;
 
+// True for result<T> types.
+template <class T>
+inline constexpr bool is_result_v = false;
+template <class T>
+inline constexpr bool is_result_v<tl::expected<T, std::error_code>> = true;
+
 inline std::error_code errno_code(int err) noexcept {
   return {err, std::system_category()};
 }

@@ -11,6 +11,15 @@
 namespace coil {
 
 namespace detail {
+// Optional op traits (see ops/common.hpp).
+template <class Op>
+constexpr bool op_yields_fd() {
+  if constexpr (requires { Op::yields_fd; }) {
+    return Op::yields_fd;
+  } else {
+    return false;
+  }
+}
 template <class Op>
 constexpr bool op_consumes_fd() {
   if constexpr (requires { Op::consumes_fd; }) {

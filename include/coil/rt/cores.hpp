@@ -42,15 +42,10 @@ struct cores_options {
 namespace detail {
 class core_group;
 
-template <class T>
-struct is_result : std::false_type {};
-template <class T>
-struct is_result<tl::expected<T, std::error_code>> : std::true_type {};
-
 // What submit_to(core, fn) gives back: fn's result type, wrapped in result<>
 // unless it already is one (a closed target answers runtime_closed).
 template <class T>
-using submit_result_t = std::conditional_t<is_result<T>::value, T, result<T>>;
+using submit_result_t = std::conditional_t<is_result_v<T>, T, result<T>>;
 
 // A remote node that knows its owner.
 template <class Owner>

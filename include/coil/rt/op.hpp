@@ -22,20 +22,6 @@
 
 namespace coil {
 
-namespace detail {
-template <class Op>
-constexpr bool yields_fd() {
-  if constexpr (requires { Op::yields_fd; }) {
-    return Op::yields_fd;
-  } else {
-    return false;
-  }
-}
-template <class Op>
-constexpr bool consumes_fd() {
-  return op_consumes_fd<Op>();
-}
-}  // namespace detail
 
 // Out: the type await_resume returns; must be constructible from the result
 // of Op::complete (lets file::open return result<file> from result<unique_fd>).
@@ -52,10 +38,10 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
 
   ~op_awaiter() {
     if (state == op_state::queued || state == op_state::in_flight) rt_->cancel_and_wait(*this);
-    if constexpr (detail::yields_fd<Op>()) {
+    if constexpr (detail::op_yields_fd<Op>()) {
       if (!consumed_ && state == op_state::done && res >= 0) (void)::close(res);
     }
-    if constexpr (detail::consumes_fd<Op>()) {
+    if constexpr (detail::op_consumes_fd<Op>()) {
       // A close that never reached the kernel still releases the descriptor.
       if (!consumed_ && rt_ == nullptr && op_.fd >= 0) close_now();
     }
@@ -86,11 +72,11 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     static_cast<stop_callback&>(*this).unlink();
     consumed_ = true;
     if (early_ != 0) {
-      if constexpr (detail::consumes_fd<Op>()) close_now();  // like close(2): released even on error
+      if constexpr (detail::op_consumes_fd<Op>()) close_now();  // like close(2): released even on error
       return Out(fail(early_ > 0 ? errno_code(early_) : make_error_code(static_cast<errc>(-early_))));
     }
     state = op_state::idle;
-    if constexpr (detail::consumes_fd<Op>()) {
+    if constexpr (detail::op_consumes_fd<Op>()) {
       // Cancelled before the kernel ran it (queued for ring space, or an
       // io-wq item that never started): the descriptor is still open.
       if (res == -ECANCELED) close_now();
