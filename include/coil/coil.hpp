@@ -11,6 +11,7 @@
 #include "coil/io/driver.hpp"
 #include "coil/net.hpp"
 #include "coil/rt/aio_op.hpp"
+#include "coil/rt/blocking.hpp"
 #include "coil/rt/cores.hpp"
 #include "coil/rt/op.hpp"
 #include "coil/rt/runtime.hpp"

@@ -29,12 +29,7 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   rt->clock_ = opts.clock;
   rt->timers_.reserve(64);
   if (opts.remote) {
-    // Blocking eventfd: io_uring waits on it by poll, epoll by readiness.
-    rt->wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
-    if (rt->wake_fd_ < 0) return fail(errno_code(errno));
-    rt->wake_read_ = std::make_unique<op_completion<ops::read>>(
-        ops::read{rt->wake_fd_, &rt->wake_buf_, sizeof rt->wake_buf_, ops::current_position});
-    rt->arm_wake();
+    if (auto r = rt->enable_remote(); !r) return fail(r.error());
   }
   current_runtime = rt.get();
   return rt;
@@ -57,6 +52,7 @@ runtime::~runtime() {
     // runtime_closed); the wake read must leave the kernel before its buffer.
     run_remote();
     driver_->cancel_and_wait(*wake_read_, reaped_);
+    while (posters_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     ::close(wake_fd_);
   }
   reaped_.clear();
@@ -87,8 +83,21 @@ void runtime::cancel_all() noexcept {
 
 // ---- cross-thread posts --------------------------------------------------------
 
+result<void> runtime::enable_remote() noexcept {
+  COIL_ASSERT(on_owner_thread(), "runtime::enable_remote called from a thread that does not own the runtime");
+  if (wake_fd_ >= 0) return {};
+  // Blocking eventfd: io_uring waits on it by poll, epoll by readiness.
+  const int fd = ::eventfd(0, EFD_CLOEXEC);
+  if (fd < 0) return fail(errno_code(errno));
+  wake_read_ = std::make_unique<op_completion<ops::read>>(ops::read{fd, &wake_buf_, sizeof wake_buf_, ops::current_position});
+  wake_fd_ = fd;
+  arm_wake();
+  return {};
+}
+
 void runtime::post(detail::remote_node& n) noexcept {
   COIL_ASSERT(wake_fd_ >= 0, "runtime::post needs runtime_options::remote");
+  posters_.fetch_add(1, std::memory_order_relaxed);  // the runtime is alive: n is not visible yet
   n.next = remote_head_.load(std::memory_order_relaxed);
   while (!remote_head_.compare_exchange_weak(n.next, &n, std::memory_order_seq_cst, std::memory_order_relaxed)) {
   }
@@ -98,6 +107,7 @@ void runtime::post(detail::remote_node& n) noexcept {
     const uint64_t one = 1;
     (void)!::write(wake_fd_, &one, sizeof one);
   }
+  posters_.fetch_sub(1, std::memory_order_release);
 }
 
 bool runtime::run_remote() noexcept {

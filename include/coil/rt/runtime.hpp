@@ -114,6 +114,10 @@ class runtime {
   // system call when the runtime is awake.
   void post(detail::remote_node& n) noexcept;
   bool remote_enabled() const noexcept { return wake_fd_ >= 0; }
+  // Owner thread: turns remote posting on for a runtime created without
+  // runtime_options::remote (spawn_blocking, xchannel do this on first use).
+  // Idempotent; from then on block_on cannot detect deadlocks.
+  result<void> enable_remote() noexcept;
   // Owner thread, outside the loop's normal flow (a destructor waiting for a
   // cross-core answer): runs posted items until flag is set.
   void wait_remote(const std::atomic<bool>& flag) noexcept;
@@ -148,6 +152,9 @@ class runtime {
 
   // Remote posts: an intrusive lock-free stack (reversed to FIFO on drain).
   std::atomic<detail::remote_node*> remote_head_{nullptr};
+  // Posts still touching this runtime after their node became visible: the
+  // node may already have run and let the owner destroy the runtime.
+  std::atomic<uint32_t> posters_{0};
   std::atomic<bool> parked_{false};       // owner is (about to be) blocked in the driver
   std::atomic<bool> wake_pending_{false};  // an eventfd write is on its way
   int wake_fd_ = -1;
