@@ -26,7 +26,7 @@ class core_group {
     std::coroutine_handle<> done_waiter;
   };
 
-  explicit core_group(unsigned n) : slots(n) {
+  core_group(unsigned n, unsigned spawn_slots) : slots(n), pairs(std::size_t{n} * n), spawn_slots(spawn_slots) {
     for (auto& s : slots) {
       s = std::make_unique<slot>();
       s->stop_node.owner = s.get();
@@ -85,7 +85,13 @@ class core_group {
     for (auto& s : slots) s->rt->post(s->done_node);
   }
 
+  bool accepting() const noexcept { return !stop_requested_.load(std::memory_order_relaxed) && !all_mains_done(); }
+  bool all_mains_done() const noexcept { return mains_done_.load(std::memory_order_relaxed) == slots.size(); }
+
   std::vector<std::unique_ptr<slot>> slots;
+  // spawn_on pairs, [source * n + target], each made and reached by its source thread.
+  std::vector<std::unique_ptr<spawn_pair>> pairs;
+  const unsigned spawn_slots;
 
  private:
   std::mutex mu_;
@@ -153,6 +159,13 @@ void run_core(core_group& g, unsigned index, int cpu, const cores_options& opts,
     ::close(sigfd);
   }
   g.barrier();  // no core goes away while another may still post to it
+  if (rt) {
+    // No spawn_on notify may be headed here once this runtime is gone.
+    const std::size_t n = g.slots.size();
+    for (std::size_t t = 0; t < n; ++t) {
+      if (auto& p = g.pairs[index * n + t]) p->quiesce();
+    }
+  }
   tl_group = nullptr;
   if (rt) rt->reset();
 }
@@ -160,6 +173,86 @@ void run_core(core_group& g, unsigned index, int cpu, const cores_options& opts,
 }  // namespace
 
 core_group* current_group() noexcept { return tl_group; }
+
+// ---- spawn_on pairs -------------------------------------------------------------
+
+spawn_pair::spawn_pair(core_group& g, unsigned source, unsigned target_core, unsigned n)
+    : group(&g),
+      source_rt(g.slots[source]->rt),
+      target_rt(g.slots[target_core]->rt),
+      target(target_core),
+      slots(std::make_unique<spawn_slot[]>(n)) {
+  for (unsigned i = n; i-- > 0;) {
+    slots[i].pair = this;
+    give(slots[i]);
+  }
+  notify.owner = this;
+  notify.run = [](remote_node& nd) noexcept {
+    spawn_pair& p = *static_cast<owned_node<spawn_pair>&>(nd).owner;
+    p.armed = false;
+    p.notified.store(true, std::memory_order_release);
+    p.serve();
+  };
+}
+
+spawn_slot* spawn_pair::take() noexcept {
+  if (free == nullptr && returned.load(std::memory_order_relaxed) != nullptr) {
+    free = returned.exchange(nullptr, std::memory_order_acquire);
+  }
+  spawn_slot* s = free;
+  if (s != nullptr) free = s->next_free;
+  return s;
+}
+
+void spawn_pair::serve() noexcept {
+  for (;;) {
+    while (!waiters.empty()) {
+      spawn_slot* s = take();
+      if (s == nullptr) break;
+      spawn_wait* w = waiters.pop_front();
+      w->granted_ = s;
+      w->wake();
+    }
+    if (waiters.empty() || armed || closing) return;
+    // Out of slots with senders parked: have the target's next hand-back
+    // tell us. The store-then-load pairs with hand_back's push-then-load.
+    armed = true;
+    notified.store(false, std::memory_order_relaxed);
+    waiting.store(true, std::memory_order_seq_cst);
+    if (returned.load(std::memory_order_seq_cst) == nullptr) return;
+    if (!waiting.exchange(false, std::memory_order_acq_rel)) return;  // its notify is coming
+    armed = false;  // slots came back meanwhile: go again
+  }
+}
+
+void spawn_pair::hand_back(spawn_slot& s) noexcept {
+  s.next_free = returned.load(std::memory_order_relaxed);
+  while (!returned.compare_exchange_weak(s.next_free, &s, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+  }
+  if (waiting.load(std::memory_order_seq_cst) && waiting.exchange(false, std::memory_order_acq_rel)) {
+    source_rt->post(notify);
+  }
+}
+
+void spawn_pair::quiesce() noexcept {
+  closing = true;
+  if (!armed) return;
+  if (waiting.exchange(false, std::memory_order_acq_rel)) {
+    armed = false;
+    return;
+  }
+  source_rt->wait_remote(notified);  // the target's notify is on its way
+}
+
+spawn_pair* pair_to(unsigned target) noexcept {
+  core_group* g = tl_group;
+  if (g == nullptr || target >= g->slots.size()) return nullptr;
+  auto& p = g->pairs[tl_core * g->slots.size() + target];
+  if (!p) p = std::make_unique<spawn_pair>(*g, tl_core, target, g->spawn_slots);
+  return p.get();
+}
+
+bool group_accepting(core_group& g) noexcept { return g.accepting(); }
 runtime* group_runtime(core_group& g, unsigned core) noexcept { return g.slots[core]->rt; }
 unsigned group_size(const core_group& g) noexcept { return static_cast<unsigned>(g.slots.size()); }
 
@@ -195,7 +288,8 @@ result<void> cores::run(const cores_options& opts, main_fn main) {
     }
   }
 
-  detail::core_group group(static_cast<unsigned>(cpus.size()));
+  if (opts.spawn_slots == 0) return fail(std::errc::invalid_argument);
+  detail::core_group group(static_cast<unsigned>(cpus.size()), opts.spawn_slots);
   std::vector<std::thread> threads;
   threads.reserve(cpus.size());
   for (unsigned i = 0; i < cpus.size(); ++i) {

@@ -29,6 +29,7 @@
 #include "coil/core/result.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/task.hpp"
+#include "coil/sync/waiter.hpp"
 
 namespace coil {
 
@@ -37,6 +38,9 @@ struct cores_options {
   bool pin = true;               // pin each thread to its CPU
   bool handle_signals = false;   // SIGINT/SIGTERM stop every core cleanly (via signalfd)
   runtime_options runtime{};     // per-core options (remote posting is always on)
+  // spawn_on: messages in flight per (source, target) core pair; a sender
+  // beyond it waits for the target to take one.
+  unsigned spawn_slots = 128;
 };
 
 namespace detail {
@@ -139,6 +143,151 @@ class remote_call {
   bool abandoned_ = false;
 };
 
+// ---- spawn_on ------------------------------------------------------------------
+// Each (source, target) pair owns a fixed pool of slots, made on first use.
+// A slot carries one callable to the target (inline when it fits, else in
+// one heap box); the target moves it into a new task's frame and hands the
+// slot back through a lock-free stack. A source out of slots parks its
+// senders and arms `waiting`; the target's next hand-back then posts one
+// notify node to the source (Dekker: push-then-load vs store-then-load).
+struct spawn_pair;
+
+struct spawn_slot : remote_node {
+  static constexpr std::size_t inline_bytes = 64;
+  spawn_pair* pair = nullptr;
+  spawn_slot* next_free = nullptr;
+  alignas(std::max_align_t) unsigned char storage[inline_bytes];
+};
+
+class spawn_wait;
+
+struct spawn_pair {
+  spawn_pair(core_group& g, unsigned source, unsigned target, unsigned slots);
+  // Source thread.
+  spawn_slot* take() noexcept;
+  void serve() noexcept;      // grants free slots to parked senders, FIFO
+  void give(spawn_slot& s) noexcept { s.next_free = free; free = &s; }
+  void quiesce() noexcept;    // before the source runtime goes: no notify in flight
+  // Target thread.
+  void hand_back(spawn_slot& s) noexcept;
+
+  core_group* group;
+  runtime* source_rt;
+  runtime* target_rt;
+  unsigned target;
+  std::unique_ptr<spawn_slot[]> slots;
+  // Source thread only.
+  spawn_slot* free = nullptr;
+  waiter_queue<spawn_wait> waiters;
+  bool armed = false;    // a notify is due (waiting set, or the node posted)
+  bool closing = false;  // the source is going away: never arm again
+  // Shared.
+  std::atomic<spawn_slot*> returned{nullptr};
+  std::atomic<bool> waiting{false};
+  std::atomic<bool> notified{false};
+  owned_node<spawn_pair> notify;
+};
+
+// The calling core's pair toward `target`, made on first use (nullptr
+// outside cores::run or for a bad index).
+spawn_pair* pair_to(unsigned target) noexcept;
+// Target side: is the group still taking new work (not stopping, not done)?
+bool group_accepting(core_group& g) noexcept;
+
+class spawn_wait : public waiter {
+ public:
+  spawn_wait() noexcept = default;
+  spawn_wait(spawn_wait&& o) noexcept : waiter(std::move(o)) {}
+  ~spawn_wait() {
+    // Granted a slot but destroyed before using it: the next sender gets it.
+    if (status_ == status::scheduled && granted_ != nullptr) {
+      pair_->give(*granted_);
+      pair_->serve();
+    }
+  }
+
+ protected:
+  friend struct spawn_pair;
+  spawn_pair* pair_ = nullptr;
+  spawn_slot* granted_ = nullptr;
+};
+
+template <class Fn>
+class [[nodiscard]] spawn_on_awaiter : public spawn_wait {
+ public:
+  spawn_on_awaiter(unsigned core, Fn fn) noexcept : core_(core), fn_(std::move(fn)) {}
+  spawn_on_awaiter(spawn_on_awaiter&&) noexcept = default;
+
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    if (!begin(h)) return false;
+    pair_ = pair_to(core_);
+    if (pair_ == nullptr) {
+      error_ = runtime::current() != nullptr && current_group() != nullptr
+                   ? std::make_error_code(std::errc::invalid_argument)
+                   : make_error_code(errc::no_runtime);
+      return false;
+    }
+    if (!group_accepting(*pair_->group)) {
+      error_ = errc::runtime_closed;
+      return false;
+    }
+    if (pair_->waiters.empty()) {
+      granted_ = pair_->take();
+      if (granted_ != nullptr) return false;
+    }
+    park(pair_->waiters);
+    pair_->serve();  // arms the notify
+    return true;
+  }
+  result<void> await_resume() noexcept {
+    status_ = status::done;
+    if (error_) return fail(error_);
+    send(*std::exchange(granted_, nullptr));
+    return {};
+  }
+
+ private:
+  static task<void> run(Fn fn) { (void)co_await fn(); }
+  static Fn* stored(spawn_slot& s) noexcept {
+    if constexpr (fits()) {
+      return std::launder(reinterpret_cast<Fn*>(s.storage));
+    } else {
+      return *std::launder(reinterpret_cast<Fn**>(s.storage));
+    }
+  }
+  static constexpr bool fits() noexcept {
+    return sizeof(Fn) <= spawn_slot::inline_bytes && alignof(Fn) <= alignof(std::max_align_t);
+  }
+  static void destroy(spawn_slot& s) noexcept {
+    if constexpr (fits()) {
+      stored(s)->~Fn();
+    } else {
+      delete stored(s);
+    }
+  }
+  static void launch(remote_node& n) noexcept {
+    auto& s = static_cast<spawn_slot&>(n);
+    runtime* rt = runtime::current();
+    if (rt->accepting() && group_accepting(*s.pair->group)) rt->spawn(run(std::move(*stored(s)))).detach();
+    destroy(s);
+    s.pair->hand_back(s);
+  }
+  void send(spawn_slot& s) noexcept {
+    if constexpr (fits()) {
+      ::new (static_cast<void*>(s.storage)) Fn(std::move(fn_));
+    } else {
+      ::new (static_cast<void*>(s.storage)) Fn*(new Fn(std::move(fn_)));
+    }
+    s.run = &launch;
+    s.pair->target_rt->post(s);
+  }
+
+  unsigned core_;
+  Fn fn_;
+};
+
 }  // namespace detail
 
 class cores {
@@ -168,6 +317,20 @@ class cores {
     if (g != nullptr && core < detail::group_size(*g)) target = detail::group_runtime(*g, core);
     detail::remote_call<Fn> call(target, std::move(fn));
     co_return co_await call;
+  }
+
+  // Fire-and-forget: runs fn() (returning a task) on `core`; its value is
+  // dropped. `co_await spawn_on(...)` gives result<void> once the message is
+  // on its way: at most cores_options::spawn_slots per (this core, target)
+  // are in flight, beyond that the caller waits (FIFO) for the target to
+  // take one. Fails with runtime_closed once the group stops or winds down,
+  // operation_canceled if the caller is cancelled while waiting, and
+  // invalid_argument for a bad core. No allocation per message unless fn is
+  // larger than 64 bytes. Like a detached task, work not yet started when
+  // every core's main has returned is dropped.
+  template <class Fn>
+  static detail::spawn_on_awaiter<Fn> spawn_on(unsigned core, Fn fn) noexcept {
+    return detail::spawn_on_awaiter<Fn>(core, std::move(fn));
   }
 };
 
