@@ -26,3 +26,4 @@
 #include "coil/sync/gate.hpp"
 #include "coil/sync/mutex.hpp"
 #include "coil/sync/semaphore.hpp"
+#include "coil/sync/xchannel.hpp"
