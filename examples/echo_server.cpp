@@ -1,11 +1,17 @@
-// echo_server PORT [--mode plain]
+// echo_server PORT [--mode plain] [--cores N]
 //
 // A TCP echo server on 0.0.0.0:PORT: one task per connection, each looping
 // recv -> send_all until the peer closes. "plain" uses one recv buffer per
 // connection (multishot recv with a provided-buffer ring is a later mode).
+// --cores N: N pinned cores (cores::run), each accepting on its own
+// SO_REUSEPORT listener, so the kernel spreads connections over them;
+// SIGINT/SIGTERM stop every core.
+#include <sched.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "coil/coil.hpp"
@@ -28,6 +34,7 @@ coil::task<int> run(coil::net::tcp_listener& listener) {
   for (;;) {
     auto s = co_await listener.accept();
     if (!s) {
+      if (s.error() == std::errc::operation_canceled) co_return 0;  // stopped (--cores: a signal)
       // EMFILE/ENFILE: the connection waits in the backlog; try again shortly.
       if (s.error() == std::errc::too_many_files_open || s.error() == std::errc::too_many_files_open_in_system) {
         auto z = co_await coil::sleep_for(std::chrono::milliseconds(10));
@@ -41,18 +48,77 @@ coil::task<int> run(coil::net::tcp_listener& listener) {
   }
 }
 
+int usage() {
+  std::fprintf(stderr, "usage: echo_server PORT [--mode plain] [--cores N]\n");
+  return 2;
+}
+
+// One SO_REUSEPORT listener per core, all bound before the cores start (port
+// 0 picks a port once; the others join it).
+int run_cores(uint16_t port, unsigned n) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
+  coil::cores_options opts;
+  for (int c = 0; c < CPU_SETSIZE && opts.cpus.size() < n; ++c) {
+    if (CPU_ISSET(c, &allowed)) opts.cpus.push_back(c);
+  }
+  if (opts.cpus.size() < n) {
+    std::fprintf(stderr, "echo_server: only %zu CPUs available\n", opts.cpus.size());
+    return 2;
+  }
+  opts.handle_signals = true;
+  coil::net::listen_options lo;
+  lo.reuse_port = true;
+  std::vector<coil::net::tcp_listener> listeners;
+  for (unsigned i = 0; i < n; ++i) {
+    auto l = coil::net::tcp_listener::bind(coil::net::socket_address::ipv4_any(port), lo);
+    if (!l) {
+      std::fprintf(stderr, "echo_server: bind: %s\n", l.error().message().c_str());
+      return 1;
+    }
+    if (i == 0) {
+      auto addr = l->local_address();
+      if (addr) port = addr->port();
+      std::printf("echo_server: listening on %s with %u cores\n", addr ? addr->to_string().c_str() : "?", n);
+      std::fflush(stdout);
+    }
+    listeners.push_back(std::move(*l));
+  }
+  auto r = coil::cores::run(opts, [&](unsigned core) -> coil::task<coil::result<void>> {
+    const int rc = co_await run(listeners[core]);
+    if (rc != 0) co_return coil::fail(std::errc::io_error);
+    co_return coil::result<void>{};
+  });
+  if (!r && r.error() != std::errc::operation_canceled) {
+    std::fprintf(stderr, "echo_server: %s\n", r.error().message().c_str());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || (argc == 4 && std::strcmp(argv[3], "plain") != 0) || argc == 3 || argc > 4) {
-    std::fprintf(stderr, "usage: echo_server PORT [--mode plain]\n");
-    return 2;
+  if (argc < 2) return usage();
+  long cores = 0;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--mode" && i + 1 < argc && std::string_view(argv[i + 1]) == "plain") {
+      ++i;
+    } else if (a == "--cores" && i + 1 < argc) {
+      cores = std::strtol(argv[++i], nullptr, 10);
+      if (cores < 1 || cores > CPU_SETSIZE) return usage();
+    } else {
+      return usage();
+    }
   }
   const long port = std::strtol(argv[1], nullptr, 10);
   if (port < 0 || port > 65535) {
     std::fprintf(stderr, "echo_server: bad port %s\n", argv[1]);
     return 2;
   }
+  if (cores > 0) return run_cores(static_cast<uint16_t>(port), static_cast<unsigned>(cores));
   auto listener = coil::net::tcp_listener::bind(coil::net::socket_address::ipv4_any(static_cast<uint16_t>(port)));
   if (!listener) {
     std::fprintf(stderr, "echo_server: bind: %s\n", listener.error().message().c_str());
