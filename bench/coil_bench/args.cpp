@@ -23,7 +23,7 @@ void print_usage(std::FILE* out) {
       "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
       "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll]\n"
-      "  xcore     --tasks N in flight (128) --seconds S (3) [--baseline mutex] (cores 0 and 1)\n"
+      "  xcore     --tasks N in flight (128) --seconds S (3) [--baseline mutex | --mode channel] (cores 0 and 1)\n"
       "  tour      --seconds S per step (4) --size BYTES (1G)\n"
       "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
       "sizes take K/M/G suffixes (powers of 1024). The last stdout line is JSON.\n",
@@ -130,6 +130,9 @@ bool parse_args(int argc, char** argv, options& opts) {
     } else if (name == "--baseline") {
       opts.baseline = value;
       ok = value == "uring" || value == "pread" || value == "epoll" || value == "mutex";
+    } else if (name == "--mode") {
+      opts.mode = value;
+      ok = value == "channel";
     } else if (name == "--driver") {
       opts.driver = value;
       ok = value == "uring" || value == "epoll" || value == "aio";

@@ -21,6 +21,7 @@ struct options {
   std::string command;
   std::string baseline;  // "", "uring" or "pread"
   std::string driver;    // randread: "", "uring", "epoll" or "aio" (aio: direct_file on Linux AIO)
+  std::string mode;      // xcore: "" (submit_to) or "channel" (xchannel)
   std::string file;
   std::optional<uint64_t> size_bytes;  // data file size (create / check)
   double seconds = 3.0;

@@ -1,6 +1,8 @@
 // xcore: cross-core round trips between two pinned cores. coil: --tasks
-// tasks on core 1 each loop cores::submit_to(0, ...). Baseline (same run):
-// the same pipelined request/reply traffic through two mutex+condvar queues.
+// tasks on core 1 each loop cores::submit_to(0, ...). --mode channel: the
+// same request/reply traffic through two xchannels (core 1's tasks send a
+// request and await a reply; one task on core 0 answers). Baseline (same
+// run): the same pipelined traffic through two mutex+condvar queues.
 #include <pthread.h>
 #include <sched.h>
 
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "coil/rt/cores.hpp"
+#include "coil/sync/xchannel.hpp"
 #include "common.hpp"
 
 namespace coil_bench {
@@ -24,20 +27,12 @@ struct xcore_result {
   double msgs_per_s() const noexcept { return seconds > 0 ? 2.0 * static_cast<double>(trips) / seconds : 0; }
 };
 
-xcore_result run_coil(uint64_t tasks, double seconds) {
-  xcore_result out;
-  uint64_t served = 0;  // core 0's
-  const int64_t start = now_ns();
-  const int64_t end = start + static_cast<int64_t>(seconds * 1e9);
+// Pinned cores 0 and 1: core 0 runs server(), core 1 runs `tasks` copies of
+// worker() and waits for them. Fills in the elapsed time.
+template <class Server, class Worker>
+void on_two_cores(xcore_result& out, int64_t start, uint64_t tasks, Server& server, Worker& worker) {
   auto r = coil::cores::run({.cpus = {0, 1}}, [&](unsigned core) -> coil::task<coil::result<void>> {
-    if (core == 0) co_return coil::result<void>{};
-    auto worker = [&]() -> coil::task<void> {
-      while (now_ns() < end) {
-        auto v = co_await coil::cores::submit_to(0, [&]() -> coil::task<uint64_t> { co_return ++served; });
-        if (!v) co_return;
-        ++out.trips;
-      }
-    };
+    if (core == 0) co_return co_await server();
     std::vector<coil::join_handle<void>> hs;
     for (uint64_t i = 0; i < tasks; ++i) hs.push_back(coil::runtime::current()->spawn(worker()));
     for (auto& h : hs) co_await h;
@@ -45,6 +40,50 @@ xcore_result run_coil(uint64_t tasks, double seconds) {
   });
   out.seconds = static_cast<double>(now_ns() - start) / 1e9;
   if (!r) std::fprintf(stderr, "xcore: %s\n", r.error().message().c_str());
+}
+
+xcore_result run_coil(uint64_t tasks, double seconds) {
+  xcore_result out;
+  uint64_t served = 0;  // core 0's
+  const int64_t start = now_ns();
+  const int64_t end = start + static_cast<int64_t>(seconds * 1e9);
+  auto server = []() -> coil::task<coil::result<void>> { co_return coil::result<void>{}; };  // answers submit_to
+  auto worker = [&]() -> coil::task<void> {
+    while (now_ns() < end) {
+      auto v = co_await coil::cores::submit_to(0, [&]() -> coil::task<uint64_t> { co_return ++served; });
+      if (!v) co_return;
+      ++out.trips;
+    }
+  };
+  on_two_cores(out, start, tasks, server, worker);
+  return out;
+}
+
+xcore_result run_channel(uint64_t tasks, double seconds) {
+  xcore_result out;
+  coil::xchannel<uint64_t> requests(tasks), replies(tasks);
+  uint64_t workers_left = tasks;  // core 1's
+  const int64_t start = now_ns();
+  const int64_t end = start + static_cast<int64_t>(seconds * 1e9);
+  auto server = [&]() -> coil::task<coil::result<void>> {
+    for (;;) {
+      auto v = co_await requests.recv();
+      if (!v) co_return coil::result<void>{};  // closed: done
+      auto s = co_await replies.send(*v + 1);
+      if (!s) co_return s;
+    }
+  };
+  auto worker = [&]() -> coil::task<void> {
+    while (now_ns() < end) {
+      auto s = co_await requests.send(out.trips);
+      if (!s) break;
+      auto v = co_await replies.recv();
+      if (!v) break;
+      ++out.trips;
+    }
+    if (--workers_left == 0) requests.close();
+  };
+  on_two_cores(out, start, tasks, server, worker);
   return out;
 }
 
@@ -115,8 +154,15 @@ int cmd_xcore(const options& opts) {
     std::fprintf(stderr, "coil-bench: xcore supports --baseline mutex only\n");
     return 2;
   }
-  const xcore_result r = baseline ? run_mutex(opts.tasks, opts.seconds) : run_coil(opts.tasks, opts.seconds);
-  const char* impl = baseline ? "mutex" : "coil";
+  const bool channel = opts.mode == "channel";
+  if (baseline && channel) {
+    std::fprintf(stderr, "coil-bench: xcore takes --baseline mutex or --mode channel, not both\n");
+    return 2;
+  }
+  const xcore_result r = baseline  ? run_mutex(opts.tasks, opts.seconds)
+                         : channel ? run_channel(opts.tasks, opts.seconds)
+                                   : run_coil(opts.tasks, opts.seconds);
+  const char* impl = baseline ? "mutex" : channel ? "coil-xchannel" : "coil";
   std::printf("xcore %s: %llu round trips in %.2f s, %llu in flight: %.0f msgs/s (%.0f ns per round trip)\n", impl,
               static_cast<unsigned long long>(r.trips), r.seconds, static_cast<unsigned long long>(opts.tasks),
               r.msgs_per_s(), r.trips ? r.seconds * 1e9 / static_cast<double>(r.trips) : 0.0);
