@@ -1,6 +1,8 @@
 #include "coil/io/uring_driver.hpp"
 
+#include <sys/eventfd.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cerrno>
@@ -109,6 +111,19 @@ uring_driver::~uring_driver() {
     }
   }
   io_uring_queue_exit(&ring_);
+  if (notify_fd_ >= 0) ::close(notify_fd_);
+}
+
+result<int> uring_driver::notify_fd() noexcept {
+  if (notify_fd_ >= 0) return notify_fd_;
+  const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return fail(errno_code(errno));
+  if (const int r = io_uring_register_eventfd(&ring_, fd); r < 0) {
+    ::close(fd);
+    return fail(errno_code(-r));
+  }
+  notify_fd_ = fd;
+  return fd;
 }
 
 bool uring_driver::has_required_opcodes() const noexcept {

@@ -1,6 +1,8 @@
 #include "coil/rt/runtime.hpp"
 
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +57,8 @@ runtime::~runtime() {
     while (posters_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     ::close(wake_fd_);
   }
+  if (embed_epfd_ >= 0) ::close(embed_epfd_);
+  if (embed_timerfd_ >= 0) ::close(embed_timerfd_);
   reaped_.clear();
   ready_.clear();
   for (detail::timer_node* t : timers_) t->heap_index = detail::timer_node::not_armed;
@@ -240,6 +244,69 @@ void runtime::run_ready() {
   intrusive_list<detail::ready_node> batch;
   batch.splice_back(ready_);
   while (detail::ready_node* n = batch.pop_front()) n->handle.resume();
+}
+
+// ---- embedding --------------------------------------------------------------
+
+result<int> runtime::embed_fd() noexcept {
+  COIL_ASSERT(on_owner_thread(), "runtime::embed_fd called from a thread that does not own the runtime");
+  if (embed_epfd_ >= 0) return embed_epfd_;
+  auto io_fd = driver_->notify_fd();
+  if (!io_fd) return fail(io_fd.error());
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return fail(errno_code(errno));
+  const int tfd = ::timerfd_create(clock_, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (tfd < 0) {
+    const int e = errno;
+    ::close(ep);
+    return fail(errno_code(e));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  if (::epoll_ctl(ep, EPOLL_CTL_ADD, *io_fd, &ev) != 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev) != 0) {
+    const int e = errno;
+    ::close(ep);
+    ::close(tfd);
+    return fail(errno_code(e));
+  }
+  embed_epfd_ = ep;
+  embed_timerfd_ = tfd;
+  if (driver_->kind() == driver_kind::uring) embed_iofd_ = *io_fd;  // an eventfd poll_once clears
+  return embed_epfd_;
+}
+
+int64_t runtime::poll_once() noexcept {
+  COIL_ASSERT(on_owner_thread(), "runtime::poll_once called from a thread that does not own the runtime");
+  COIL_ASSERT(!running_, "runtime::poll_once called from inside the runtime");
+  running_ = true;
+  ++stats_.loop_turns;
+  run_ready();
+  fire_timers();
+  if (wake_fd_ >= 0) run_remote();
+  if (embed_iofd_ >= 0) {
+    uint64_t n;
+    (void)!::read(embed_iofd_, &n, sizeof n);  // cleared before reaping: later completions signal again
+  }
+  (void)driver_->flush();
+  driver_->reap(reaped_);
+  running_ = false;
+  if (embed_timerfd_ >= 0) {
+    uint64_t expirations;
+    if (::read(embed_timerfd_, &expirations, sizeof expirations) > 0) embed_armed_ns_ = -1;  // fired: re-arm next
+  }
+  if (!ready_.empty() || !reaped_.empty()) return 0;
+  if (timers_.empty()) return -1;
+  const int64_t deadline = timers_.front()->deadline_ns;
+  if (embed_timerfd_ >= 0 && deadline != embed_armed_ns_) {
+    // Absolute, in the runtime's clock: a late poll_once never sees it early.
+    itimerspec its{};
+    its.it_value.tv_sec = deadline / 1'000'000'000LL;
+    its.it_value.tv_nsec = deadline % 1'000'000'000LL;
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;  // 0 would disarm
+    (void)::timerfd_settime(embed_timerfd_, TFD_TIMER_ABSTIME, &its, nullptr);
+    embed_armed_ns_ = deadline;
+  }
+  return std::max<int64_t>(0, deadline - now_ns());
 }
 
 bool runtime::run_until(const bool& done) {

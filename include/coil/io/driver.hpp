@@ -50,6 +50,11 @@ class driver {
   bool has_pending_work() const noexcept { return uring_ ? uring_->has_pending_work() : epoll_->has_pending_work(); }
   uint32_t in_flight() const noexcept { return uring_ ? uring_->in_flight() : epoll_->in_flight(); }
   const driver_stats& stats() const noexcept { return uring_ ? uring_->stats() : epoll_->stats(); }
+  // Readable when the driver has completions to reap (see embed_fd).
+  result<int> notify_fd() noexcept {
+    if (uring_) return uring_->notify_fd();
+    return epoll_->poll_fd();
+  }
   // A descriptor is being closed outside a close op (readiness drivers drop it).
   void forget_fd(int fd) noexcept {
     if (epoll_) epoll_->forget_fd(fd);

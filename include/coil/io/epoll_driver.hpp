@@ -60,6 +60,8 @@ class epoll_driver {
   uint32_t in_flight() const noexcept { return in_flight_; }
   const driver_stats& stats() const noexcept { return stats_; }
   unsigned worker_threads() const noexcept;
+  // Readable when some waited-for fd is ready or a worker finished.
+  int poll_fd() const noexcept { return epfd_.get(); }
 
  private:
   struct fd_state {

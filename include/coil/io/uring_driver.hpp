@@ -77,6 +77,11 @@ class uring_driver {
   bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty();
   }
   unsigned setup_flags() const noexcept { return ring_.flags; }
+  // An eventfd the kernel signals when completions arrive (registered on
+  // first call). Polling the ring fd itself is not enough: with
+  // DEFER_TASKRUN a sleeping poller is not woken until the task work runs.
+  // Reading it (to clear) is the caller's job.
+  result<int> notify_fd() noexcept;
   // The io-wq caps in force ({0, 0} when the kernel refused to set them).
   const unsigned* iowq_max_workers() const noexcept { return iowq_max_; }
   uint32_t cq_overflow() const noexcept;
@@ -102,6 +107,7 @@ class uring_driver {
   intrusive_list<completion> finished_;  // completed without reaching the kernel
   unsigned char probe_[256 / 8] = {};
   unsigned iowq_max_[2] = {0, 0};
+  int notify_fd_ = -1;
   driver_stats stats_;
 };
 

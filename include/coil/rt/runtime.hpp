@@ -108,6 +108,17 @@ class runtime {
   void track_spawned(list_hook& h) noexcept;
   bool on_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
 
+  // --- embedding in another event loop -------------------------------------------
+  // An fd that is readable when poll_once() has work to do: I/O completions,
+  // an expired timer (armed on it), a cross-thread post. Created on first use
+  // and owned by the runtime. Drive the runtime with spawn() + poll_once().
+  result<int> embed_fd() noexcept;
+  // One nonblocking loop turn: resumes what is ready, fires expired timers,
+  // submits and reaps I/O. Returns how long the caller may wait on embed_fd()
+  // before calling again: 0 (more is ready now), else the nanoseconds until
+  // the next timer, or -1 (only an fd event can bring work).
+  int64_t poll_once() noexcept;
+
   // --- cross-thread -----------------------------------------------------------
   // Thread-safe (needs runtime_options::remote): queues n to run on this
   // runtime's thread in a later loop turn, waking it if it is parked. No
@@ -158,6 +169,10 @@ class runtime {
   std::atomic<bool> parked_{false};       // owner is (about to be) blocked in the driver
   std::atomic<bool> wake_pending_{false};  // an eventfd write is on its way
   int wake_fd_ = -1;
+  int embed_epfd_ = -1;
+  int embed_timerfd_ = -1;
+  int embed_iofd_ = -1;  // io_uring's notify eventfd (owned by the driver)
+  int64_t embed_armed_ns_ = -1;  // deadline the timerfd is set to
   uint64_t wake_buf_ = 0;
   std::unique_ptr<op_completion<ops::read>> wake_read_;
 };
