@@ -84,6 +84,11 @@ TEST(CoresSpawnOn, BackpressureBlocksTheSenderAndResumesIt) {
     EXPECT_EQ(accepted.load(), int(slots)) << "a send beyond the bound did not wait";
     EXPECT_FALSE(h.done());
     release = true;
+    auto resumed = co_await until([&] { return h.done(); });  // fail rather than hang
+    if (!resumed || !h.done()) {
+      ADD_FAILURE() << "a waiting sender was never resumed";
+      cores::stop();
+    }
     auto res = co_await h;
     if (!res) co_return res;
     EXPECT_EQ(accepted.load(), int(slots) + 6);

@@ -160,6 +160,10 @@ TEST(ChannelCross, CloseWakesEveryWaiterOnBothCores) {
       EXPECT_EQ(closed_recv.load() + closed_send.load(), 0);
       empty.close();
       full.close();
+      // Fail rather than hang if a waiter was missed.
+      auto woke = co_await eventually([&] { return closed_recv.load() + closed_send.load() == 4 * per_core; });
+      EXPECT_TRUE(woke) << "close left waiters asleep";
+      if (!woke) cores::stop();
     }
     for (auto& h : hs) co_await h;
     co_return result<void>{};
