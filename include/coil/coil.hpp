@@ -10,6 +10,7 @@
 #include "coil/io/ops.hpp"
 #include "coil/io/driver.hpp"
 #include "coil/net.hpp"
+#include "coil/packet/blocking.hpp"
 #include "coil/rt/aio_op.hpp"
 #include "coil/rt/blocking.hpp"
 #include "coil/rt/cores.hpp"

@@ -22,6 +22,8 @@ class category final : public std::error_category {
       case errc::misaligned: return "buffer, offset or length not aligned for O_DIRECT";
       case errc::deadlock: return "task waits, but nothing can ever wake it";
       case errc::uring_unavailable: return "io_uring is unavailable (blocked, disabled or too old)";
+      case errc::unmapped: return "address not mapped in this I/O space";
+      case errc::in_runtime: return "blocking call on a runtime thread (would deadlock); co_await the async form";
     }
     return "unknown coil error";
   }

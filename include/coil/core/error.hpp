@@ -15,6 +15,8 @@ enum class errc {
   misaligned,       // an O_DIRECT buffer, offset or length is not aligned
   deadlock,         // block_on's task waits, but nothing can ever wake it
   uring_unavailable,  // io_uring was required (strict, COIL_DRIVER=uring) but cannot be used
+  unmapped,         // a packet touched an address no region of its I/O space maps
+  in_runtime,       // a blocking form was called on a thread running a runtime (it would deadlock)
 };
 
 const std::error_category& coil_category() noexcept;

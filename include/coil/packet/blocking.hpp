@@ -1,0 +1,46 @@
+#pragma once
+// The packet layer in one include, plus result-shaped helpers and their
+// blocking forms. A blocking form runs the very same packet on a private
+// runtime created for the call, so sync and async share one code path; on a
+// thread already running a runtime it fails with errc::in_runtime instead of
+// deadlocking (co_await the async form there).
+#include <cstring>
+#include <span>
+#include <type_traits>
+
+#include "coil/core/result.hpp"
+#include "coil/packet/file_space.hpp"
+#include "coil/packet/packet.hpp"
+#include "coil/packet/space.hpp"
+
+namespace coil::packet {
+
+// Reads buf.size() bytes at address; fails with the first error (by
+// address) if any byte failed. Use read() for the per-range outcome.
+inline task<result<void>> read_into(space& s, uint64_t address, std::span<std::byte> buf) {
+  outcome o = co_await read(s, address, buf);
+  if (!o.all_ok()) co_return fail(o.first_error());
+  co_return result<void>{};
+}
+
+// A trivially copyable T at address.
+template <class T>
+  requires std::is_trivially_copyable_v<T>
+task<result<T>> read_value(space& s, uint64_t address) {
+  T value;
+  outcome o = co_await read(s, address, std::as_writable_bytes(std::span(&value, 1)));
+  if (!o.all_ok()) co_return fail(o.first_error());
+  co_return value;
+}
+
+// Runs one packet to completion on a private runtime (see above).
+result<outcome> run_blocking(space& s, direction d, std::byte* buf, uint64_t address, uint64_t len);
+
+inline result<outcome> read_blocking(space& s, uint64_t address, std::span<std::byte> buf) {
+  return run_blocking(s, direction::read, buf.data(), address, buf.size());
+}
+inline result<outcome> write_blocking(space& s, uint64_t address, std::span<const std::byte> buf) {
+  return run_blocking(s, direction::write, const_cast<std::byte*>(buf.data()), address, buf.size());
+}
+
+}  // namespace coil::packet

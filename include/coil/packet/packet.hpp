@@ -1,0 +1,242 @@
+#pragma once
+// The packet layer's core: a packet is one read or write of [address,
+// address+len) into or from a caller's buffer; a view is a piece of it that a
+// space (an I/O backend) owns until it ends as done or failed. Spaces split
+// views into disjoint sub-views and forward them with their own addresses, so
+// one request can fan out over files, stripes and holes; the packet completes
+// when every view has ended, and its outcome says which bytes failed and why.
+//
+// Nothing here allocates: the packet lives in the awaiting frame (or on the
+// stack of a blocking caller), views are 32-byte values.
+#include <array>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <system_error>
+#include <utility>
+
+#include "coil/core/assert.hpp"
+#include "coil/core/error.hpp"
+#include "coil/rt/runtime.hpp"
+#include "coil/rt/task.hpp"
+
+namespace coil::packet {
+
+enum class direction : uint8_t { read, write };
+
+// Offsets relative to the packet's first byte.
+struct byte_range {
+  uint64_t offset = 0;
+  uint64_t len = 0;
+  uint64_t end() const noexcept { return offset + len; }
+  friend bool operator==(const byte_range&, const byte_range&) = default;
+};
+
+struct failed_range {
+  byte_range range;
+  std::error_code error;
+  friend bool operator==(const failed_range&, const failed_range&) = default;
+};
+
+// Which bytes of a packet failed. Bookkeeping choice: only failures are
+// stored, because views are disjoint and cover the packet, so every byte not
+// failed succeeded. Failures are kept sorted and merged (touching ranges with
+// the same error become one, so a dead backend under a stripe set costs one
+// entry per run, not per fragment), in a fixed inline array holding the
+// lowest-addressed ones. More failures than that set truncated(); the
+// headline answers (all_ok, ok_prefix, first_error, failed_bytes) stay exact
+// regardless, because they depend only on the lowest failure and a counter.
+class outcome {
+ public:
+  static constexpr std::size_t max_failures = 8;
+
+  outcome() noexcept = default;
+  explicit outcome(uint64_t len) noexcept : len_(len) {}
+
+  uint64_t size() const noexcept { return len_; }
+  bool all_ok() const noexcept { return failed_bytes_ == 0; }
+  uint64_t failed_bytes() const noexcept { return failed_bytes_; }
+  uint64_t ok_bytes() const noexcept { return len_ - failed_bytes_; }
+  // Bytes from the start that all succeeded.
+  uint64_t ok_prefix() const noexcept { return count_ == 0 ? len_ : f_[0].range.offset; }
+  // The error of the lowest-addressed failed byte; empty when all_ok.
+  std::error_code first_error() const noexcept { return count_ == 0 ? std::error_code{} : f_[0].error; }
+  // Sorted, merged; complete unless truncated().
+  std::span<const failed_range> failures() const noexcept { return {f_.data(), count_}; }
+  bool truncated() const noexcept { return truncated_; }
+  // Calls fn(byte_range) for each succeeded range, in order. When truncated,
+  // only ranges below the last tracked failure are known and reported.
+  template <class Fn>
+  void for_each_ok(Fn&& fn) const {
+    uint64_t at = 0;
+    for (std::size_t i = 0; i < count_; ++i) {
+      if (f_[i].range.offset > at) fn(byte_range{at, f_[i].range.offset - at});
+      at = f_[i].range.end();
+    }
+    if (!truncated_ && at < len_) fn(byte_range{at, len_ - at});
+  }
+
+  // Records that r (disjoint from every earlier record) failed with e.
+  void record_failure(byte_range r, std::error_code e) noexcept;
+
+ private:
+  void erase(std::size_t i) noexcept;
+
+  uint64_t len_ = 0;
+  uint64_t failed_bytes_ = 0;
+  std::array<failed_range, max_failures> f_{};
+  uint32_t count_ = 0;
+  bool truncated_ = false;
+};
+
+class view;
+
+// What a view points into; the awaitable packet derives from it.
+class packet_state {
+ public:
+  packet_state(direction d, std::byte* buf, uint64_t address, uint64_t len) noexcept
+      : buf_(buf), address_(address), out_(len), dir_(d) {}
+  packet_state(const packet_state&) = delete;
+  packet_state& operator=(const packet_state&) = delete;
+  // A packet must not be destroyed while a space owns one of its views: the
+  // kernel may still be writing into its buffer.
+  ~packet_state() { COIL_ASSERT(pending_ == 0, "packet destroyed while its fragments are in flight"); }
+
+  direction dir() const noexcept { return dir_; }
+  bool finished() const noexcept { return pending_ == 0; }
+  const outcome& result() const noexcept { return out_; }
+
+  // Starts the packet: hands the whole request to s. Returns true if it
+  // already finished (every view ended inside submit).
+  template <class Space>
+  bool start(Space& s) noexcept;
+
+ protected:
+  // Called once when the last view ends.
+  virtual void on_finished() noexcept {}
+
+ private:
+  friend class view;
+  void end(uint64_t off, uint64_t len, std::error_code e) noexcept {
+    if (e) out_.record_failure(byte_range{off, len}, e);
+    COIL_ASSERT(pending_ > 0, "a packet view ended twice");
+    if (--pending_ == 0) on_finished();
+  }
+
+  std::byte* buf_;
+  uint64_t address_;
+  outcome out_;
+  uint32_t pending_ = 0;
+  direction dir_;
+};
+
+// A piece of a packet owned by a space. Move-only; end it exactly once with
+// done() or fail(). A view dropped without being ended fails with
+// operation_canceled, so a space torn down with queued work never strands a
+// packet.
+class view {
+ public:
+  view() noexcept = default;
+  view(packet_state& p, uint64_t off, uint64_t len, uint64_t address) noexcept
+      : p_(&p), off_(off), len_(len), address_(address) {}
+  view(view&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), off_(o.off_), len_(o.len_), address_(o.address_) {}
+  view& operator=(view&& o) noexcept {
+    if (this != &o) {
+      end_if_live();
+      p_ = std::exchange(o.p_, nullptr);
+      off_ = o.off_;
+      len_ = o.len_;
+      address_ = o.address_;
+    }
+    return *this;
+  }
+  ~view() { end_if_live(); }
+
+  bool live() const noexcept { return p_ != nullptr; }
+  // Address in the space that currently owns the view.
+  uint64_t address() const noexcept { return address_; }
+  uint64_t end_address() const noexcept { return address_ + len_; }
+  uint64_t size() const noexcept { return len_; }
+  // Offset of this piece inside its packet.
+  uint64_t packet_offset() const noexcept { return off_; }
+  direction dir() const noexcept { return p_->dir_; }
+  // The caller's bytes for this piece: read packets fill them, write packets
+  // take from them.
+  std::byte* data() const noexcept { return p_->buf_ + off_; }
+
+  // Re-addresses the view for the space it is forwarded to.
+  void set_address(uint64_t a) noexcept { address_ = a; }
+  // Splits off and returns the first n bytes (0 < n < size()); this view
+  // keeps the rest.
+  view take_front(uint64_t n) noexcept {
+    COIL_ASSERT(p_ != nullptr && n > 0 && n < len_, "view::take_front out of range");
+    ++p_->pending_;
+    view head(*p_, off_, n, address_);
+    off_ += n;
+    len_ -= n;
+    address_ += n;
+    return head;
+  }
+
+  void done() noexcept { end({}); }
+  void fail(std::error_code e) noexcept {
+    COIL_ASSERT(static_cast<bool>(e), "view::fail needs an error");
+    end(e);
+  }
+
+ private:
+  void end(std::error_code e) noexcept {
+    COIL_ASSERT(p_ != nullptr, "ending a view that was moved from or already ended");
+    std::exchange(p_, nullptr)->end(off_, len_, e);
+  }
+  void end_if_live() noexcept {
+    if (p_ != nullptr) end(make_error_code(std::errc::operation_canceled));
+  }
+
+  packet_state* p_ = nullptr;
+  uint64_t off_ = 0;
+  uint64_t len_ = 0;
+  uint64_t address_ = 0;
+};
+
+template <class Space>
+bool packet_state::start(Space& s) noexcept {
+  COIL_ASSERT(pending_ == 0, "packet started twice");
+  if (out_.size() == 0) return true;
+  pending_ = 1;
+  s.submit(view(*this, 0, out_.size(), address_));
+  return pending_ == 0;
+}
+
+// `co_await` on a packet: starts it on first suspension and resumes the
+// awaiting task (through the ready queue, never inline) once it finished.
+template <class Space>
+class [[nodiscard]] packet_awaiter : public packet_state {
+ public:
+  packet_awaiter(Space& s, direction d, std::byte* buf, uint64_t address, uint64_t len) noexcept
+      : packet_state(d, buf, address, len), space_(&s) {}
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    if (start(*space_)) return false;
+    rt_ = runtime::current();
+    COIL_ASSERT(rt_ != nullptr, "a packet suspended on a thread without a runtime");
+    node_.handle = h;
+    suspended_ = true;
+    return true;
+  }
+  outcome await_resume() const noexcept { return result(); }
+
+ private:
+  void on_finished() noexcept override {
+    if (suspended_) rt_->schedule(node_);
+  }
+  Space* space_;
+  runtime* rt_ = nullptr;
+  detail::ready_node node_;
+  bool suspended_ = false;
+};
+
+}  // namespace coil::packet
