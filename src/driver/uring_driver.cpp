@@ -31,7 +31,11 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   std::unique_ptr<uring_driver> d(new uring_driver());
   // Strongest setup first; older kernels reject unknown flags with EINVAL.
   const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+  const unsigned sq = IORING_SETUP_SQPOLL | (opts.sqpoll_cpu >= 0 ? IORING_SETUP_SQ_AFF : 0u);
   const unsigned attempts[] = {
+      // SQPOLL excludes DEFER_TASKRUN; any refusal falls through to plain rings.
+      base | sq | IORING_SETUP_SINGLE_ISSUER,
+      base | sq,
       base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
       base | IORING_SETUP_COOP_TASKRUN,
       base,
@@ -43,11 +47,17 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   for (unsigned entries = opts.entries; entries >= 2; entries /= 2) {
     for (unsigned flags : attempts) {
       if (!opts.single_issuer && (flags & IORING_SETUP_SINGLE_ISSUER)) continue;
+      const bool sqpoll = flags & IORING_SETUP_SQPOLL;
+      if (sqpoll && !opts.sqpoll) continue;
       io_uring_params p{};
       p.flags = flags;
       p.cq_entries = entries * 2;
+      if (sqpoll) {
+        p.sq_thread_idle = opts.sqpoll_idle_ms;
+        if (opts.sqpoll_cpu >= 0) p.sq_thread_cpu = static_cast<unsigned>(opts.sqpoll_cpu);
+      }
       ret = io_uring_queue_init_params(entries, &d->ring_, &p);
-      if (ret != -EINVAL) break;
+      if (ret == 0 || (!sqpoll && ret != -EINVAL)) break;
     }
     if (ret != -ENOMEM || entries <= 8) break;
   }
@@ -68,6 +78,8 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
     for (int op = 0; op <= IORING_OP_WRITE; ++op) d->probe_[op / 8] |= static_cast<unsigned char>(1u << (op % 8));
   }
   if (opts.register_ring_fd) (void)io_uring_register_ring_fd(&d->ring_);  // optional speedup
+  d->fixed_files_cap_ = opts.fixed_files;
+  d->fixed_buffers_cap_ = opts.fixed_buffers;
   if (opts.iowq_max_workers[0] != 0 || opts.iowq_max_workers[1] != 0) {
     unsigned v[2] = {opts.iowq_max_workers[0], opts.iowq_max_workers[1]};
     if (io_uring_register_iowq_max_workers(&d->ring_, v) == 0) {  // 5.15+; v now holds the old values
@@ -124,6 +136,57 @@ result<int> uring_driver::notify_fd() noexcept {
   }
   notify_fd_ = fd;
   return fd;
+}
+
+result<int> uring_driver::register_file(int fd) noexcept {
+  if (fd < 0) return fail(std::errc::bad_file_descriptor);
+  if (!files_registered_) {
+    if (fixed_files_cap_ == 0) return fail(std::errc::no_buffer_space);
+    if (const int r = io_uring_register_files_sparse(&ring_, fixed_files_cap_); r < 0) return fail(errno_code(-r));
+    files_registered_ = true;
+    free_files_.reserve(fixed_files_cap_);
+    for (int i = static_cast<int>(fixed_files_cap_) - 1; i >= 0; --i) free_files_.push_back(i);
+  }
+  if (free_files_.empty()) return fail(std::errc::no_buffer_space);
+  const int slot = free_files_.back();
+  if (const int r = io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &fd, 1); r < 0) {
+    return fail(errno_code(-r));
+  }
+  free_files_.pop_back();
+  return slot;
+}
+
+void uring_driver::unregister_file(int slot) noexcept {
+  if (!files_registered_ || slot < 0 || static_cast<unsigned>(slot) >= fixed_files_cap_) return;
+  int none = -1;  // in-flight ops keep their own reference; the slot is free now
+  if (io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &none, 1) >= 0) free_files_.push_back(slot);
+}
+
+result<int> uring_driver::register_buffer(void* data, std::size_t len) noexcept {
+  if (data == nullptr || len == 0) return fail(std::errc::invalid_argument);
+  if (!buffers_registered_) {
+    if (fixed_buffers_cap_ == 0) return fail(std::errc::no_buffer_space);
+    if (const int r = io_uring_register_buffers_sparse(&ring_, fixed_buffers_cap_); r < 0) return fail(errno_code(-r));
+    buffers_registered_ = true;
+    free_buffers_.reserve(fixed_buffers_cap_);
+    for (int i = static_cast<int>(fixed_buffers_cap_) - 1; i >= 0; --i) free_buffers_.push_back(i);
+  }
+  if (free_buffers_.empty()) return fail(std::errc::no_buffer_space);
+  const int index = free_buffers_.back();
+  iovec v{data, len};
+  if (const int r = io_uring_register_buffers_update_tag(&ring_, static_cast<unsigned>(index), &v, nullptr, 1); r < 0) {
+    return fail(errno_code(-r));  // e.g. ENOMEM over RLIMIT_MEMLOCK on old kernels
+  }
+  free_buffers_.pop_back();
+  return index;
+}
+
+void uring_driver::unregister_buffer(int index) noexcept {
+  if (!buffers_registered_ || index < 0 || static_cast<unsigned>(index) >= fixed_buffers_cap_) return;
+  iovec none{nullptr, 0};
+  if (io_uring_register_buffers_update_tag(&ring_, static_cast<unsigned>(index), &none, nullptr, 1) >= 0) {
+    free_buffers_.push_back(index);
+  }
 }
 
 bool uring_driver::has_required_opcodes() const noexcept {

@@ -50,6 +50,27 @@ class driver {
   bool has_pending_work() const noexcept { return uring_ ? uring_->has_pending_work() : epoll_->has_pending_work(); }
   uint32_t in_flight() const noexcept { return uring_ ? uring_->in_flight() : epoll_->in_flight(); }
   const driver_stats& stats() const noexcept { return uring_ ? uring_->stats() : epoll_->stats(); }
+  // Registered files and buffers (see uring_driver). Readiness drivers have
+  // no such tables: there the slot is the fd itself and buffer indices are
+  // accepted and ignored, so code using ops::fixed<> and read_fixed runs on
+  // either driver.
+  result<int> register_file(int fd) noexcept {
+    if (uring_) return uring_->register_file(fd);
+    if (fd < 0) return fail(std::errc::bad_file_descriptor);
+    return fd;
+  }
+  void unregister_file(int slot) noexcept {
+    if (uring_) uring_->unregister_file(slot);
+  }
+  result<int> register_buffer(void* data, std::size_t len) noexcept {
+    if (uring_) return uring_->register_buffer(data, len);
+    if (data == nullptr || len == 0) return fail(std::errc::invalid_argument);
+    return 0;
+  }
+  void unregister_buffer(int index) noexcept {
+    if (uring_) uring_->unregister_buffer(index);
+  }
+
   // Readable when the driver has completions to reap (see embed_fd).
   result<int> notify_fd() noexcept {
     if (uring_) return uring_->notify_fd();

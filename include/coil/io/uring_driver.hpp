@@ -12,6 +12,7 @@
 // - a completion is handed back exactly once, through reap().
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <liburing.h>
 
@@ -32,6 +33,16 @@ struct uring_options {
   // Without a cap, thousands of blocking buffered writes spawn thousands of
   // threads. 0 leaves the kernel default.
   unsigned iowq_max_workers[2] = {8, 8};
+  // SQPOLL: a kernel thread polls the SQ, so submitting needs no system call
+  // while it is awake. Off by default (it burns a CPU while busy); falls back
+  // to a normal ring when refused (EPERM without CAP_SYS_NICE on old kernels).
+  bool sqpoll = false;
+  unsigned sqpoll_idle_ms = 50;  // the thread sleeps after this long without work
+  int sqpoll_cpu = -1;           // pin the thread (IORING_SETUP_SQ_AFF); -1: anywhere
+  // Size of the registered-file and registered-buffer tables (sparse,
+  // created on first registration).
+  unsigned fixed_files = 1024;
+  unsigned fixed_buffers = 64;
 };
 
 
@@ -82,6 +93,17 @@ class uring_driver {
   // DEFER_TASKRUN a sleeping poller is not woken until the task work runs.
   // Reading it (to clear) is the caller's job.
   result<int> notify_fd() noexcept;
+  bool sqpoll_active() const noexcept { return ring_.flags & IORING_SETUP_SQPOLL; }
+
+  // Registered (fixed) files: the kernel keeps a reference, so ops on the
+  // slot skip the per-op file lookup (use ops::fixed<Op>). Returns the slot.
+  result<int> register_file(int fd) noexcept;
+  void unregister_file(int slot) noexcept;
+  // Registered buffers: pinned once, so read_fixed/write_fixed skip the
+  // per-op page pinning. Returns the buffer index.
+  result<int> register_buffer(void* data, std::size_t len) noexcept;
+  void unregister_buffer(int index) noexcept;
+
   // The io-wq caps in force ({0, 0} when the kernel refused to set them).
   const unsigned* iowq_max_workers() const noexcept { return iowq_max_; }
   uint32_t cq_overflow() const noexcept;
@@ -108,6 +130,12 @@ class uring_driver {
   unsigned char probe_[256 / 8] = {};
   unsigned iowq_max_[2] = {0, 0};
   int notify_fd_ = -1;
+  std::vector<int> free_files_;    // free slots of the sparse file table
+  std::vector<int> free_buffers_;  // free indices of the sparse buffer table
+  bool files_registered_ = false;
+  bool buffers_registered_ = false;
+  unsigned fixed_files_cap_ = 0;
+  unsigned fixed_buffers_cap_ = 0;
   driver_stats stats_;
 };
 

@@ -41,6 +41,19 @@ inline result<void> to_void(int32_t res) noexcept {
 }
 }  // namespace detail
 
+// Any op on a registered file (driver().register_file): the SQE names the
+// slot with IOSQE_FIXED_FILE; readiness drivers use the op's own fd.
+template <class Op>
+struct fixed : Op {
+  int slot;
+  fixed(Op op, int file_slot) noexcept : Op(op), slot(file_slot) {}
+  void prep(io_uring_sqe& s) const noexcept {
+    Op::prep(s);
+    s.fd = slot;
+    s.flags |= IOSQE_FIXED_FILE;
+  }
+};
+
 struct nop {
   static constexpr uint8_t opcode = IORING_OP_NOP;
   static constexpr uint32_t poll_events = 0;

@@ -98,6 +98,19 @@ struct writev {
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
+// Reads into / writes from a registered buffer (driver().register_buffer):
+// no per-op page pinning. buf must lie inside buffer buf_index.
+struct read_fixed : read {
+  static constexpr uint8_t opcode = IORING_OP_READ_FIXED;
+  int buf_index;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_read_fixed(&s, fd, buf, len, offset, buf_index); }
+};
+struct write_fixed : write {
+  static constexpr uint8_t opcode = IORING_OP_WRITE_FIXED;
+  int buf_index;
+  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_write_fixed(&s, fd, buf, len, offset, buf_index); }
+};
+
 struct fsync {
   static constexpr uint8_t opcode = IORING_OP_FSYNC;
   static constexpr uint32_t poll_events = 0;
