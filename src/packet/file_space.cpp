@@ -22,6 +22,8 @@ struct file_space::batch {
     uint64_t address = 0;
     uint64_t len = 0;
     direction dir = direction::read;
+    bool poisoned = false;            // a packet in it was abandoned: issue nothing more
+    completion* inflight = nullptr;   // its kernel operation, while pushed
     uint64_t end() const noexcept { return address + len; }
   };
   std::vector<view> views;  // swapped with the space's queue
@@ -29,7 +31,43 @@ struct file_space::batch {
   std::vector<iovec> iov;
   std::vector<run> runs;
   uint32_t remaining = 0;  // runs still in flight
+  bool busy = false;
 };
+
+namespace {
+thread_local intrusive_list<file_space::registry_hook> t_spaces;
+
+// One vectored operation of a run, in the run task's frame. Not op_awaiter:
+// an abandoned packet must be able to cancel and wait for it by address.
+template <class Op>
+struct run_awaiter : coil::detail::rt_completion {
+  Op op;
+  runtime* rt;
+  completion** slot;
+  run_awaiter(Op o, runtime* r, completion** s) noexcept : op(o), rt(r), slot(s) {}
+  run_awaiter(const run_awaiter&) = delete;
+  run_awaiter& operator=(const run_awaiter&) = delete;
+  ~run_awaiter() {
+    if (state == op_state::queued || state == op_state::in_flight) rt->cancel_and_wait(*this);
+    if (*slot == this) *slot = nullptr;
+  }
+  static Op& op_ref(completion& c) noexcept {
+    return static_cast<run_awaiter&>(static_cast<coil::detail::rt_completion&>(c)).op;
+  }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    waiter = h;
+    coil::detail::bind_op<Op, run_awaiter>(*this, op);
+    rt->driver().push(*this);
+    *slot = this;
+  }
+  result<size_t> await_resume() noexcept {
+    *slot = nullptr;
+    state = op_state::idle;
+    return Op::complete(res);
+  }
+};
+}  // namespace
 
 struct file_space_access {
   using batch = file_space::batch;
@@ -54,16 +92,21 @@ struct file_space_access {
   };
 
   static batch* acquire(file_space& fs) {
+    batch* b;
     if (fs.free_.empty()) {
       fs.batches_.push_back(std::make_unique<batch>());
-      return fs.batches_.back().get();
+      fs.free_.reserve(fs.batches_.size());
+      b = fs.batches_.back().get();
+    } else {
+      b = fs.free_.back();
+      fs.free_.pop_back();
     }
-    batch* b = fs.free_.back();
-    fs.free_.pop_back();
+    b->busy = true;
     return b;
   }
 
   static void recycle(file_space& fs, batch& b) noexcept {
+    b.busy = false;
     b.views.clear();
     b.frags.clear();
     b.iov.clear();
@@ -95,6 +138,7 @@ struct file_space_access {
 
   // Sorted views -> runs of fragments, each run one kernel operation.
   static void build(const file_space_options& o, batch& b) {
+    std::erase_if(b.views, [](const view& v) { return !v.live(); });  // abandoned while queued
     std::sort(b.views.begin(), b.views.end(), [](const view& x, const view& y) {
       if (x.dir() != y.dir()) return x.dir() < y.dir();
       return x.address() < y.address();
@@ -116,8 +160,9 @@ struct file_space_access {
     }
   }
 
-  // Copies c's bytes below ok_end from the run's transferring fragments.
-  static void fill_copy(batch& b, const batch::run& r, batch::frag& c, uint64_t ok_end) noexcept {
+  // Copies c's bytes below ok_end from the run's transferring fragments;
+  // false if a source was abandoned (its buffer is gone).
+  static bool fill_copy(batch& b, const batch::run& r, batch::frag& c, uint64_t ok_end) noexcept {
     const uint64_t s = c.v.address();
     const uint64_t e = std::min(c.v.end_address(), ok_end);
     for (uint32_t i = r.first_frag; i < r.first_frag + r.frag_count; ++i) {
@@ -125,27 +170,60 @@ struct file_space_access {
       if (f.copy) continue;
       const uint64_t lo = std::max(s, f.v.address());
       const uint64_t hi = std::min(e, f.v.end_address());
-      if (lo < hi) std::memcpy(c.v.data() + (lo - s), f.v.data() + (lo - f.v.address()), hi - lo);
+      if (lo >= hi) continue;
+      if (!f.v.live()) return false;
+      std::memcpy(c.v.data() + (lo - s), f.v.data() + (lo - f.v.address()), hi - lo);
     }
+    return true;
   }
 
   static void finish(view& v, uint64_t ok_end, std::error_code err) noexcept {
+    if (!v.live()) return;  // abandoned
     if (v.end_address() <= ok_end) return v.done();
     if (v.address() < ok_end) v.take_front(ok_end - v.address()).done();
     v.fail(err);
   }
 
-  static task<void> run_task(file_space* fs, batch* b, uint32_t ri) {
-    const batch::run r = b->runs[ri];
+  // Returns the batch to the pool when the last run ends, even if the run
+  // task's frame is destroyed unrun (a runtime torn down first).
+  class run_guard {
+   public:
+    run_guard(file_space* fs, batch* b) noexcept : fs_(fs), b_(b) {}
+    run_guard(run_guard&& o) noexcept : fs_(o.fs_), b_(std::exchange(o.b_, nullptr)) {}
+    run_guard(const run_guard&) = delete;
+    run_guard& operator=(const run_guard&) = delete;
+    run_guard& operator=(run_guard&&) = delete;
+    ~run_guard() {
+      if (b_ != nullptr && --b_->remaining == 0) recycle(*fs_, *b_);
+    }
+
+   private:
+    file_space* fs_;
+    batch* b_;
+  };
+
+  static task<void> run_task(file_space* fs, batch* b, uint32_t ri, run_guard guard) {
+    (void)guard;
+    batch::run& r = b->runs[ri];  // runs do not move while the batch is busy
+    runtime* rt = runtime::current();
     iovec* iov = b->iov.data() + r.iov_first;
     uint32_t iov_count = r.iov_count;
     uint64_t done = 0;
     std::error_code err;
     while (done < r.len) {
+      if (r.poisoned) {
+        err = make_error_code(std::errc::operation_canceled);
+        break;
+      }
       ++fs->stats_.kernel_ops;
-      const std::span<const iovec> segs(iov, iov_count);
-      auto res = r.dir == direction::read ? co_await fs->file_.readv_at(segs, r.address + done)
-                                          : co_await fs->file_.writev_at(segs, r.address + done);
+      const int fd = fs->file_.fd();
+      const uint64_t at = r.address + done;
+      result<size_t> res = 0;
+      if (r.dir == direction::read) {
+        res = co_await run_awaiter<ops::readv>(ops::readv{fd, iov, iov_count, at}, rt, &r.inflight);
+      } else {
+        res = co_await run_awaiter<ops::writev>(ops::writev{fd, iov, iov_count, at}, rt, &r.inflight);
+      }
       if (!res) {
         err = res.error();
         break;
@@ -172,10 +250,39 @@ struct file_space_access {
     const uint32_t last = r.first_frag + r.frag_count;
     // Copies first: their sources are ended (and their packets scheduled) below.
     for (uint32_t i = r.first_frag; i < last; ++i) {
-      if (b->frags[i].copy) fill_copy(*b, r, b->frags[i], ok_end);
+      batch::frag& f = b->frags[i];
+      if (f.copy && f.v.live() && !fill_copy(*b, r, f, ok_end)) f.v.fail(make_error_code(std::errc::operation_canceled));
     }
     for (uint32_t i = r.first_frag; i < last; ++i) finish(b->frags[i].v, ok_end, err);
-    if (--b->remaining == 0) recycle(*fs, *b);
+  }
+
+  // The abandoned packet p's views leave fs; kernel operations into its
+  // buffer are cancelled and waited for first.
+  static void abandon(file_space& fs, packet_state& p) noexcept {
+    for (view& v : fs.queue_) {
+      if (v.of(p)) v.detach();
+    }
+    std::erase_if(fs.queue_, [](const view& v) { return !v.live(); });
+    for (auto& bp : fs.batches_) {
+      batch& b = *bp;
+      if (!b.busy) continue;
+      for (view& v : b.views) {
+        if (v.of(p)) v.detach();
+      }
+      for (batch::run& r : b.runs) {
+        bool touches = false;
+        for (uint32_t i = r.first_frag; i < r.first_frag + r.frag_count; ++i) touches |= b.frags[i].v.of(p);
+        if (!touches) continue;
+        r.poisoned = true;
+        completion* c = r.inflight;
+        if (c != nullptr && (c->state == op_state::queued || c->state == op_state::in_flight)) {
+          static_cast<run_awaiter<ops::readv>*>(static_cast<coil::detail::rt_completion*>(c))->rt->cancel_and_wait(*c);
+        }
+        for (uint32_t i = r.first_frag; i < r.first_frag + r.frag_count; ++i) {
+          if (b.frags[i].v.of(p)) b.frags[i].v.detach();
+        }
+      }
+    }
   }
 
   static task<void> flush_task(file_space* fs, flush_guard guard) {
@@ -189,11 +296,18 @@ struct file_space_access {
     b->remaining = static_cast<uint32_t>(b->runs.size());
     runtime* rt = runtime::current();
     const auto n = static_cast<uint32_t>(b->runs.size());
-    for (uint32_t i = 0; i < n; ++i) rt->spawn(run_task(fs, b, i)).detach();
+    for (uint32_t i = 0; i < n; ++i) rt->spawn(run_task(fs, b, i, run_guard(fs, b))).detach();
   }
 };
 
+namespace detail {
+void abandon(packet_state& p) noexcept {
+  t_spaces.for_each([&](file_space::registry_hook& h) { file_space_access::abandon(*h.owner, p); });
+}
+}  // namespace detail
+
 file_space::file_space(coil::file f, file_space_options opts) : file_(std::move(f)), opts_(opts) {
+  hook_.owner = this;
   if (opts_.max_iov == 0) opts_.max_iov = 1;
   if (opts_.max_iov > IOV_MAX) opts_.max_iov = IOV_MAX;
 }
@@ -207,6 +321,11 @@ void file_space::submit(view v) noexcept {
   runtime* rt = runtime::current();
   if (rt == nullptr) return v.fail(errc::no_runtime);
   if (!rt->accepting()) return v.fail(errc::runtime_closed);
+  if (home_ != &t_spaces) {  // first use on this thread
+    hook_.unlink();
+    t_spaces.push_back(hook_);
+    home_ = &t_spaces;
+  }
   ++stats_.fragments;
   queue_.push_back(std::move(v));
   if (!flush_scheduled_) {

@@ -12,13 +12,20 @@
 //
 // Steady state allocates nothing: the queue and batch buffers keep their
 // capacity and are recycled; flush and per-operation tasks use the frame
-// allocator. The space must outlive its packets and be used from one thread.
+// allocator. The space must outlive its packets and be used from one thread
+// at a time.
+//
+// A packet destroyed mid-flight (its frame torn down by cancellation or
+// runtime shutdown) waits for the kernel operations covering its bytes; other
+// packets' fragments batched with it into the same operation may then fail
+// with operation_canceled.
 #include <sys/uio.h>
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "coil/core/intrusive_list.hpp"
 #include "coil/fs/file.hpp"
 #include "coil/packet/space.hpp"
 
@@ -54,9 +61,15 @@ class file_space final : public space {
   const file_space_stats& stats() const noexcept { return stats_; }
 
   struct batch;
+  // Links the space into its thread's registry (for abandoned packets).
+  struct registry_hook : list_hook {
+    file_space* owner = nullptr;
+  };
 
  private:
   friend struct file_space_access;
+  registry_hook hook_;
+  const void* home_ = nullptr;  // the registry hook_ is in
   coil::file file_;
   file_space_options opts_;
   file_space_stats stats_;

@@ -91,6 +91,15 @@ class outcome {
 };
 
 class view;
+class packet_state;
+struct file_space_access;
+
+namespace detail {
+// Called by a packet destroyed with views still pending: every file_space
+// used on this thread lets go of them, cancelling and waiting for the kernel
+// operations that target their bytes (file_space.cpp).
+void abandon(packet_state& p) noexcept;
+}  // namespace detail
 
 // What a view points into; the awaitable packet derives from it.
 class packet_state {
@@ -99,9 +108,12 @@ class packet_state {
       : buf_(buf), address_(address), out_(len), dir_(d) {}
   packet_state(const packet_state&) = delete;
   packet_state& operator=(const packet_state&) = delete;
-  // A packet must not be destroyed while a space owns one of its views: the
-  // kernel may still be writing into its buffer.
-  ~packet_state() { COIL_ASSERT(pending_ == 0, "packet destroyed while its fragments are in flight"); }
+  // Destroyed mid-flight (its frame torn down), the packet first makes the
+  // file spaces drop its views and waits for kernel operations on its buffer.
+  ~packet_state() {
+    if (pending_ != 0) detail::abandon(*this);
+    COIL_ASSERT(pending_ == 0, "packet destroyed while a space other than file_space holds its views");
+  }
 
   direction dir() const noexcept { return dir_; }
   bool finished() const noexcept { return pending_ == 0; }
@@ -118,6 +130,7 @@ class packet_state {
 
  private:
   friend class view;
+  friend struct file_space_access;
   void end(uint64_t off, uint64_t len, std::error_code e) noexcept {
     if (e) out_.record_failure(byte_range{off, len}, e);
     COIL_ASSERT(pending_ > 0, "a packet view ended twice");
@@ -194,6 +207,13 @@ class view {
   void end_if_live() noexcept {
     if (p_ != nullptr) end(make_error_code(std::errc::operation_canceled));
   }
+  friend struct file_space_access;
+  bool of(const packet_state& p) const noexcept { return p_ == &p; }
+  // Lets go of a packet being destroyed: no outcome, no wake-up.
+  void detach() noexcept {
+    --p_->pending_;
+    p_ = nullptr;
+  }
 
   packet_state* p_ = nullptr;
   uint64_t off_ = 0;
@@ -235,7 +255,7 @@ class [[nodiscard]] packet_awaiter : public packet_state {
   }
   Space* space_;
   runtime* rt_ = nullptr;
-  detail::ready_node node_;
+  coil::detail::ready_node node_;
   bool suspended_ = false;
 };
 
