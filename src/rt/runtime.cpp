@@ -246,6 +246,38 @@ void runtime::run_ready() {
   while (detail::ready_node* n = batch.pop_front()) n->handle.resume();
 }
 
+// ---- shutdown -----------------------------------------------------------------
+
+result<void> runtime::shutdown(std::chrono::nanoseconds grace) noexcept {
+  COIL_ASSERT(on_owner_thread(), "runtime::shutdown called from a thread that does not own the runtime");
+  COIL_ASSERT(!running_, "runtime::shutdown called from inside the runtime (call it after block_on returns)");
+  closing_ = true;
+  cancel_all();
+  const int64_t deadline = now_ns() + static_cast<int64_t>(grace.count());
+  running_ = true;
+  for (;;) {
+    ++stats_.loop_turns;
+    run_ready();
+    fire_timers();
+    if (wake_fd_ >= 0) run_remote();
+    (void)driver_->flush();
+    driver_->reap(reaped_);
+    if (spawned_.empty() && ready_.empty() && reaped_.empty()) break;
+    const int64_t now = now_ns();
+    if (now >= deadline) break;
+    if (!ready_.empty() || !reaped_.empty()) continue;
+    int64_t timeout = deadline - now;
+    if (!timers_.empty()) timeout = std::min(timeout, std::max<int64_t>(0, timers_.front()->deadline_ns - now));
+    ++stats_.parks;
+    (void)driver_->wait(timeout);
+    driver_->reap(reaped_);
+  }
+  running_ = false;
+  if (spawned_.empty()) return {};
+  destroy_spawned();  // frames still running past the grace: cancel and await their I/O
+  return fail(std::errc::timed_out);
+}
+
 // ---- embedding --------------------------------------------------------------
 
 result<int> runtime::embed_fd() noexcept {

@@ -136,6 +136,15 @@ class runtime {
   // spawned task (their pending operations complete with operation_canceled).
   void cancel_all() noexcept;
 
+  // Graceful shutdown (owner thread, outside block_on): stops taking new
+  // operations (they fail with runtime_closed), cancels every task (pending
+  // operations complete with operation_canceled) and runs the loop until
+  // every spawned task has finished, at most `grace`. Tasks still running
+  // then are destroyed, which cancels and awaits their I/O, and the call
+  // returns timed_out. Either way nothing of theirs is left with the kernel.
+  // The runtime accepts no work afterwards; destroy it.
+  result<void> shutdown(std::chrono::nanoseconds grace) noexcept;
+
  private:
   runtime() = default;
   // Returns false on deadlock.
