@@ -10,13 +10,14 @@
 #include <vector>
 
 #include "benches.hpp"
+#include "echo.hpp"
 #include "common.hpp"
 
 namespace coil_bench {
 namespace {
 
 constexpr double default_step_seconds = 4.0;  // six timed steps: ~25 s, plus preparing the file
-constexpr int step_count = 6;
+constexpr int step_count = 8;
 
 // snprintf rather than string concatenation: g++ 12 at -O3 reports a false
 // -Wrestrict on `"literal" + std::string` chains.
@@ -112,6 +113,24 @@ int run_tour(const options& opts) {
     progress p(step_label(6, "timers coil"), secs);
     tm = run_timers_coil(tcfg, &p);
   }
+  // Echo: server on CPU 0, client process on CPU 1 (forked), 64 connections
+  // of 64-byte messages; the baseline is a raw epoll server.
+  echo_result echo_coil, echo_epoll;
+  {
+    echo_config ecfg;
+    ecfg.seconds = secs;
+    progress p(step_label(7, "echo coil"), secs);
+    echo_coil = run_echo(ecfg);
+    p.finish();
+  }
+  {
+    echo_config ecfg;
+    ecfg.impl = "epoll";
+    ecfg.seconds = secs;
+    progress p(step_label(8, "echo epoll"), secs);
+    echo_epoll = run_echo(ecfg);
+    p.finish();
+  }
   for (const auto* r : {&rr_coil, &rr_uring, &rr_pread}) {
     if (!r->failure.empty()) std::fprintf(stderr, "coil-bench: randread: %s\n", r->failure.c_str());
   }
@@ -136,6 +155,17 @@ int run_tour(const options& opts) {
   std::printf("  timers: %.0f%% of the no-lateness rate (%s/s); lateness p50 %.1f us, p99 %.1f us, max %.1f us\n",
               100 * tm.fired_per_s() / tm.ideal_per_s, human(tm.ideal_per_s).c_str(), tm.late_p50_us, tm.late_p99_us,
               tm.late_max_us);
+  for (const auto* e : {&echo_coil, &echo_epoll}) {
+    if (!e->failure.empty()) std::fprintf(stderr, "coil-bench: echo: %s\n", e->failure.c_str());
+  }
+  const double echo_cpu_ratio = echo_epoll.server_cpu_us_per_trip() > 0
+                                    ? echo_coil.server_cpu_us_per_trip() / echo_epoll.server_cpu_us_per_trip()
+                                    : 0.0;
+  std::printf("  %-19s %-6s %11s trips/s %6.2f us server CPU per trip   coil/epoll CPU per trip: %.2fx (target <= 1)\n",
+              "echo 64 conns x 64B", "coil", human(echo_coil.trips_per_s()).c_str(), echo_coil.server_cpu_us_per_trip(),
+              echo_cpu_ratio);
+  std::printf("  %-19s %-6s %11s trips/s %6.2f us server CPU per trip\n", "echo 64 conns x 64B", "epoll",
+              human(echo_epoll.trips_per_s()).c_str(), echo_epoll.server_cpu_us_per_trip());
   std::printf("  (buffered reads from a warm page cache; wall-clock rates drop when other work shares the CPUs)\n\n");
 
   stats_line(opts.stats, "nop", nop_coil.stats);
@@ -143,7 +173,8 @@ int run_tour(const options& opts) {
   stats_line(opts.stats, "timers", tm.stats);
 
   const uint64_t errors = nop_coil.errors + nop_uring.errors + rr_coil.errors + rr_uring.errors + rr_pread.errors +
-                          tm.errors +
+                          tm.errors + echo_coil.errors + echo_epoll.errors +
+                          (echo_coil.failure.empty() && echo_epoll.failure.empty() ? 0 : 1) +
                           (rr_coil.failure.empty() && rr_uring.failure.empty() && rr_pread.failure.empty() ? 0 : 1);
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   json_object j;
@@ -158,6 +189,10 @@ int run_tour(const options& opts) {
   j.add("randread_ratio_pread", ratio(rr_coil.iops(), rr_pread.iops()));
   j.add("timers_fired_per_s", tm.fired_per_s()).add("timers_ideal_per_s", tm.ideal_per_s);
   j.add("timers_late_p50_us", tm.late_p50_us).add("timers_late_p99_us", tm.late_p99_us);
+  j.add("echo_coil_trips_per_s", echo_coil.trips_per_s()).add("echo_epoll_trips_per_s", echo_epoll.trips_per_s());
+  j.add("echo_coil_server_cpu_us_per_trip", echo_coil.server_cpu_us_per_trip());
+  j.add("echo_epoll_server_cpu_us_per_trip", echo_epoll.server_cpu_us_per_trip());
+  j.add("echo_cpu_ratio_epoll", echo_cpu_ratio);
   j.add("errors", errors);
   std::printf("%s\n", j.str().c_str());
   return errors == 0 ? 0 : 1;
