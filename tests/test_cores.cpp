@@ -8,6 +8,7 @@
 #include <chrono>
 #include <dirent.h>
 
+#include "coil/net.hpp"
 #include "coil/rt/cores.hpp"
 #include "test_util.hpp"
 
@@ -106,9 +107,16 @@ TEST(Cores, StopCancelsBlockedTasksEverywhereAndLeaksNoFd) {
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
   auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
-    // 1,000 tasks per core blocked on a pipe read or a long timer.
+    // 1,000 tasks per core blocked on a socket recv, a pipe read or a long timer.
     for (int i = 0; i < 1000; ++i) {
-      if (i % 2 == 0) {
+      if (i % 3 == 0) {
+        runtime::current()->spawn([]() -> task<void> {
+          auto sp = net::unix_stream::pair();
+          if (!sp) co_return;
+          char b[8];
+          (void)co_await sp->first.recv(std::as_writable_bytes(std::span(b)));
+        }()).detach();
+      } else if (i % 3 == 1) {
         runtime::current()->spawn([](int fd) -> task<void> {
           file f{unique_fd(::dup(fd))};
           char b[8];
