@@ -297,8 +297,18 @@ TEST(PacketBlocking, WorksFromAPlainThreadAndRefusesInsideARuntime) {
   EXPECT_TRUE(r->all_ok());
   EXPECT_EQ(file_bytes(t.dir.file("disk0")).at(0), src[0]);
 
+  // Result-shaped helpers through block().
+  std::thread([&] {
+    EXPECT_TRUE(block(write_value<uint32_t>(t.mapped, 100, 0xfeedf00du)));
+    auto v = block(read_value<uint32_t>(t.mapped, 100));
+    ASSERT_TRUE(v);
+    EXPECT_EQ(*v, 0xfeedf00du);
+    EXPECT_TRUE(test::fails_with(block(read_value<uint32_t>(t.mapped, 62)), errc::unmapped));
+  }).join();
+
   test::run([&]() -> task<void> {
     EXPECT_TRUE(test::fails_with(read_blocking(t.mapped, 64, buf), errc::in_runtime));
+    EXPECT_TRUE(test::fails_with(block(read_value<uint32_t>(t.mapped, 64)), errc::in_runtime));
     co_return;
   }());
 }

@@ -33,6 +33,24 @@ task<result<T>> read_value(space& s, uint64_t address) {
   co_return value;
 }
 
+// Writes a trivially copyable T at address; fails with the first error.
+template <class T>
+  requires std::is_trivially_copyable_v<T>
+task<result<void>> write_value(space& s, uint64_t address, T value) {
+  outcome o = co_await write(s, address, std::as_bytes(std::span(&value, 1)));
+  if (!o.all_ok()) co_return fail(o.first_error());
+  co_return result<void>{};
+}
+
+// The blocking form of any helper above: block(read_value<T>(s, a)).
+template <class T>
+result<T> block(task<result<T>> t) {
+  if (runtime::current() != nullptr) return fail(errc::in_runtime);
+  auto rt = runtime::create();
+  if (!rt) return fail(rt.error());
+  return (*rt)->block_on(std::move(t));
+}
+
 // Runs one packet to completion on a private runtime (see above).
 result<outcome> run_blocking(space& s, direction d, std::byte* buf, uint64_t address, uint64_t len);
 
