@@ -1,5 +1,6 @@
 #include "coil/rt/runtime.hpp"
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -12,6 +13,13 @@
 namespace coil {
 namespace {
 thread_local runtime* current_runtime = nullptr;
+
+// fork() without exec: the child's copy of the parent's runtime shares the
+// parent's ring memory and must never be driven (or destroyed: that would
+// cancel the parent's operations). The child forgets it and may create its
+// own; the copy is leaked on purpose.
+void forget_runtime_in_child() noexcept { current_runtime = nullptr; }
+const int atfork_registered = pthread_atfork(nullptr, nullptr, &forget_runtime_in_child);
 }
 
 result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {

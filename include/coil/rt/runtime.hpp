@@ -76,7 +76,9 @@ class runtime {
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
 
-  // The runtime owned by the calling thread, or nullptr.
+  // The runtime owned by the calling thread, or nullptr. In a child forked
+  // without exec this is nullptr: the child may create its own runtime but
+  // must not touch the parent's (its copy shares the parent's ring memory).
   static runtime* current() noexcept;
 
   // Runs t to completion on this thread, driving everything else meanwhile.
