@@ -1,0 +1,90 @@
+// Guide: multicore.md. cores::run on (up to) two CPUs: cross-core calls,
+// fire-and-forget work, a cross-core channel, the blocking pool and stop.
+#include <sched.h>
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+
+#include <coil/coil.hpp>
+
+#include "example_util.hpp"
+
+namespace {
+
+using example::check;
+
+// Up to two CPUs this process may run on.
+coil::cores_options two_cpus() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  coil::cores_options opts;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return opts;
+  for (int c = 0; c < CPU_SETSIZE && opts.cpus.size() < 2; ++c) {
+    if (CPU_ISSET(c, &allowed)) opts.cpus.push_back(c);
+  }
+  return opts;
+}
+
+// doc-begin: run
+coil::task<coil::result<void>> core_main(unsigned core, coil::xchannel<int>& results) {
+  const unsigned last = coil::cores::count() - 1;
+  if (core != 0) co_return coil::result<void>{};  // the others serve calls until every main is done
+
+  // Runs a task on `last` and brings its value back here.
+  auto where = co_await coil::cores::submit_to(last, []() -> coil::task<unsigned> {
+    co_return coil::cores::current();
+  });
+  if (!where) co_return coil::fail(where.error());  // runtime_closed once the group stops
+  check(*where == last, "submit_to");
+
+  // Fire-and-forget: the callable moves to `last`, which spawns its task.
+  for (int i = 0; i < 10; ++i) {
+    auto sent = co_await coil::cores::spawn_on(last, [i, &results]() -> coil::task<void> {
+      (void)co_await results.send(i * i);
+    });
+    if (!sent) co_return sent;
+  }
+  int sum = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto v = co_await results.recv();
+    if (!v) co_return coil::fail(v.error());
+    sum += *v;
+  }
+  check(sum == 285, "spawn_on + xchannel");
+
+  // Blocking code (getaddrinfo, hashing) runs on the process-wide pool.
+  auto len = co_await coil::spawn_blocking([] { return std::string(1000, 'x').size(); });
+  check(len && *len == 1000, "spawn_blocking");
+  co_return coil::result<void>{};
+}
+
+int run_cores() {
+  coil::xchannel<int> results(16);  // shared by the cores, outlives them
+  auto r = coil::cores::run(two_cpus(), [&](unsigned core) { return core_main(core, results); });
+  if (!r) std::fprintf(stderr, "cores::run: %s\n", r.error().message().c_str());
+  return r ? 0 : 1;
+}
+// doc-end: run
+
+// doc-begin: stop
+int stop_from_a_core() {
+  auto r = coil::cores::run(two_cpus(), [](unsigned core) -> coil::task<coil::result<void>> {
+    if (core == 0) {
+      coil::cores::stop();  // thread-safe: cancels every core's tasks
+      co_return coil::result<void>{};
+    }
+    auto s = co_await coil::sleep_for(std::chrono::hours(1));  // ends with operation_canceled,
+    co_return s;  // which, after stop(), cores::run does not count as an error
+  });
+  return r ? 0 : 1;
+}
+// doc-end: stop
+
+}  // namespace
+
+int main() {
+  const int a = run_cores();
+  const int b = stop_from_a_core();
+  return a == 0 && b == 0 && example::exit_code();
+}

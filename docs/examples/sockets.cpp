@@ -1,0 +1,122 @@
+// Guide: sockets.md. A TCP echo over 127.0.0.1, UDP datagrams, Unix socket
+// pairs, and what closing a socket does to its pending operations.
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include <coil/coil.hpp>
+
+#include "example_util.hpp"
+
+using namespace std::chrono_literals;
+namespace net = coil::net;
+
+namespace {
+
+using example::check;
+
+std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+// doc-begin: tcp
+// One task per connection: echo until the peer closes.
+coil::task<void> echo(net::tcp_stream s) {
+  std::array<std::byte, 4096> buf;
+  for (;;) {
+    auto n = co_await s.recv(buf);
+    if (!n || *n == 0) break;  // error, or end of stream
+    auto sent = co_await s.send_all(std::span(buf).first(*n));
+    if (!sent) break;
+  }
+  (void)co_await s.close();
+}
+
+coil::task<coil::result<void>> serve(net::tcp_listener& listener, int connections) {
+  for (int i = 0; i < connections; ++i) {
+    auto s = co_await listener.accept();
+    if (!s) co_return coil::fail(s.error());  // EMFILE too: the connection stays queued
+    coil::runtime::current()->spawn(echo(std::move(*s))).detach();
+  }
+  co_return coil::result<void>{};
+}
+
+coil::task<coil::result<void>> tcp() {
+  auto listener = net::tcp_listener::bind(net::socket_address::ipv4_loopback(0));  // port 0: any free
+  if (!listener) co_return coil::fail(listener.error());
+  auto where = listener->local_address();
+  if (!where) co_return coil::fail(where.error());
+  auto server = coil::runtime::current()->spawn(serve(*listener, 1));
+
+  auto c = co_await net::tcp_stream::connect(*where, 1s);  // timed_out after 1 s
+  if (!c) co_return coil::fail(c.error());
+  (void)c->set_nodelay(true);
+  auto sent = co_await c->send_all(bytes("ping"));
+  if (!sent) co_return sent;
+  std::array<std::byte, 4> back;
+  auto got = co_await c->recv_exact(back);  // errc::unexpected_eof if the stream ends first
+  if (!got) co_return got;
+  check(std::memcmp(back.data(), "ping", 4) == 0, "echo");
+  co_return co_await server;
+}
+// doc-end: tcp
+
+// doc-begin: udp
+coil::task<coil::result<void>> udp() {
+  auto a = net::udp_socket::bind(net::socket_address::ipv4_loopback(0));
+  auto b = net::udp_socket::bind(net::socket_address::ipv4_loopback(0));
+  if (!a || !b) co_return coil::fail(a ? b.error() : a.error());
+  auto to = b->local_address();
+  if (!to) co_return coil::fail(to.error());
+  auto s = co_await a->send_to(bytes("datagram"), *to);  // one send, one datagram
+  if (!s) co_return coil::fail(s.error());
+
+  std::array<std::byte, 4> small;
+  net::socket_address from;
+  auto d = co_await b->recv_from(small, from);
+  if (!d) co_return coil::fail(d.error());
+  // The datagram was 8 bytes: the rest is gone, and recv_from says so.
+  check(d->size == 4 && d->truncated && from == *a->local_address(), "recv_from");
+  co_return coil::result<void>{};
+}
+// doc-end: udp
+
+// doc-begin: close
+coil::task<coil::result<void>> close_cancels() {
+  auto p = net::unix_stream::pair();
+  if (!p) co_return coil::fail(p.error());
+  auto& [left, right] = *p;
+  std::array<std::byte, 8> buf;
+  auto reader = coil::runtime::current()->spawn(
+      [](net::unix_stream& s, std::span<std::byte> b) -> coil::task<coil::result<size_t>> {
+        co_return co_await s.recv(b);
+      }(left, buf));
+  co_await coil::yield();
+  check(left.pending() == 1, "pending recv");
+  // Cancels the recv and waits until the kernel is done with it, then closes:
+  // a descriptor number reused later can never be read by the old recv.
+  auto closed = co_await left.close();
+  auto r = co_await reader;
+  check(closed && !r && r.error() == std::errc::operation_canceled, "close cancels");
+  co_return coil::result<void>{};
+}
+// doc-end: close
+
+coil::task<void> run_all() {
+  auto t = co_await tcp();
+  if (!t) std::fprintf(stderr, "tcp: %s\n", t.error().message().c_str());
+  check(static_cast<bool>(t), "tcp");
+  auto u = co_await udp();
+  check(static_cast<bool>(u), "udp");
+  auto c = co_await close_cancels();
+  check(static_cast<bool>(c), "close");
+}
+
+}  // namespace
+
+int main() {
+  auto rt = coil::runtime::create();
+  if (!rt) return 1;
+  (*rt)->block_on(run_all());
+  return example::exit_code();
+}

@@ -1,0 +1,151 @@
+// Guide: tasks.md. Spawning and joining, structured concurrency, timeouts,
+// cancellation and shielding, on one runtime.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <tuple>
+#include <variant>
+
+#include <coil/coil.hpp>
+
+#include "example_util.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using example::check;
+
+// doc-begin: spawn
+coil::task<int> square(int x) {
+  co_await coil::sleep_for(1ms);
+  co_return x * x;
+}
+
+coil::task<void> spawn_and_join() {
+  coil::runtime& rt = *coil::runtime::current();
+  coil::join_handle<int> h = rt.spawn(square(7));  // starts on the next loop turn
+  int direct = co_await square(3);                 // runs inside this task, now
+  int joined = co_await h;                         // waits for the spawned one
+  check(direct == 9 && joined == 49, "spawn");
+  rt.spawn(square(1)).detach();  // runs on; its frame is freed when it ends
+}
+// doc-end: spawn
+
+// doc-begin: params
+// Spawned work gets its data as parameters, which live in the frame. A
+// lambda's captures live in the closure object instead: a temporary lambda
+// is gone at the end of the statement that spawned it.
+coil::task<void> log_later(std::string text) {  // by value: the frame owns a copy
+  co_await coil::sleep_for(1ms);
+  std::printf("%s\n", text.c_str());
+}
+
+coil::task<void> spawn_with_data() {
+  std::string msg = "logged from a spawned task";
+  auto h = coil::runtime::current()->spawn(log_later(msg));
+  // Not: spawn([&] -> coil::task<void> { ... use msg ... }()).detach();
+  co_await h;
+}
+// doc-end: params
+
+// doc-begin: when
+coil::task<void> concurrency() {
+  // Both run concurrently; the tuple holds every result.
+  auto [a, b] = co_await coil::when_all(square(2), square(3));
+  check(a == 4 && b == 9, "when_all");
+
+  // The first to finish wins; the other is cancelled and awaited first.
+  auto first = co_await coil::when_any(square(4), [&]() -> coil::task<int> {
+    co_await coil::sleep_for(1s);
+    co_return -1;
+  }());
+  check(first.index() == 0 && std::get<0>(first) == 16, "when_any");
+
+  // A deadline on anything that produces a result<T>.
+  auto slow = [&]() -> coil::task<coil::result<int>> {
+    auto s = co_await coil::sleep_for(1s);  // gives operation_canceled when stopped
+    if (!s) co_return coil::fail(s.error());
+    co_return 1;
+  };
+  auto r = co_await coil::with_timeout(slow(), 5ms);
+  check(!r && r.error() == std::errc::timed_out, "with_timeout");
+}
+// doc-end: when
+
+// doc-begin: group
+coil::task<coil::result<int>> fetch(int id) {
+  auto s = co_await coil::sleep_for(std::chrono::milliseconds(id));
+  if (!s) co_return coil::fail(s.error());  // cancelled by a failing sibling
+  if (id == 3) co_return coil::fail(std::errc::connection_refused);
+  co_return id;
+}
+
+coil::task<void> group() {
+  coil::task_group g;
+  for (int id = 1; id <= 5; ++id) g.spawn(fetch(id));
+  auto r = co_await g.join();  // every child has finished
+  check(!r && r.error() == std::errc::connection_refused, "task_group");
+}
+// doc-end: group
+
+// doc-begin: cancel
+coil::task<coil::result<void>> worker(coil::event& stop_flushed) {
+  auto s = co_await coil::sleep_for(1h);  // blocks until cancelled
+  check(!s && s.error() == std::errc::operation_canceled, "cancelled sleep");
+  auto again = co_await coil::sleep_for(1ms);  // a cancelled task's new waits fail at once
+  check(!again, "wait after cancel");
+  // Clean-up that must still wait runs shielded from the cancellation.
+  auto flushed = co_await coil::shield([]() -> coil::task<coil::result<void>> {
+    co_return co_await coil::sleep_for(1ms);
+  }());
+  check(static_cast<bool>(flushed), "shielded wait");
+  stop_flushed.set();
+  co_return coil::fail(s.error());
+}
+
+coil::task<void> cancellation() {
+  coil::event done;
+  auto h = coil::runtime::current()->spawn(worker(done));
+  co_await coil::yield();  // let it start and block
+  h.cancel();              // its pending sleep completes with operation_canceled
+  auto r = co_await h;
+  check(!r && done.is_set(), "cancel");
+}
+// doc-end: cancel
+
+// doc-begin: bind
+coil::task<void> bind_first(coil::event& e) {
+  e.set();
+  // g++ 12 miscompiles `if (!co_await e.wait())`: name the result, then test it.
+  auto waited = co_await e.wait();
+  if (!waited) std::fprintf(stderr, "wait: %s\n", waited.error().message().c_str());
+}
+// doc-end: bind
+
+coil::task<void> all() {
+  co_await spawn_and_join();
+  co_await spawn_with_data();
+  co_await concurrency();
+  co_await group();
+  co_await cancellation();
+  coil::event e;
+  co_await bind_first(e);
+}
+
+}  // namespace
+
+int main() {
+  auto rt = coil::runtime::create();
+  if (!rt) return 1;
+  (*rt)->block_on(all());
+  // doc-begin: deadlock
+  // Nothing can ever set this event: block_on reports it instead of hanging.
+  coil::event never;
+  auto r = (*rt)->block_on([](coil::event& e) -> coil::task<coil::result<void>> {
+    co_return co_await e.wait();
+  }(never));
+  check(!r && r.error() == coil::errc::deadlock, "deadlock");
+  // doc-end: deadlock
+  return example::exit_code();
+}
