@@ -5,6 +5,7 @@
 
 namespace coil {
 
+// coil's own conditions, in coil_category(): test with `r.error() == coil::errc::deadlock`.
 enum class errc {
   no_runtime = 1,   // an operation was awaited on a thread without a runtime
   runtime_closed,   // the runtime is shutting down and takes no new work

@@ -12,6 +12,7 @@
 namespace coil {
 
 template <class T>
+// A value, or the error_code saying why there is none.
 using result = tl::expected<T, std::error_code>;
 
 using tl::unexpected;

@@ -13,6 +13,7 @@ namespace detail {
 void fd_closing(int fd) noexcept;
 }  // namespace detail
 
+// Owns one descriptor and closes it (synchronously) when destroyed or reset.
 class unique_fd {
  public:
   unique_fd() noexcept = default;

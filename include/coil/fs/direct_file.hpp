@@ -29,6 +29,7 @@
 
 namespace coil {
 
+// Which kernel interface runs a direct_file's requests.
 enum class dio_engine : uint8_t {
   uring,  // the runtime's driver (coil::file's operations)
   aio,    // the thread's Linux AIO context (coil/rt/aio_op.hpp)
@@ -58,6 +59,7 @@ result<dio_alignment> discover_alignment(int fd, bool use_statx) noexcept;
 // lengths in multiples of 4096 bytes (from statx STATX_DIOALIGN)".
 std::string describe(const dio_alignment& a);
 
+// How direct_file::open sets a file up.
 struct direct_options {
   dio_engine engine = dio_engine::uring;
   mode_t mode = 0644;  // for O_CREAT
@@ -152,6 +154,8 @@ class [[nodiscard]] dio_awaiter {
   };
 };
 
+// A file opened with O_DIRECT, its alignment known and every request checked
+// against it (see the file description). Move-only.
 class direct_file {
  public:
   direct_file() noexcept = default;

@@ -31,6 +31,8 @@ struct open_options {
   mode_t mode = 0644;
 };
 
+// An open file (or pipe, FIFO, character device) whose operations run on the
+// calling thread's runtime. Move-only; the destructor closes synchronously.
 class file {
  public:
   file() noexcept = default;
@@ -50,12 +52,14 @@ class file {
 
   int fd() const noexcept { return fd_.get(); }
   bool is_open() const noexcept { return fd_.valid(); }
+  // Gives the descriptor up without closing it.
   unique_fd release() noexcept { return unique_fd(fd_.release()); }
 
   // One read/write; may transfer less than asked (short I/O at EOF, pipes).
   op_awaiter<ops::read> read_at(std::span<std::byte> buf, uint64_t offset) const noexcept {
     return op_awaiter<ops::read>(ops::read{fd(), buf.data(), clamp(buf.size()), offset});
   }
+  // One write of buf at offset; may transfer less than asked.
   op_awaiter<ops::write> write_at(std::span<const std::byte> buf, uint64_t offset) const noexcept {
     return op_awaiter<ops::write>(ops::write{fd(), buf.data(), clamp(buf.size()), offset});
   }
@@ -63,6 +67,7 @@ class file {
   op_awaiter<ops::read> read(std::span<std::byte> buf) const noexcept {
     return read_at(buf, ops::current_position);
   }
+  // Writes at the file position (non-seekable files).
   op_awaiter<ops::write> write(std::span<const std::byte> buf) const noexcept {
     return write_at(buf, ops::current_position);
   }
@@ -70,6 +75,7 @@ class file {
   op_awaiter<ops::readv> readv_at(std::span<const iovec> iov, uint64_t offset) const noexcept {
     return op_awaiter<ops::readv>(ops::readv{fd(), iov.data(), static_cast<uint32_t>(iov.size()), offset});
   }
+  // One vectored write at offset; iov (the array too) must stay valid until awaited.
   op_awaiter<ops::writev> writev_at(std::span<const iovec> iov, uint64_t offset) const noexcept {
     return op_awaiter<ops::writev>(ops::writev{fd(), iov.data(), static_cast<uint32_t>(iov.size()), offset});
   }
@@ -78,10 +84,13 @@ class file {
   // if the file ends first; write_all_at with errc::write_zero if the kernel
   // stops accepting bytes.
   task<result<void>> read_exact_at(std::span<std::byte> buf, uint64_t offset) const;
+  // Writes all of buf at offset, looping over short writes.
   task<result<void>> write_all_at(std::span<const std::byte> buf, uint64_t offset) const;
 
+  // fsync(2) and fdatasync(2).
   op_awaiter<ops::fsync> fsync() const noexcept { return op_awaiter<ops::fsync>(ops::fsync{fd(), false}); }
   op_awaiter<ops::fsync> fdatasync() const noexcept { return op_awaiter<ops::fsync>(ops::fsync{fd(), true}); }
+  // fallocate(2): reserves (mode 0), punches or zeroes [offset, offset + len).
   op_awaiter<ops::fallocate> fallocate(uint64_t offset, uint64_t len, int mode = 0) const noexcept {
     return op_awaiter<ops::fallocate>(ops::fallocate{fd(), mode, offset, len});
   }
@@ -112,15 +121,19 @@ class file {
 inline op_awaiter<ops::unlinkat> unlink(const char* path) noexcept {
   return op_awaiter<ops::unlinkat>(ops::unlinkat{AT_FDCWD, path, 0});
 }
+// Removes an empty directory.
 inline op_awaiter<ops::unlinkat> rmdir(const char* path) noexcept {
   return op_awaiter<ops::unlinkat>(ops::unlinkat{AT_FDCWD, path, AT_REMOVEDIR});
 }
+// renameat2(2); flags such as RENAME_NOREPLACE or RENAME_EXCHANGE.
 inline op_awaiter<ops::renameat> rename(const char* from, const char* to, unsigned flags = 0) noexcept {
   return op_awaiter<ops::renameat>(ops::renameat{AT_FDCWD, from, AT_FDCWD, to, flags});
 }
+// Creates a directory.
 inline op_awaiter<ops::mkdirat> mkdir(const char* path, mode_t mode = 0755) noexcept {
   return op_awaiter<ops::mkdirat>(ops::mkdirat{AT_FDCWD, path, mode});
 }
+// statx(2) of path into *out, which must outlive the await.
 inline op_awaiter<ops::statx> stat(const char* path, struct ::statx* out, unsigned mask = STATX_BASIC_STATS) noexcept {
   return op_awaiter<ops::statx>(ops::statx{AT_FDCWD, path, 0, mask, out});
 }

@@ -23,6 +23,7 @@ struct dma_options {
   bool populate = true;          // fault the pages in now, not during the first transfer
 };
 
+// Aligned anonymous memory for O_DIRECT transfers. Move-only; unmapped when destroyed.
 class dma_buffer {
  public:
   dma_buffer() noexcept = default;

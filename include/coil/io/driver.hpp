@@ -12,6 +12,7 @@
 
 namespace coil {
 
+// Which driver a runtime runs on (runtime_options::driver).
 enum class driver_kind : uint8_t {
   automatic,  // io_uring if usable, else epoll; COIL_DRIVER=uring|epoll overrides
   uring,      // io_uring or a typed error (never a silent fallback)
@@ -29,6 +30,7 @@ struct driver_options {
   epoll_options epoll{};
 };
 
+// What a runtime drives: io_uring or epoll (see the file description).
 class driver {
  public:
   static result<std::unique_ptr<driver>> create(const driver_options& opts = {});

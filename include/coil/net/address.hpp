@@ -20,6 +20,7 @@
 
 namespace coil::net {
 
+// An IPv4, IPv6 or Unix address, stored inline (text forms: the file description).
 class socket_address {
  public:
   // AF_UNSPEC, size 0: "no address".

@@ -34,13 +34,16 @@ class [[nodiscard]] recv_from_op : public socket_op<ops::recv_from> {
   socket_address* from_;
 };
 
+// Message operations of UDP and Unix datagram sockets.
 class datagram_socket : public socket {
  public:
   using socket::socket;
 
+  // One datagram to `to`.
   socket_op<ops::send_to> send_to(std::span<const std::byte> buf, const socket_address& to, int flags = 0) noexcept {
     return make(ops::send_to{fd(), buf.data(), clamp(buf.size()), to.native(), to.size(), flags});
   }
+  // One datagram and its sender's address (from must stay valid until awaited).
   recv_from_op recv_from(std::span<std::byte> buf, socket_address& from, int flags = 0) noexcept {
     return recv_from_op(
         ops::recv_from{fd(), buf.data(), clamp(buf.size()), from.native(), socket_address::capacity(), flags},

@@ -96,6 +96,8 @@ class [[nodiscard]] socket_op : detail::pending_op {
 
 enum class shutdown_how : int { read = SHUT_RD, write = SHUT_WR, both = SHUT_RDWR };
 
+// The base of every socket: owns the descriptor and the list of operations
+// pending on it, which closing cancels first (see the file description).
 class socket {
  public:
   socket() noexcept = default;

@@ -11,6 +11,7 @@
 
 namespace coil::net {
 
+// Byte-stream operations of TCP and Unix stream sockets.
 class stream_socket : public socket {
  public:
   using socket::socket;
@@ -20,6 +21,7 @@ class stream_socket : public socket {
   socket_op<ops::recv> recv(std::span<std::byte> buf, int flags = 0) noexcept {
     return make(ops::recv{fd(), buf.data(), clamp(buf.size()), flags});
   }
+  // One send; may be short.
   socket_op<ops::send> send(std::span<const std::byte> buf, int flags = 0) noexcept {
     return make(ops::send{fd(), buf.data(), clamp(buf.size()), flags});
   }
@@ -27,6 +29,7 @@ class stream_socket : public socket {
   socket_op<ops::recvv> recvv(std::span<const iovec> iov, int flags = 0) noexcept {
     return make(ops::recvv{fd(), iov.data(), static_cast<uint32_t>(iov.size()), flags});
   }
+  // Vectored: one sendmsg over iov.
   socket_op<ops::sendv> sendv(std::span<const iovec> iov, int flags = 0) noexcept {
     return make(ops::sendv{fd(), iov.data(), static_cast<uint32_t>(iov.size()), flags});
   }
@@ -35,6 +38,7 @@ class stream_socket : public socket {
   // the stream ends first (bytes before that are in buf); send_all with
   // errc::write_zero if the kernel accepts nothing.
   task<result<void>> recv_exact(std::span<std::byte> buf);
+  // Sends all of buf, looping over short sends.
   task<result<void>> send_all(std::span<const std::byte> buf);
   // Same over an iovec array; iov is copied, the buffers are not.
   task<result<void>> recvv_exact(std::span<const iovec> iov);

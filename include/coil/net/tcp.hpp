@@ -8,6 +8,7 @@
 
 namespace coil::net {
 
+// A TCP connection.
 class tcp_stream : public stream_socket {
  public:
   tcp_stream() noexcept = default;
@@ -29,6 +30,7 @@ class tcp_stream : public stream_socket {
   result<void> set_linger_reset() noexcept;
 };
 
+// A listening TCP socket; accept() yields tcp_stream.
 class tcp_listener : public basic_listener<tcp_stream> {
  public:
   tcp_listener() noexcept = default;

@@ -10,6 +10,7 @@ struct udp_options {
   bool v6_only = false;
 };
 
+// A UDP socket.
 class udp_socket : public datagram_socket {
  public:
   udp_socket() noexcept = default;

@@ -11,6 +11,7 @@
 
 namespace coil::net {
 
+// A Unix-domain stream socket.
 class unix_stream : public stream_socket {
  public:
   unix_stream() noexcept = default;
@@ -21,6 +22,7 @@ class unix_stream : public stream_socket {
   static result<std::pair<unix_stream, unix_stream>> pair() noexcept;
 };
 
+// A listening Unix-domain stream socket; accept() yields unix_stream.
 class unix_listener : public basic_listener<unix_stream> {
  public:
   unix_listener() noexcept = default;
@@ -30,6 +32,7 @@ class unix_listener : public basic_listener<unix_stream> {
   static result<unix_listener> from_fd(unique_fd fd) noexcept;
 };
 
+// A Unix-domain datagram socket.
 class unix_datagram : public datagram_socket {
  public:
   unix_datagram() noexcept = default;

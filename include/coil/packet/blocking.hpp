@@ -54,6 +54,7 @@ result<T> block(task<result<T>> t) {
 // Runs one packet to completion on a private runtime (see above).
 result<outcome> run_blocking(space& s, direction d, std::byte* buf, uint64_t address, uint64_t len);
 
+// Blocking forms of packet::read and packet::write (see run_blocking).
 inline result<outcome> read_blocking(space& s, uint64_t address, std::span<std::byte> buf) {
   return run_blocking(s, direction::read, buf.data(), address, buf.size());
 }

@@ -48,6 +48,8 @@ struct file_space_stats {
   }
 };
 
+// A coil::file as an I/O space, batching each loop turn's views (see the
+// file description).
 class file_space final : public space {
  public:
   explicit file_space(coil::file f, file_space_options opts = {});

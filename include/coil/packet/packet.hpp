@@ -23,6 +23,7 @@
 
 namespace coil::packet {
 
+// Whether a packet reads into its buffer or writes from it.
 enum class direction : uint8_t { read, write };
 
 // Offsets relative to the packet's first byte.

@@ -33,6 +33,7 @@
 
 namespace coil {
 
+// How cores::run lays out its runtimes.
 struct cores_options {
   std::vector<int> cpus;         // one runtime per listed CPU; empty: every CPU in sched_getaffinity
   bool pin = true;               // pin each thread to its CPU
@@ -290,8 +291,10 @@ class [[nodiscard]] spawn_on_awaiter : public spawn_wait {
 
 }  // namespace detail
 
+// Thread-per-core: the launcher and cross-core calls (see the file description).
 class cores {
  public:
+  // Each core's main task, given the core's index.
   using main_fn = std::function<task<result<void>>(unsigned core)>;
 
   // Starts one runtime per CPU, runs main(core) on each and returns when every

@@ -19,6 +19,7 @@
 
 namespace coil {
 
+// How runtime::create sets a runtime up.
 struct runtime_options {
   // Which driver to run on; automatic picks io_uring when usable, else epoll
   // (COIL_DRIVER=uring|epoll overrides automatic).
@@ -32,6 +33,7 @@ struct runtime_options {
   clockid_t clock = CLOCK_MONOTONIC;  // CLOCK_BOOTTIME: timers count suspend time
 };
 
+// Counters since the runtime was created (runtime::stats()).
 struct runtime_stats {
   driver_stats io;
   uint64_t loop_turns = 0;
@@ -68,6 +70,8 @@ class spawn_state;
 template <class T>
 class join_handle;
 
+// One thread's event loop (see the file description): create() it on the
+// thread that will run it, then block_on() and spawn() tasks.
 class runtime {
  public:
   // Creates a runtime owned by the calling thread. A thread owns at most one.
@@ -94,20 +98,27 @@ class runtime {
 
   // Now, in the runtime's clock (monotonic or boot time), in nanoseconds.
   int64_t now_ns() const noexcept;
+  // The clock timers use (runtime_options::clock).
   clockid_t clock() const noexcept { return clock_; }
 
+  // The driver this runtime runs on: its kind, statistics, registered files and buffers.
   coil::driver& driver() noexcept { return *driver_; }
+  // Loop and driver counters.
   runtime_stats stats() const noexcept;
   // False once destruction began: new operations fail with runtime_closed.
   bool accepting() const noexcept { return !closing_; }
 
   // --- used by awaiters ------------------------------------------------------
+  // For awaiters: resumes n's coroutine on a later loop turn.
   void schedule(detail::ready_node& n) noexcept { ready_.push_back(n); }
+  // For timer awaiters: arms and disarms t.
   void add_timer(detail::timer_node& t) noexcept;
   void remove_timer(detail::timer_node& t) noexcept;
   // Blocks until c completes (cancelling it): for frames destroyed mid-operation.
   void cancel_and_wait(completion& c) noexcept { driver_->cancel_and_wait(c, reaped_); }
+  // Internal: links a spawned task so that teardown finds it.
   void track_spawned(list_hook& h) noexcept;
+  // True on the thread that created this runtime.
   bool on_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
 
   // --- embedding in another event loop -------------------------------------------
@@ -126,6 +137,7 @@ class runtime {
   // runtime's thread in a later loop turn, waking it if it is parked. No
   // system call when the runtime is awake.
   void post(detail::remote_node& n) noexcept;
+  // True once post() may be used (runtime_options::remote or enable_remote()).
   bool remote_enabled() const noexcept { return wake_fd_ >= 0; }
   // Owner thread: turns remote posting on for a runtime created without
   // runtime_options::remote (spawn_blocking, xchannel do this on first use).
@@ -223,6 +235,8 @@ struct spawned_frame {
 
 // Awaitable result of a spawned task. Awaiting it gives the task's value.
 template <class T>
+// A spawned task: co_await it for the task's value, cancel() it, or detach()
+// it. Dropping the handle detaches the task.
 class [[nodiscard]] join_handle {
  public:
   using handle_type = std::coroutine_handle<detail::promise<T>>;
@@ -241,7 +255,9 @@ class [[nodiscard]] join_handle {
   join_handle& operator=(const join_handle&) = delete;
   ~join_handle() { reset(); }
 
+  // False once moved from, detached or joined.
   bool valid() const noexcept { return static_cast<bool>(h_); }
+  // True when the task has finished and its value waits to be taken.
   bool done() const noexcept { return h_ && h_.promise().finished; }
   // Requests cancellation: the task's pending operations complete with
   // operation_canceled and new ones fail immediately.

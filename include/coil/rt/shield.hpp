@@ -35,6 +35,7 @@ class [[nodiscard]] shield_awaiter {
 };
 
 template <class T>
+// Awaits t with the caller's cancellation kept out (see the file description).
 shield_awaiter<T> shield(task<T> t) noexcept {
   return shield_awaiter<T>(std::move(t));
 }

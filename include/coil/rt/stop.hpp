@@ -11,6 +11,7 @@ struct stop_callback : list_hook {
   fn_type fn = nullptr;
 };
 
+// Where cancellation of a task tree is requested (request_stop) and observed.
 class stop_source {
  public:
   stop_source() noexcept = default;

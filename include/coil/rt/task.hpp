@@ -95,6 +95,8 @@ stop_source* stop_of(std::coroutine_handle<P> h) noexcept {
 }  // namespace detail
 
 template <class T>
+// A lazy coroutine producing T (see the file description). Move-only;
+// destroying a task that never started destroys its frame.
 class [[nodiscard]] task {
  public:
   using promise_type = detail::promise<T>;
@@ -115,8 +117,11 @@ class [[nodiscard]] task {
   task& operator=(const task&) = delete;
   ~task() { reset(); }
 
+  // False when empty (default-constructed, moved from or released).
   bool valid() const noexcept { return static_cast<bool>(h_); }
+  // True once the coroutine has finished.
   bool done() const noexcept { return h_ && h_.promise().finished; }
+  // Low-level access for schedulers (runtime, when_*, task_group).
   handle_type handle() const noexcept { return h_; }
   handle_type release() noexcept { return std::exchange(h_, {}); }
 

@@ -41,6 +41,7 @@
 
 namespace coil {
 
+// Structured concurrency on one core (see the file description).
 class task_group {
  public:
   class [[nodiscard]] join_awaiter : stop_callback {

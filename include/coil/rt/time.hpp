@@ -86,6 +86,7 @@ class [[nodiscard]] sleep_awaiter : detail::timer_node, stop_callback {
 };
 
 template <class Rep, class Period>
+// Waits at least d; gives operation_canceled if the task is cancelled first.
 sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
   return sleep_awaiter(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(),
                        sleep_awaiter::kind::relative);

@@ -131,6 +131,7 @@ struct when_awaiter {
 }  // namespace detail
 
 template <class... Ts>
+// Runs every task concurrently; a tuple of their results once all finished.
 task<std::tuple<detail::non_void_t<Ts>...>> when_all(task<Ts>... ts) {
   static_assert(sizeof...(Ts) > 0, "when_all needs at least one task");
   detail::when_awaiter<Ts...> aw(false, std::move(ts)...);
@@ -141,6 +142,8 @@ task<std::tuple<detail::non_void_t<Ts>...>> when_all(task<Ts>... ts) {
 }
 
 template <class... Ts>
+// Runs every task concurrently; a variant holding the first finisher's
+// result, after the others were cancelled and awaited.
 task<std::variant<detail::non_void_t<Ts>...>> when_any(task<Ts>... ts) {
   static_assert(sizeof...(Ts) > 0, "when_any needs at least one task");
   detail::when_awaiter<Ts...> aw(true, std::move(ts)...);

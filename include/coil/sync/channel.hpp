@@ -77,6 +77,7 @@ class ring {
 }  // namespace detail
 
 template <class T>
+// A bounded FIFO between tasks of one runtime (see the file description).
 class channel {
   static_assert(std::is_nothrow_move_constructible_v<T>, "channel<T> moves items in noexcept code");
 

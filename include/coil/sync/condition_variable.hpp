@@ -26,6 +26,7 @@
 
 namespace coil {
 
+// Waits for a change announced under a coil::mutex (see the file description).
 class condition_variable {
  public:
   class [[nodiscard]] wait_awaiter : public detail::mutex_waiter {

@@ -9,6 +9,7 @@
 
 namespace coil {
 
+// A flag tasks wait for (single core).
 class event {
  public:
   class [[nodiscard]] wait_awaiter : public detail::waiter {

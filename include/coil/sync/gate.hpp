@@ -14,6 +14,7 @@
 
 namespace coil {
 
+// Tracks in-flight work so that shutdown can wait for it (single core).
 class gate {
  public:
   // Proof of being inside the gate; leaves it when destroyed. Moved into a

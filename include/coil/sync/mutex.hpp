@@ -24,6 +24,7 @@ struct mutex_waiter : waiter {
 };
 }  // namespace detail
 
+// An async lock handed over in FIFO order (single core).
 class mutex {
  public:
   // Owns the lock; unlocks when destroyed.

@@ -14,6 +14,7 @@
 
 namespace coil {
 
+// Counted permits handed out first come, first served (single core).
 class semaphore {
  public:
   // Holds n permits; gives them back when destroyed or released.

@@ -40,6 +40,8 @@
 namespace coil {
 
 template <class T>
+// A bounded FIFO between tasks on any threads that own a coil runtime (see
+// the file description).
 class xchannel {
   static_assert(std::is_nothrow_move_constructible_v<T>, "xchannel<T> moves items in noexcept code");
 
