@@ -35,7 +35,7 @@ coil::task<coil::result<void>> core_main(unsigned core, coil::xchannel<int>& res
   auto where = co_await coil::cores::submit_to(last, []() -> coil::task<unsigned> {
     co_return coil::cores::current();
   });
-  if (!where) co_return coil::fail(where.error());  // runtime_closed once the group stops
+  if (!where) co_return coil::fail(where.error());  // runtime_closed if `last` is going away
   check(*where == last, "submit_to");
 
   // Fire-and-forget: the callable moves to `last`, which spawns its task.
