@@ -162,7 +162,9 @@ class channel {
     COIL_ASSERT(reserved_ == 0, "coil::channel destroyed while a woken receiver has yet to take its item");
   }
 
+  // Waits for room, then buffers value; sync_errc::closed once closed.
   send_awaiter send(T value) noexcept { return send_awaiter(*this, std::move(value)); }
+  // Waits for an item; after close(), the buffered ones, then sync_errc::closed.
   recv_awaiter recv() noexcept { return recv_awaiter(*this); }
 
   // Moves from v only on success.
@@ -178,6 +180,7 @@ class channel {
     return try_send(std::move(copy));
   }
 
+  // An item now, or operation_would_block (sync_errc::closed once closed and drained).
   result<T> try_recv() noexcept {
     if (unreserved() == 0)
       return fail(closed_ ? make_error_code(sync_errc::closed)

@@ -131,9 +131,11 @@ class condition_variable {
     return pred_wait_awaiter<Pred>(*this, g, std::move(pred));
   }
 
+  // Moves the longest waiter to the mutex's queue (it resumes holding the lock).
   void notify_one() noexcept {
     if (wait_awaiter* w = waiters_.pop_front()) w->move_to_mutex();
   }
+  // Moves every waiter to the mutex's queue, in order.
   void notify_all() noexcept {
     // Detach the current waiters first: one whose predicate fails goes back
     // to waiters_ and must not be seen again by this call.

@@ -40,6 +40,7 @@ class event {
     set_ = true;
     while (wait_awaiter* w = waiters_.pop_front()) w->wake();
   }
+  // Later waits block again until the next set().
   void reset() noexcept { set_ = false; }
   bool is_set() const noexcept { return set_; }
 

@@ -246,7 +246,9 @@ class xchannel {
     COIL_ASSERT(senders_.empty() && receivers_.empty(), "coil::xchannel destroyed while tasks wait on it");
   }
 
+  // Waits for room, then buffers value; sync_errc::closed once closed.
   send_awaiter send(T value) noexcept { return send_awaiter(*this, std::move(value)); }
+  // Waits for an item; after close(), the buffered ones, then sync_errc::closed.
   recv_awaiter recv() noexcept { return recv_awaiter(*this); }
 
   // Moves from v only on success.
@@ -262,6 +264,7 @@ class xchannel {
     return {};
   }
 
+  // An item now, or operation_would_block (sync_errc::closed once closed and drained).
   result<T> try_recv() noexcept {
     std::optional<T> item;
     xwait* wake = nullptr;
