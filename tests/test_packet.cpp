@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "packet_model.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -37,32 +38,6 @@ outcome write_now(space& s, uint64_t address, std::span<const std::byte> buf) {
 }
 
 std::vector<failed_range> failures(const outcome& o) { return {o.failures().begin(), o.failures().end()}; }
-
-// Fails every view touching [bad_lo, bad_hi) for its bad part, with err;
-// forwards the rest to `below`.
-class faulty_space final : public space {
- public:
-  faulty_space(space& below, uint64_t bad_lo, uint64_t bad_hi, std::error_code err)
-      : below_(below), lo_(bad_lo), hi_(bad_hi), err_(err) {}
-  void submit(view v) noexcept override {
-    while (v.live()) {
-      const uint64_t a = v.address();
-      const bool bad = a >= lo_ && a < hi_;
-      const uint64_t boundary = bad ? hi_ : (a < lo_ ? lo_ : ~uint64_t{0});
-      view piece = boundary < v.end_address() ? v.take_front(boundary - a) : std::move(v);
-      if (bad) {
-        piece.fail(err_);
-      } else {
-        below_.submit(std::move(piece));
-      }
-    }
-  }
-
- private:
-  space& below_;
-  uint64_t lo_, hi_;
-  std::error_code err_;
-};
 
 // Keeps views without ending them; dropping them must fail them.
 class sink_space final : public space {
@@ -113,10 +88,30 @@ TEST(PacketOutcome, OverflowKeepsTheLowestAndExactHeadlines) {
   for (std::size_t i = 0; i < outcome::max_failures; ++i) EXPECT_EQ(o.failures()[i].range.offset, i * 20 + 5);
   EXPECT_EQ(o.ok_prefix(), 5u);
   EXPECT_EQ(o.failed_bytes(), 210u);
-  // Ok ranges are reported only where known: below the last tracked failure.
+  // Ok ranges are reported only where known: below the lowest dropped failure.
+  EXPECT_EQ(o.known_until(), 165u);
   uint64_t last_end = 0;
   o.for_each_ok([&](byte_range r) { last_end = r.end(); });
-  EXPECT_EQ(last_end, o.failures().back().range.offset);
+  EXPECT_EQ(last_end, 165u);
+}
+
+// Pieces of failed runs arriving out of order merge later: once a failure
+// was dropped, the list stays exact below it even if merges free room.
+TEST(PacketOutcome, DroppedFailuresBoundWhatIsKnown) {
+  outcome o(1000);
+  const auto io = ec(std::errc::io_error);
+  for (uint64_t i = 0; i < 8; ++i) o.record_failure({i * 100, 10}, io);  // full
+  o.record_failure({850, 10}, io);                                       // dropped
+  EXPECT_EQ(o.known_until(), 850u);
+  o.record_failure({10, 90}, io);  // fills [10,100): [0,10)+[10,100)+[100,110) merge, one slot frees
+  EXPECT_EQ(o.failures().size(), 7u);
+  o.record_failure({900, 10}, io);  // above the dropped one: still not listed
+  EXPECT_EQ(o.failures().size(), 7u);
+  o.record_failure({800, 5}, io);  // below it: listed
+  EXPECT_EQ(o.failures().size(), 8u);
+  EXPECT_EQ(o.failures().back().range, (byte_range{800, 5}));
+  EXPECT_EQ(o.failed_bytes(), 8 * 10u + 10 + 90 + 10 + 5);
+  EXPECT_TRUE(o.truncated());
 }
 
 TEST(PacketMemory, ReadWriteAndPastTheEnd) {
@@ -210,71 +205,43 @@ TEST(PacketStriped, AddressingMatchesTheFormula) {
 }
 
 // Random mapped-over-striped-over-memory trees with injected failures,
-// checked byte by byte against a direct model of the same tree.
+// checked byte by byte against the naive model in packet_model.hpp.
 TEST(PacketModel, RandomMapsRequestsAndFailures) {
   std::mt19937_64 rng(12345);
   for (int round = 0; round < 200; ++round) {
+    model::tree t;
     const std::size_t n_disks = 1 + rng() % 4;
-    const uint64_t stripe = 1 + rng() % 16, disk_size = 32 + rng() % 64;
-    std::vector<std::vector<std::byte>> disks;
-    for (std::size_t i = 0; i < n_disks; ++i) disks.push_back(pattern(disk_size, static_cast<unsigned>(i + round)));
+    t.stripe = 1 + rng() % 16;
+    const uint64_t disk_size = 32 + rng() % 64;
+    for (std::size_t i = 0; i < n_disks; ++i) t.disks.push_back(pattern(disk_size, static_cast<unsigned>(i + round)));
     std::vector<memory_space> mems;
     mems.reserve(n_disks);
-    for (auto& d : disks) mems.emplace_back(d);
+    for (auto& d : t.disks) mems.emplace_back(d);
     // One disk fails a random range of its addresses.
-    const std::size_t bad_disk = rng() % n_disks;
-    const uint64_t bad_lo = rng() % disk_size, bad_hi = bad_lo + rng() % 16;
-    faulty_space faulty(mems[bad_disk], bad_lo, bad_hi, ec(std::errc::io_error));
+    const std::size_t bad = rng() % n_disks;
+    const uint64_t lo = rng() % disk_size;
+    t.faults.push_back({bad, lo, lo + rng() % 16, ec(std::errc::io_error)});
+    model::faulty_space faulty(mems[bad], t.faults[0].lo, t.faults[0].hi, t.faults[0].error);
     std::vector<space*> backends;
-    for (std::size_t i = 0; i < n_disks; ++i) backends.push_back(i == bad_disk ? static_cast<space*>(&faulty) : &mems[i]);
-    striped_space st(backends, stripe);
+    for (std::size_t i = 0; i < n_disks; ++i) backends.push_back(i == bad ? static_cast<space*>(&faulty) : &mems[i]);
+    striped_space st(backends, t.stripe);
     mapped_space m;
-    struct reg { uint64_t v, len, t; };
-    std::vector<reg> regs;
     uint64_t v = rng() % 8;
     while (v < 256) {
-      const uint64_t len = 1 + rng() % 40, t = rng() % (n_disks * disk_size + 20);
-      ASSERT_TRUE(m.map(v, len, st, t));
-      regs.push_back({v, len, t});
+      const uint64_t len = 1 + rng() % 40, target = rng() % (n_disks * disk_size + 20);
+      ASSERT_TRUE(m.map(v, len, st, target));
+      t.regions.push_back({v, len, target});
       v += len + (rng() % 3 == 0 ? rng() % 20 : 0);
     }
-    // The model: where does virtual byte x come from, or which error.
-    auto model = [&](uint64_t x, std::byte& out) -> std::error_code {
-      for (const reg& r : regs) {
-        if (x < r.v || x >= r.v + r.len) continue;
-        const uint64_t a = r.t + (x - r.v), s = a / stripe;
-        const std::size_t d = s % n_disks;
-        const uint64_t off = (s / n_disks) * stripe + a % stripe;
-        if (d == bad_disk && off >= bad_lo && off < bad_hi) return ec(std::errc::io_error);
-        if (off >= disk_size) return ec(errc::unmapped);
-        out = disks[d][off];
-        return {};
-      }
-      return ec(errc::unmapped);
-    };
     for (int q = 0; q < 20; ++q) {
       const uint64_t addr = rng() % 300, len = 1 + rng() % 120;
       std::vector<std::byte> buf(len, std::byte{0x5a});
       const outcome o = read_now(m, addr, buf);
-      std::vector<failed_range> want;
       for (uint64_t i = 0; i < len; ++i) {
-        std::byte b{0x5a};
-        const std::error_code e = model(addr + i, b);
-        ASSERT_EQ(buf[i], b) << "round " << round << " byte " << i;
-        if (!e) continue;
-        if (!want.empty() && want.back().range.end() == i && want.back().error == e) {
-          ++want.back().range.len;
-        } else {
-          want.push_back({{i, 1}, e});
-        }
+        const auto p = t.locate(addr + i);
+        ASSERT_EQ(buf[i], p.error ? std::byte{0x5a} : t.disks[p.disk][p.offset]) << "round " << round << " byte " << i;
       }
-      uint64_t failed = 0;
-      for (auto& f : want) failed += f.range.len;
-      EXPECT_EQ(o.failed_bytes(), failed);
-      EXPECT_EQ(o.truncated(), want.size() > outcome::max_failures);
-      if (want.size() > outcome::max_failures) want.resize(outcome::max_failures);
-      ASSERT_EQ(failures(o), want) << "round " << round << " query " << q;
-      EXPECT_EQ(o.ok_prefix(), want.empty() ? len : want[0].range.offset);
+      ASSERT_STREQ(model::compare(o, model::expect(t, addr, len)), "") << "round " << round << " query " << q;
     }
   }
 }

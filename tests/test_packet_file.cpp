@@ -7,12 +7,14 @@
 #include <thread>
 #include <vector>
 
+#include "packet_model.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using namespace coil;
 using namespace coil::packet;
+using model::make_file;
 
 std::error_code ec(errc e) { return make_error_code(e); }
 // Kernel errors arrive in system_category.
@@ -23,17 +25,6 @@ std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
   std::vector<std::byte> v(n);
   for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 37 + seed * 101 + i / 253) & 0xff);
   return v;
-}
-
-// A file holding bytes, opened read-write (or read-only).
-coil::file make_file(const std::string& path, const std::vector<std::byte>& bytes, int flags = O_RDWR) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
-  EXPECT_GE(fd, 0);
-  EXPECT_EQ(::pwrite(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
-  ::close(fd);
-  fd = ::open(path.c_str(), flags);
-  EXPECT_GE(fd, 0);
-  return coil::file(unique_fd(fd));
 }
 
 std::vector<std::byte> file_bytes(const std::string& path) {

@@ -17,7 +17,8 @@ void outcome::record_failure(byte_range r, std::error_code e) noexcept {
   // Insertion point: first tracked failure above r.
   std::size_t i = 0;
   while (i < count_ && f_[i].range.offset < r.offset) ++i;
-  if (i == count_ && truncated_) return;  // above every tracked one; a lower one was dropped before
+  // At or above a dropped failure: bytes there are no longer described.
+  if (r.offset >= known_until_) return;
   // Merge with touching neighbours that failed the same way.
   if (i > 0 && f_[i - 1].range.end() == r.offset && f_[i - 1].error == e) {
     f_[i - 1].range.len += r.len;
@@ -33,9 +34,12 @@ void outcome::record_failure(byte_range r, std::error_code e) noexcept {
     return;
   }
   if (count_ == max_failures) {
-    truncated_ = true;
-    if (i == count_) return;  // keep the lowest-addressed ones
-    --count_;                 // drop the highest to make room
+    // Keep the lowest-addressed ones: drop r or the highest tracked one.
+    if (i == count_) {
+      known_until_ = r.offset;
+      return;
+    }
+    known_until_ = f_[--count_].range.offset;
   }
   for (std::size_t j = count_; j > i; --j) f_[j] = f_[j - 1];
   f_[i] = failed_range{r, e};

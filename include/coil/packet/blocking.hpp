@@ -42,6 +42,20 @@ task<result<void>> write_value(space& s, uint64_t address, T value) {
   co_return result<void>{};
 }
 
+// One read of a gather list (read_all).
+struct read_request {
+  uint64_t address = 0;
+  std::span<std::byte> buf;
+  outcome result;  // set by read_all
+};
+
+// Starts every request as its own packet in the same loop turn, so a
+// batching space coalesces neighbours into one kernel operation, and waits
+// for all of them; each request's outcome says which of its bytes failed.
+// Returns how many requests had failed bytes. One allocation per call (the
+// packets), none per request.
+task<result<std::size_t>> read_all(space& s, std::span<read_request> reqs);
+
 // The blocking form of any helper above: block(read_value<T>(s, a)).
 template <class T>
 result<T> block(task<result<T>> t) {

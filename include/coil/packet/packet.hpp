@@ -45,9 +45,11 @@ struct failed_range {
 // failed succeeded. Failures are kept sorted and merged (touching ranges with
 // the same error become one, so a dead backend under a stripe set costs one
 // entry per run, not per fragment), in a fixed inline array holding the
-// lowest-addressed ones. More failures than that set truncated(); the
-// headline answers (all_ok, ok_prefix, first_error, failed_bytes) stay exact
-// regardless, because they depend only on the lowest failure and a counter.
+// lowest-addressed ones. More failures than that set truncated(): the list
+// is then exact below known_until() (failures arrive in any order and merge
+// later, so a dropped one cannot be brought back). The headline answers
+// (all_ok, ok_prefix, first_error, failed_bytes) stay exact regardless,
+// because they depend only on the lowest failure and a counter.
 class outcome {
  public:
   static constexpr std::size_t max_failures = 8;
@@ -63,11 +65,12 @@ class outcome {
   uint64_t ok_prefix() const noexcept { return count_ == 0 ? len_ : f_[0].range.offset; }
   // The error of the lowest-addressed failed byte; empty when all_ok.
   std::error_code first_error() const noexcept { return count_ == 0 ? std::error_code{} : f_[0].error; }
-  // Sorted, merged; complete unless truncated().
+  // Sorted, merged; every failure below known_until().
   std::span<const failed_range> failures() const noexcept { return {f_.data(), count_}; }
-  bool truncated() const noexcept { return truncated_; }
-  // Calls fn(byte_range) for each succeeded range, in order. When truncated,
-  // only ranges below the last tracked failure are known and reported.
+  bool truncated() const noexcept { return known_until_ < len_; }
+  // failures() describes [0, known_until()) exactly; the packet's size unless truncated.
+  uint64_t known_until() const noexcept { return known_until_ < len_ ? known_until_ : len_; }
+  // Calls fn(byte_range) for each succeeded range below known_until(), in order.
   template <class Fn>
   void for_each_ok(Fn&& fn) const {
     uint64_t at = 0;
@@ -75,7 +78,7 @@ class outcome {
       if (f_[i].range.offset > at) fn(byte_range{at, f_[i].range.offset - at});
       at = f_[i].range.end();
     }
-    if (!truncated_ && at < len_) fn(byte_range{at, len_ - at});
+    if (at < known_until()) fn(byte_range{at, known_until() - at});
   }
 
   // Records that r (disjoint from every earlier record) failed with e.
@@ -88,7 +91,7 @@ class outcome {
   uint64_t failed_bytes_ = 0;
   std::array<failed_range, max_failures> f_{};
   uint32_t count_ = 0;
-  bool truncated_ = false;
+  uint64_t known_until_ = ~uint64_t{0};  // the lowest dropped failure's offset
 };
 
 class view;
@@ -126,6 +129,12 @@ class packet_state {
   bool start(Space& s) noexcept;
 
  protected:
+  // Called as each view ends, before on_finished: r's bytes are in (or were
+  // taken from) the buffer unless e. Runs inside the space that ended the view.
+  virtual void on_fragment(byte_range r, std::error_code e) noexcept {
+    (void)r;
+    (void)e;
+  }
   // Called once when the last view ends.
   virtual void on_finished() noexcept {}
 
@@ -134,6 +143,7 @@ class packet_state {
   friend struct file_space_access;
   void end(uint64_t off, uint64_t len, std::error_code e) noexcept {
     if (e) out_.record_failure(byte_range{off, len}, e);
+    on_fragment(byte_range{off, len}, e);
     COIL_ASSERT(pending_ > 0, "a packet view ended twice");
     if (--pending_ == 0) on_finished();
   }
@@ -258,6 +268,22 @@ class [[nodiscard]] packet_awaiter : public packet_state {
   runtime* rt_ = nullptr;
   coil::detail::ready_node node_;
   bool suspended_ = false;
+};
+
+// A packet that also reports each fragment as it ends: fn(byte_range,
+// std::error_code), in completion order, called inside the space (keep it
+// short; it must not destroy the packet). The ranges are disjoint and cover
+// the packet, so a consumer can use data as it arrives instead of waiting
+// for the slowest backend.
+template <class Space, class Fn>
+class [[nodiscard]] fragment_awaiter final : public packet_awaiter<Space> {
+ public:
+  fragment_awaiter(Space& s, direction d, std::byte* buf, uint64_t address, uint64_t len, Fn fn) noexcept
+      : packet_awaiter<Space>(s, d, buf, address, len), fn_(std::move(fn)) {}
+
+ private:
+  void on_fragment(byte_range r, std::error_code e) noexcept override { fn_(r, e); }
+  Fn fn_;
 };
 
 }  // namespace coil::packet

@@ -88,4 +88,15 @@ packet_awaiter<Space> write(Space& s, uint64_t address, std::span<const std::byt
   return packet_awaiter<Space>(s, direction::write, const_cast<std::byte*>(buf.data()), address, buf.size());
 }
 
+// The same with fn(byte_range, std::error_code) called as each fragment ends.
+template <class Space, class Fn>
+fragment_awaiter<Space, Fn> read_each(Space& s, uint64_t address, std::span<std::byte> buf, Fn fn) noexcept {
+  return fragment_awaiter<Space, Fn>(s, direction::read, buf.data(), address, buf.size(), std::move(fn));
+}
+template <class Space, class Fn>
+fragment_awaiter<Space, Fn> write_each(Space& s, uint64_t address, std::span<const std::byte> buf, Fn fn) noexcept {
+  return fragment_awaiter<Space, Fn>(s, direction::write, const_cast<std::byte*>(buf.data()), address, buf.size(),
+                                     std::move(fn));
+}
+
 }  // namespace coil::packet
