@@ -24,6 +24,8 @@ void print_usage(std::FILE* out) {
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
       "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll]\n"
       "  xcore     --tasks N in flight (128) --seconds S (3) [--baseline mutex | --mode channel] (cores 0 and 1)\n"
+      "  scatter   --file PATH --reads N (100000) --size OBJECT_BYTES (64) --locality P (0.5) --seconds S (3)\n"
+      "            [--qd N (256)] [--file-size BYTES (1G, used when creating PATH)] [--cpu N] [--only coil|pread|uring]\n"
       "  tour      --seconds S per step (4) --size BYTES (1G)\n"
       "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
       "sizes take K/M/G suffixes (powers of 1024). The last stdout line is JSON.\n",

@@ -72,6 +72,10 @@ timers_result run_timers_coil(const timers_config& cfg, progress* prog);
 // The tour: every benchmark above with baselines, a table, one JSON summary.
 int run_tour(const options& opts);
 
+// ---- scatter: small reads, some adjacent, through the packet layer vs pread vs
+// io_uring (scatter.cpp parses its own options: its --size is the object size).
+int cmd_scatter(int argc, char** argv);
+
 // ---- xcore: cross-core round trips (xcore.cpp prints and returns the exit code) --
 int cmd_xcore(const options& opts);
 

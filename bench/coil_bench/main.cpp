@@ -176,6 +176,7 @@ int cmd_echo(const options& opts) {
 
 int main(int argc, char** argv) {
   using namespace coil_bench;
+  if (argc >= 2 && std::strcmp(argv[1], "scatter") == 0) return cmd_scatter(argc, argv);
   options opts;
   if (!parse_args(argc, argv, opts)) return 2;
   if (opts.cpu >= 0 && !pin_to_cpu(opts.cpu)) {
