@@ -69,23 +69,38 @@ coil::task<coil::result<header>> typed(storage& s) {
 // doc-end: typed
 
 // doc-begin: batching
-// 16 tasks reading neighbouring 64-byte objects in the same loop turn: the
-// file spaces sort them and issue a few preadv calls instead of 16 reads.
-coil::task<void> many_readers(storage& s) {
-  std::vector<std::vector<std::byte>> bufs(16, std::vector<std::byte>(64));
-  coil::task_group g;
-  for (uint64_t i = 0; i < 16; ++i) {
-    g.spawn([](storage& s, uint64_t at, std::span<std::byte> b) -> coil::task<coil::result<void>> {
-      co_return co_await pk::read_into(s.virt, at, b);
-    }(s, 0x1000 + i * 64, bufs[i]));
+// A gather of 16 neighbouring 64-byte objects: each request is a packet of
+// its own, all started in the same loop turn, so the file spaces sort them
+// and issue a few preadv calls instead of 16 reads.
+coil::task<void> gather(storage& s) {
+  std::vector<std::byte> objects(16 * 64);
+  std::vector<pk::read_request> reqs(16);
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    reqs[i].address = 0x1000 + i * 64;
+    reqs[i].buf = std::span(objects).subspan(i * 64, 64);
   }
-  auto r = co_await g.join();
-  const auto& st = s.disk0.stats();
-  std::printf("disk0: %llu fragments in %llu kernel operations\n", static_cast<unsigned long long>(st.fragments),
-              static_cast<unsigned long long>(st.kernel_ops));
-  check(r && st.batching_factor() > 1.0, "batching");
+  const pk::file_space_stats before = s.disk0.stats();
+  auto failed = co_await pk::read_all(s.virt, reqs);  // how many requests had failed bytes
+  const uint64_t fragments = s.disk0.stats().fragments - before.fragments;
+  const uint64_t ops = s.disk0.stats().kernel_ops - before.kernel_ops;
+  std::printf("disk0: %llu fragments in %llu kernel operations\n", static_cast<unsigned long long>(fragments),
+              static_cast<unsigned long long>(ops));
+  check(failed && *failed == 0 && reqs[3].result.all_ok() && ops < fragments, "batching");
 }
 // doc-end: batching
+
+// doc-begin: each
+// Each fragment is reported as it ends, in completion order, so the data that
+// has arrived can be used before the slowest backend answers.
+coil::task<void> streaming(storage& s) {
+  std::vector<std::byte> buf(0x200);
+  uint64_t arrived = 0, failed = 0;
+  pk::outcome o = co_await pk::read_each(s.virt, 0x1300, buf, [&](pk::byte_range r, std::error_code e) {
+    (e ? failed : arrived) += r.len;  // r.offset counts from the packet's first byte
+  });
+  check(arrived == 0x100 && failed == 0x100 && o.failed_bytes() == failed, "read_each");
+}
+// doc-end: each
 
 }  // namespace
 
@@ -108,7 +123,8 @@ int main() {
     (*rt)->block_on(partial_success(s));
     auto h = (*rt)->block_on(typed(s));
     check(h && h->magic == 0xc011 && h->count == 3, "typed");
-    (*rt)->block_on(many_readers(s));
+    (*rt)->block_on(gather(s));
+    (*rt)->block_on(streaming(s));
   }
   return example::exit_code();
 }
