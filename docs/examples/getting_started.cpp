@@ -15,13 +15,13 @@
 coil::task<coil::result<size_t>> count_lines(const char* path) {
   auto f = co_await coil::file::open(path);
   if (!f) co_return coil::fail(f.error());
-  std::vector<std::byte> chunk(64 * 1024);  // lives in the coroutine frame's vector
+  std::vector<std::byte> chunk(64 * 1024);  // owned by the frame: valid across every await
   size_t lines = 0;
   for (uint64_t offset = 0;;) {
     auto n = co_await f->read_at(chunk, offset);  // may be short; 0 at end of file
     if (!n) co_return coil::fail(n.error());
     if (*n == 0) break;
-    lines += static_cast<size_t>(std::count(chunk.begin(), chunk.begin() + static_cast<long>(*n), std::byte{'\n'}));
+    lines += std::count(chunk.begin(), chunk.begin() + *n, std::byte{'\n'});
     offset += *n;
   }
   co_return lines;  // f closes here
