@@ -301,7 +301,19 @@ struct file_space_access {
 };
 
 namespace detail {
+namespace {
+thread_local intrusive_list<holder_hook> t_holders;
+}  // namespace
+
+void register_holder(holder_hook& h, const void*& home) noexcept {
+  if (home == &t_holders) return;
+  h.unlink();
+  t_holders.push_back(h);
+  home = &t_holders;
+}
+
 void abandon(packet_state& p) noexcept {
+  t_holders.for_each([&](holder_hook& h) { h.drop(h, p); });
   t_spaces.for_each([&](file_space::registry_hook& h) { file_space_access::abandon(*h.owner, p); });
 }
 }  // namespace detail

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "coil/core/result.hpp"
+#include "coil/packet/cached_space.hpp"
 #include "coil/packet/file_space.hpp"
 #include "coil/packet/packet.hpp"
 #include "coil/packet/space.hpp"

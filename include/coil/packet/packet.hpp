@@ -18,6 +18,7 @@
 
 #include "coil/core/assert.hpp"
 #include "coil/core/error.hpp"
+#include "coil/core/intrusive_list.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/task.hpp"
 
@@ -97,12 +98,24 @@ class outcome {
 class view;
 class packet_state;
 struct file_space_access;
+struct cached_space_access;
 
 namespace detail {
 // Called by a packet destroyed with views still pending: every file_space
 // used on this thread lets go of them, cancelling and waiting for the kernel
-// operations that target their bytes (file_space.cpp).
+// operations that target their bytes, and every registered holder drops the
+// views it keeps waiting (file_space.cpp).
 void abandon(packet_state& p) noexcept;
+
+// A space that keeps views of other packets waiting across turns
+// (cached_space) registers here, once per thread it is used on.
+struct holder_hook : list_hook {
+  void (*drop)(holder_hook&, packet_state&) noexcept = nullptr;
+  void* owner = nullptr;
+};
+// Links h into this thread's registry (unlinking it from another thread's)
+// unless it is there already.
+void register_holder(holder_hook& h, const void*& home) noexcept;
 }  // namespace detail
 
 // What a view points into; the awaitable packet derives from it.
@@ -141,6 +154,7 @@ class packet_state {
  private:
   friend class view;
   friend struct file_space_access;
+  friend struct cached_space_access;
   void end(uint64_t off, uint64_t len, std::error_code e) noexcept {
     if (e) out_.record_failure(byte_range{off, len}, e);
     on_fragment(byte_range{off, len}, e);
@@ -219,6 +233,7 @@ class view {
     if (p_ != nullptr) end(make_error_code(std::errc::operation_canceled));
   }
   friend struct file_space_access;
+  friend struct cached_space_access;
   bool of(const packet_state& p) const noexcept { return p_ == &p; }
   // Lets go of a packet being destroyed: no outcome, no wake-up.
   void detach() noexcept {
