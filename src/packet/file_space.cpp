@@ -139,10 +139,13 @@ struct file_space_access {
   // Sorted views -> runs of fragments, each run one kernel operation.
   static void build(const file_space_options& o, batch& b) {
     std::erase_if(b.views, [](const view& v) { return !v.live(); });  // abandoned while queued
-    std::sort(b.views.begin(), b.views.end(), [](const view& x, const view& y) {
-      if (x.dir() != y.dir()) return x.dir() < y.dir();
-      return x.address() < y.address();
-    });
+    // Reads first, then writes, each sorted by offset. Partitioning first
+    // keeps the sort's comparisons off the packets (dir() reads the packet).
+    const auto writes = std::partition(b.views.begin(), b.views.end(),
+                                       [](const view& v) { return v.dir() == direction::read; });
+    const auto by_address = [](const view& x, const view& y) { return x.address() < y.address(); };
+    std::sort(b.views.begin(), writes, by_address);
+    std::sort(writes, b.views.end(), by_address);
     for (view& v : b.views) {
       if (!b.runs.empty() && joins(o, b.runs.back(), v)) {
         const uint64_t end = b.runs.back().end();
