@@ -210,6 +210,31 @@ TEST(PacketReadAll, NeighboursInOneCallCoalesceAndEmptyRequestsFinish) {
   EXPECT_EQ(*again, 1u);
 }
 
+// The space's own count is not trusted alone: the driver must have been
+// handed exactly that many operations.
+TEST(PacketReadAll, TheDriverSeesTheCoalescedOperations) {
+  test::temp_dir dir;
+  std::mt19937_64 rng(7);
+  const auto data = random_bytes(1 << 16, rng);
+  file_space fs(model::make_file(dir.file("f"), data, O_RDONLY));
+  std::vector<std::vector<std::byte>> bufs(72, std::vector<std::byte>(32));
+  std::vector<read_request> reqs;
+  for (uint64_t i = 0; i < 64; ++i) reqs.push_back({(63 - i) * 32, bufs[i], {}});     // one run
+  for (uint64_t k = 1; k <= 8; ++k) reqs.push_back({k * 4096 + 100, bufs[63 + k], {}});  // eight lone reads
+  const uint64_t pushed = test::run([&]() -> task<uint64_t> {
+    const uint64_t before = runtime::current()->stats().io.pushed;
+    auto failed = co_await read_all(fs, reqs);
+    EXPECT_TRUE(failed && *failed == 0);
+    co_return runtime::current()->stats().io.pushed - before;
+  }());
+  EXPECT_EQ(fs.stats().fragments, 72u);
+  EXPECT_EQ(fs.stats().kernel_ops, 9u);
+  EXPECT_EQ(pushed, 9u);
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    EXPECT_EQ(0, std::memcmp(bufs[i].data(), data.data() + reqs[i].address, 32)) << i;
+  }
+}
+
 // A gather whose frame is destroyed (runtime torn down) at every stage of its
 // packets' lives, buffers in the frame: nothing touches freed memory (ASan).
 TEST(PacketReadAll, DestroyedMidFlightLetsGo) {
