@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -270,6 +271,44 @@ TEST(PacketFile, PacketsDestroyedMidFlightLetGoOfTheirFragments) {
   const outcome o = test::run([&]() -> task<outcome> { co_return co_await read(fs, 500, buf); }());
   EXPECT_TRUE(o.all_ok());
   EXPECT_EQ(0, std::memcmp(buf.data(), data.data() + 500, 100));
+}
+
+// ASan cannot see the kernel write into freed memory, and a read from the
+// page cache finishes inside the submitting system call, so the test above
+// would pass even if a dying packet did not wait for its read. Here the
+// reads come from the disk (cache dropped) and each buffer outlives its
+// reader, whose last act (a guard destroyed after the packet) is to fill it
+// with a canary: a read landing after its packet died overwrites the canary.
+TEST(PacketFile, NoReadLandsAfterItsPacketDied) {
+  test::temp_dir dir;
+  const auto data = pattern(1 << 16, 13);
+  file_space fs(make_file(dir.file("f"), data, O_RDONLY));
+  static constexpr std::byte canary{0xa5};
+  std::vector<std::vector<std::byte>> bufs(8, std::vector<std::byte>(4096));
+  struct canary_guard {
+    std::vector<std::byte>* buf;
+    ~canary_guard() { std::fill(buf->begin(), buf->end(), canary); }
+  };
+  for (int stage = 0; stage < 6; ++stage) {
+    ASSERT_EQ(::posix_fadvise(fs.file().fd(), 0, 0, POSIX_FADV_DONTNEED), 0);
+    for (auto& b : bufs) std::fill(b.begin(), b.end(), canary);  // a reader that never ran leaves it so
+    auto rt = runtime::create();
+    ASSERT_TRUE(rt);
+    (*rt)->block_on([](file_space& fs, int stage, std::vector<std::vector<std::byte>>& bufs) -> task<void> {
+      for (uint64_t i = 0; i < bufs.size(); ++i) {
+        runtime::current()->spawn([](file_space& fs, uint64_t i, std::vector<std::byte>& buf) -> task<void> {
+          canary_guard guard{&buf};
+          outcome o = co_await read(fs, i * 8192, buf);
+          (void)o;
+        }(fs, i, bufs[i])).detach();
+      }
+      for (int i = 0; i < stage; ++i) co_await yield();
+    }(fs, stage, bufs));
+    rt->reset();
+    for (std::size_t i = 0; i < bufs.size(); ++i) {
+      ASSERT_EQ(std::count(bufs[i].begin(), bufs[i].end(), canary), 4096) << "stage " << stage << " buffer " << i;
+    }
+  }
 }
 
 TEST(PacketBlocking, WorksFromAPlainThreadAndRefusesInsideARuntime) {
