@@ -6,6 +6,7 @@
 #include "coil/fs/direct_file.hpp"
 #include "coil/fs/file.hpp"
 #include "coil/io/aio_driver.hpp"
+#include "coil/io/buffer_ring.hpp"
 #include "coil/io/dma_buffer.hpp"
 #include "coil/io/ops.hpp"
 #include "coil/io/driver.hpp"

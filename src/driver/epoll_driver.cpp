@@ -67,7 +67,7 @@ void epoll_driver::forget_fd(int fd) noexcept {
   // the epoll registration): finish them as cancelled.
   while (completion* c = s.waiters.pop_front()) {
     --in_flight_;
-    finish(*c, -ECANCELED);
+    finish(*c, -ECANCELED, 0);
   }
   if (s.registered) (void)::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   s.registered = false;
@@ -79,15 +79,34 @@ void epoll_driver::push(completion& c) noexcept {
   COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
   ++stats_.pushed;
   c.cancel_requested = c.cancel_issued = false;
+  c.cqe_flags = 0;
   c.state = op_state::queued;
   pending_.push_back(c);
 }
 
-void epoll_driver::finish(completion& c, int32_t res) noexcept {
+void epoll_driver::finish(completion& c, int32_t res, uint32_t flags) noexcept {
   c.res = res;
-  c.cqe_flags = 0;
+  c.cqe_flags = flags;
   c.state = op_state::done;
   finished_.push_back(c);
+}
+
+void epoll_driver::settle(completion& c, int32_t res) noexcept {
+  const op_vtable& ops = *c.ops;
+  if (ops.on_cqe == nullptr || res < 0 || (res == 0 && ops.zero_ends)) {
+    finish(c, res, c.cqe_flags);
+    return;
+  }
+  // A multishot op stays armed. Edge-triggered readiness means more may be
+  // ready already: try again at the next flush (after the owner ran, so one
+  // busy fd cannot monopolize a turn). Requeued first, so the hook may cancel.
+  c.state = op_state::queued;
+  pending_.push_back(c);
+  c.res = res;
+  c.cqe_flags |= IORING_CQE_F_MORE;
+  ++stats_.extra_results;
+  ops.on_cqe(c);
+  c.cqe_flags = 0;
 }
 
 void epoll_driver::start(completion& c) noexcept {
@@ -95,7 +114,8 @@ void epoll_driver::start(completion& c) noexcept {
   if (ops.closes_fd) forget_fd(c.fd);
   if (ops.never_blocks) {
     ++stats_.submitted;
-    finish(c, ops.perform(c, false));
+    const int32_t r = ops.perform(c, false);
+    finish(c, r, c.cqe_flags);
     return;
   }
   if (ops.poll_events == 0) {
@@ -106,7 +126,7 @@ void epoll_driver::start(completion& c) noexcept {
   ++stats_.submitted;
   const int32_t r = ops.perform(c, true);
   if (r != -EAGAIN) {
-    finish(c, r);
+    settle(c, r);
     return;
   }
   if (s == nullptr || s->not_pollable) {
@@ -122,7 +142,7 @@ void epoll_driver::start(completion& c) noexcept {
         s->not_pollable = true;
         offload(c);
       } else {
-        finish(c, -errno);
+        finish(c, -errno, 0);
       }
       return;
     }
@@ -153,7 +173,8 @@ void epoll_driver::offload(completion& c) noexcept {
     }
     c.cancel_issued = false;
     --in_flight_;
-    finish(c, c.ops->perform(c, false));
+    const int32_t r = c.ops->perform(c, false);
+    finish(c, r, c.cqe_flags);
     return;
   }
   cv_.notify_one();
@@ -202,7 +223,7 @@ void epoll_driver::collect_workers() noexcept {
   while (completion* c = got.pop_front()) {
     c->cancel_issued = false;
     --in_flight_;
-    finish(*c, c->res);
+    finish(*c, c->res, c->cqe_flags);
   }
 }
 
@@ -210,7 +231,7 @@ void epoll_driver::cancel(completion& c) noexcept {
   switch (c.state) {
     case op_state::queued:  // pushed, never tried
       c.unlink();
-      finish(c, -ECANCELED);
+      finish(c, -ECANCELED, 0);
       return;
     case op_state::in_flight:
       if (c.cancel_issued) {
@@ -226,7 +247,7 @@ void epoll_driver::cancel(completion& c) noexcept {
         if (removed) {
           c.cancel_issued = false;
           --in_flight_;
-          finish(c, -ECANCELED);
+          finish(c, -ECANCELED, 0);
         } else {
           c.cancel_requested = true;  // running: its real result will come
         }
@@ -234,7 +255,7 @@ void epoll_driver::cancel(completion& c) noexcept {
       }
       c.unlink();  // waiting for readiness
       --in_flight_;
-      finish(c, -ECANCELED);
+      finish(c, -ECANCELED, 0);
       return;
     case op_state::idle:
     case op_state::done:
@@ -271,7 +292,7 @@ void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
       continue;
     }
     --in_flight_;
-    finish(*c, r);
+    settle(*c, r);
   }
 }
 
@@ -314,14 +335,19 @@ result<void> epoll_driver::flush() noexcept {
 
 result<void> epoll_driver::wait(int64_t timeout_ns) noexcept {
   run_pending();
-  if (!finished_.empty()) return in_flight_ == 0 ? result<void>{} : poll(0);
+  // Finished ops, or multishot ops requeued by run_pending: do not sleep.
+  if (!finished_.empty() || !pending_.empty()) return in_flight_ == 0 ? result<void>{} : poll(0);
   return poll(timeout_ns);
 }
 
 std::size_t epoll_driver::reap(intrusive_list<completion>& out) noexcept {
   std::size_t n = 0;
   while (completion* c = finished_.pop_front()) {
-    out.push_back(*c);
+    if (c->ops->on_cqe != nullptr) {
+      c->ops->on_cqe(*c);  // multishot: the owner takes the final result
+    } else {
+      out.push_back(*c);
+    }
     ++n;
   }
   stats_.completed += n;

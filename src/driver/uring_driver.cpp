@@ -91,6 +91,8 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
 }
 
 uring_driver::~uring_driver() {
+  // Rings still in use unregister with nothing; the ring's teardown frees them.
+  while (buf_ring_registration* r = buf_rings_.pop_front()) r->driver = nullptr;
   if (!ring_ok_) return;
   // Owners should have drained their operations. If some are still with the
   // kernel, cancel and wait, so it never writes into memory freed after us.
@@ -111,9 +113,13 @@ uring_driver::~uring_driver() {
       (void)enter(true, 100'000'000);
       io_uring_cqe* cqe;
       unsigned head, n = 0;
-      io_uring_for_each_cqe(&ring_, head, cqe) { ++n; }
+      unsigned finals = 0;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++n;
+        if (!(cqe->flags & IORING_CQE_F_MORE)) ++finals;  // a multishot op's last result
+      }
       io_uring_cq_advance(&ring_, n);
-      in_flight_ -= n < in_flight_ ? n : in_flight_;
+      in_flight_ -= finals < in_flight_ ? finals : in_flight_;
     }
     if (in_flight_ != 0) {
       // Leaking the ring keeps the kernel's writes inside mapped memory.
@@ -187,6 +193,37 @@ void uring_driver::unregister_buffer(int index) noexcept {
   if (io_uring_register_buffers_update_tag(&ring_, static_cast<unsigned>(index), &none, nullptr, 1) >= 0) {
     free_buffers_.push_back(index);
   }
+}
+
+result<void> uring_driver::register_buf_ring(void* ring_mem, unsigned entries, buf_ring_registration& reg) noexcept {
+  uint16_t group;
+  if (!free_groups_.empty()) {
+    group = free_groups_.back();
+  } else {
+    if (next_group_ == 0xffff) return fail(std::errc::no_buffer_space);
+    group = next_group_;
+  }
+  io_uring_buf_reg r{};
+  r.ring_addr = reinterpret_cast<uint64_t>(ring_mem);
+  r.ring_entries = entries;
+  r.bgid = group;
+  if (const int e = io_uring_register_buf_ring(&ring_, &r, 0); e < 0) return fail(errno_code(-e));
+  if (!free_groups_.empty()) {
+    free_groups_.pop_back();
+  } else {
+    ++next_group_;
+  }
+  reg.driver = this;
+  reg.group = group;
+  buf_rings_.push_back(reg);
+  return {};
+}
+
+void uring_driver::unregister_buf_ring(buf_ring_registration& reg) noexcept {
+  if (reg.driver != this) return;
+  if (io_uring_unregister_buf_ring(&ring_, reg.group) == 0) free_groups_.push_back(reg.group);
+  reg.unlink();
+  reg.driver = nullptr;
 }
 
 bool uring_driver::has_required_opcodes() const noexcept {
@@ -346,21 +383,36 @@ result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
 std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
   std::size_t n = 0;
   while (completion* c = finished_.pop_front()) {
-    out.push_back(*c);
+    deliver(*c, out);
     ++n;
   }
   io_uring_cqe* cqe;
   unsigned head, seen = 0;
   io_uring_for_each_cqe(&ring_, head, cqe) {
     ++seen;
-    --in_flight_;
-    if (cqe->user_data == internal_user_data) continue;
+    if (cqe->user_data == internal_user_data) {
+      --in_flight_;
+      continue;
+    }
     auto* c = reinterpret_cast<completion*>(cqe->user_data);
+    if (cqe->flags & IORING_CQE_F_MORE) {
+      // Still armed: the kernel slot stays taken.
+      c->res = cqe->res;
+      c->cqe_flags = cqe->flags;
+      ++stats_.extra_results;
+      if (c->ops->on_cqe != nullptr) c->ops->on_cqe(*c);
+      continue;
+    }
+    --in_flight_;
     c->unlink();  // a cancel for it may still wait for room
-    c->res = cqe->res;
-    c->cqe_flags = cqe->flags;
+    if (cqe->flags & IORING_CQE_F_NOTIF) {
+      c->cqe_flags |= IORING_CQE_F_NOTIF;  // zero-copy done: keep the send's result
+    } else {
+      c->res = cqe->res;
+      c->cqe_flags = cqe->flags;
+    }
     c->state = op_state::done;
-    out.push_back(*c);
+    deliver(*c, out);
     ++n;
   }
   io_uring_cq_advance(&ring_, seen);

@@ -110,6 +110,18 @@ task<result<void>> stream_socket::send_all(std::span<const std::byte> buf) {
       buf, [this](std::span<const std::byte> b) { return send(b); }, errc::write_zero);
 }
 
+task<result<void>> stream_socket::send_all_zc(std::span<const std::byte> buf) {
+  return repeat(
+      buf, [this](std::span<const std::byte> b) { return send_zc(b); }, errc::write_zero);
+}
+
+bool stream_socket::zero_copy_available() noexcept {
+  runtime* rt = runtime::current();
+  if (rt == nullptr) return false;
+  uring_driver* u = rt->driver().uring();
+  return u != nullptr && u->supports(IORING_OP_SEND_ZC);
+}
+
 task<result<void>> stream_socket::recvv_exact(std::span<const iovec> iov) {
   return repeat(
       cursor(iov), [this](const iov_cursor& c) { return recvv(c.rest()); }, errc::unexpected_eof);

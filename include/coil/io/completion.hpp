@@ -31,8 +31,20 @@ struct op_vtable {
   uint8_t opcode;        // io_uring opcode, for probing and statistics
   bool closes_fd;        // the op closes `fd` (readiness state must be dropped)
   bool never_blocks;     // perform(false) is quick (nop, close): run it inline
+  // Multishot ops (one submission, many results). Non-null: the driver hands
+  // every result of c to on_cqe (c.res and c.cqe_flags set; IORING_CQE_F_MORE
+  // set while the op stays armed) and never returns c through reap(). The
+  // final result comes with c.state already done; the hook may push c again
+  // from there (re-arm), except while c is being drained.
+  void (*on_cqe)(completion&) noexcept = nullptr;
+  // Readiness emulation of a multishot op: a result of 0 ends it (recv's end
+  // of stream); otherwise only errors do.
+  bool zero_ends = false;
 };
 
+// Single-result ops may still get several CQEs (send_zc): every CQE with
+// IORING_CQE_F_MORE stores its result and the op stays in flight; a final
+// notification CQE (IORING_CQE_F_NOTIF) keeps the stored result.
 struct completion : list_hook {
   const op_vtable* ops = nullptr;
   int32_t res = 0;        // kernel result: >= 0 success, -errno failure

@@ -25,7 +25,11 @@ void cancel_and_drain(Driver& d, completion& c, intrusive_list<completion>& out)
     }
     d.reap(got);
   }
+  // Done before any reap (cancelled while queued): still in the driver's
+  // finished list, so a multishot owner has not seen its final result yet.
+  const bool unreaped = c.linked();
   c.unlink();
+  if (unreaped && c.ops->on_cqe != nullptr) c.ops->on_cqe(c);
   while (completion* o = got.pop_front()) {
     if (o != &c) out.push_back(*o);
   }

@@ -72,7 +72,8 @@ class epoll_driver {
   epoll_driver() = default;
   fd_state& state_of(int fd) noexcept;
   void start(completion& c) noexcept;
-  void finish(completion& c, int32_t res) noexcept;
+  void finish(completion& c, int32_t res, uint32_t flags) noexcept;
+  void settle(completion& c, int32_t res) noexcept;
   void offload(completion& c) noexcept;
   void run_pending() noexcept;
   result<void> poll(int64_t timeout_ns) noexcept;

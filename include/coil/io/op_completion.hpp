@@ -36,14 +36,49 @@ constexpr bool op_never_blocks() {
     return false;
   }
 }
+template <class Op>
+constexpr bool op_is_multishot() {
+  if constexpr (requires { Op::multishot; }) {
+    return Op::multishot;
+  } else {
+    return false;
+  }
+}
+template <class Op>
+constexpr bool op_zero_ends() {
+  if constexpr (requires { Op::zero_ends; }) {
+    return Op::zero_ends;
+  } else {
+    return false;
+  }
+}
 // The vtable for Op inside Self, where Self derives from completion and
-// `Op& Self::op_ref(completion&)` finds the op.
+// `Op& Self::op_ref(completion&)` finds the op. Multishot ops need
+// `static void Self::on_cqe(completion&) noexcept`.
 template <class Op, class Self>
 struct op_vtable_for {
   static void prep(completion& c, io_uring_sqe& sqe) noexcept { Self::op_ref(c).prep(sqe); }
-  static int32_t perform(completion& c, bool nowait) noexcept { return Self::op_ref(c).perform(nowait); }
-  static constexpr op_vtable value{&prep, &perform, Op::poll_events, Op::opcode, op_consumes_fd<Op>(),
-                                   op_never_blocks<Op>()};
+  static int32_t perform(completion& c, bool nowait) noexcept {
+    const Op& op = Self::op_ref(c);
+    if constexpr (requires { op.out_flags; }) {
+      // Readiness emulation of CQE flags (a provided buffer's id).
+      op.out_flags = 0;
+      const int32_t r = op.perform(nowait);
+      c.cqe_flags = op.out_flags;
+      return r;
+    } else {
+      return op.perform(nowait);
+    }
+  }
+  static constexpr auto hook() noexcept {
+    if constexpr (op_is_multishot<Op>()) {
+      return &Self::on_cqe;
+    } else {
+      return static_cast<void (*)(completion&) noexcept>(nullptr);
+    }
+  }
+  static constexpr op_vtable value{&prep,          &perform,           Op::poll_events, Op::opcode,
+                                   op_consumes_fd<Op>(), op_never_blocks<Op>(), hook(), op_zero_ends<Op>()};
 };
 // Sets c's vtable and readiness fd for op.
 template <class Op, class Self>

@@ -19,6 +19,7 @@
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
 #include "coil/io/completion.hpp"
+#include "coil/io/registration.hpp"
 #include "coil/io/stats.hpp"
 
 namespace coil {
@@ -103,6 +104,11 @@ class uring_driver {
   // per-op page pinning. Returns the buffer index.
   result<int> register_buffer(void* data, std::size_t len) noexcept;
   void unregister_buffer(int index) noexcept;
+  // Provided-buffer rings (IORING_REGISTER_PBUF_RING): ring_mem is a
+  // page-aligned array of `entries` io_uring_buf (a power of two) that must
+  // stay mapped until unregistered. Fills reg (the group id) and links it.
+  result<void> register_buf_ring(void* ring_mem, unsigned entries, buf_ring_registration& reg) noexcept;
+  void unregister_buf_ring(buf_ring_registration& reg) noexcept;
 
   // The io-wq caps in force ({0, 0} when the kernel refused to set them).
   const unsigned* iowq_max_workers() const noexcept { return iowq_max_; }
@@ -117,6 +123,13 @@ class uring_driver {
   void fill_from_waiting() noexcept;
   result<void> enter(bool wait, int64_t timeout_ns) noexcept;
   void account_in_flight() noexcept;
+  static void deliver(completion& c, intrusive_list<completion>& out) noexcept {
+    if (c.ops->on_cqe != nullptr) {
+      c.ops->on_cqe(c);  // multishot: the owner takes every result
+    } else {
+      out.push_back(c);
+    }
+  }
 
   io_uring ring_{};
   bool ring_ok_ = false;
@@ -132,6 +145,9 @@ class uring_driver {
   int notify_fd_ = -1;
   std::vector<int> free_files_;    // free slots of the sparse file table
   std::vector<int> free_buffers_;  // free indices of the sparse buffer table
+  std::vector<uint16_t> free_groups_;  // provided-buffer group ids to reuse
+  intrusive_list<buf_ring_registration> buf_rings_;
+  uint16_t next_group_ = 0;
   bool files_registered_ = false;
   bool buffers_registered_ = false;
   unsigned fixed_files_cap_ = 0;

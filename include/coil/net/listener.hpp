@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include "coil/net/multishot.hpp"
 #include "coil/net/socket.hpp"
 
 namespace coil::net {
@@ -32,6 +33,8 @@ class basic_listener : public socket {
     *peer.size_ptr() = socket_address::capacity();
     return make<result<Stream>>(ops::accept{fd(), peer.native(), peer.size_ptr(), flags});
   }
+  // Multishot accept: a stream of accepted connections (see net/multishot.hpp).
+  accept_stream<Stream> incoming(int flags = 0) noexcept { return accept_stream<Stream>(fd(), flags, &pending_); }
 };
 
 namespace detail {

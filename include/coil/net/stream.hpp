@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <span>
 
+#include "coil/net/multishot.hpp"
 #include "coil/net/socket.hpp"
 #include "coil/rt/task.hpp"
 
@@ -25,6 +26,14 @@ class stream_socket : public socket {
   socket_op<ops::send> send(std::span<const std::byte> buf, int flags = 0) noexcept {
     return make(ops::send{fd(), buf.data(), clamp(buf.size()), flags});
   }
+  // Multishot recv into ring's buffers: a stream of received buffers (see
+  // net/multishot.hpp). Idle, it holds no buffer.
+  recv_stream recv_multishot(buffer_ring& ring, int flags = 0) noexcept { return recv_stream(fd(), ring, flags, &pending_); }
+  // Zero-copy send where io_uring has it (6.0+), else a plain send. Completes
+  // once the kernel no longer reads buf.
+  socket_op<ops::send_zc> send_zc(std::span<const std::byte> buf, int flags = 0) noexcept {
+    return make(ops::send_zc{fd(), buf.data(), clamp(buf.size()), flags, zero_copy_available()});
+  }
   // Vectored: one recvmsg/sendmsg over iov.
   socket_op<ops::recvv> recvv(std::span<const iovec> iov, int flags = 0) noexcept {
     return make(ops::recvv{fd(), iov.data(), static_cast<uint32_t>(iov.size()), flags});
@@ -43,6 +52,10 @@ class stream_socket : public socket {
   // Same over an iovec array; iov is copied, the buffers are not.
   task<result<void>> recvv_exact(std::span<const iovec> iov);
   task<result<void>> sendv_all(std::span<const iovec> iov);
+  // send_all over send_zc: no copy of buf into the kernel where supported.
+  task<result<void>> send_all_zc(std::span<const std::byte> buf);
+  // The current runtime's driver can send zero-copy.
+  static bool zero_copy_available() noexcept;
 
  protected:
   // Creates a Stream socket for addr's family and connects it.

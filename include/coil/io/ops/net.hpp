@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 
 #include "coil/core/unique_fd.hpp"
+#include "coil/io/buffer_ring.hpp"
 #include "coil/io/ops/common.hpp"
 
 namespace coil::ops {
@@ -98,6 +99,81 @@ struct accept {
     return detail::kernel_ret(::accept4(fd, addr, addrlen, flags | SOCK_CLOEXEC));
   }
   static result<unique_fd> complete(int32_t res) noexcept { return detail::to_fd(res); }
+};
+
+// Multishot accept (io_uring 5.19+): armed once, one result per incoming
+// connection (the owner's on_cqe takes each; see net::accept_stream).
+struct accept_multishot {
+  static constexpr uint8_t opcode = IORING_OP_ACCEPT;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool multishot = true;
+  int fd;
+  int flags = 0;
+  void prep(io_uring_sqe& s) const noexcept {
+    io_uring_prep_multishot_accept(&s, fd, nullptr, nullptr, flags | SOCK_CLOEXEC);
+  }
+  int32_t perform(bool) const noexcept {
+    return detail::kernel_ret(::accept4(fd, nullptr, nullptr, flags | SOCK_CLOEXEC));
+  }
+  static result<unique_fd> complete(int32_t res) noexcept { return detail::to_fd(res); }
+};
+
+// Multishot recv into provided buffers (io_uring 6.0+): each result names the
+// buffer the kernel picked (IORING_CQE_F_BUFFER, id in the upper 16 bits of
+// the CQE flags). 0 is the end of the stream; ENOBUFS ends it when the ring
+// is empty. Readiness drivers take a buffer from the ring per attempt.
+struct recv_multishot {
+  static constexpr uint8_t opcode = IORING_OP_RECV;
+  static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool multishot = true;
+  static constexpr bool zero_ends = true;
+  int fd;
+  buffer_ring* ring;
+  int flags = 0;
+  mutable uint32_t out_flags = 0;  // readiness path: the CQE flags io_uring would give
+  void prep(io_uring_sqe& s) const noexcept {
+    io_uring_prep_recv_multishot(&s, fd, nullptr, 0, flags);
+    s.flags |= IOSQE_BUFFER_SELECT;
+    s.buf_group = ring->group();
+  }
+  int32_t perform(bool nowait) const noexcept {
+    const int bid = ring->take();
+    if (bid < 0) return -ENOBUFS;
+    const auto id = static_cast<uint16_t>(bid);
+    const int32_t r = detail::kernel_ret(::recv(fd, ring->data(id), ring->buffer_size(), flags | detail::dontwait(nowait)));
+    if (r <= 0) {
+      ring->put_back(id);
+      return r;
+    }
+    out_flags = IORING_CQE_F_BUFFER | (uint32_t{id} << IORING_CQE_BUFFER_SHIFT);
+    return r;
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+};
+
+// send, zero-copy when zc is set (io_uring 6.0+): the kernel sends from buf
+// itself and posts a second completion when it no longer needs it; the op
+// completes only then, so buf may be reused as soon as the await returns.
+// Without zc (or on readiness drivers) it is a plain send.
+struct send_zc {
+  static constexpr uint8_t opcode = IORING_OP_SEND;  // the fallback's: always there
+  static constexpr uint32_t poll_events = EPOLLOUT;
+  int fd;
+  const void* buf;
+  uint32_t len;
+  int flags = 0;
+  bool zc = true;
+  void prep(io_uring_sqe& s) const noexcept {
+    if (zc) {
+      io_uring_prep_send_zc(&s, fd, buf, len, flags | MSG_NOSIGNAL, 0);
+    } else {
+      io_uring_prep_send(&s, fd, buf, len, flags | MSG_NOSIGNAL);
+    }
+  }
+  int32_t perform(bool nowait) const noexcept {
+    return detail::kernel_ret(::send(fd, buf, len, flags | MSG_NOSIGNAL | detail::dontwait(nowait)));
+  }
+  static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
 struct send {
