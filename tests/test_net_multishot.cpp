@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_net_util.hpp"
@@ -114,6 +115,34 @@ TEST(NetMultishot, AcceptStreamPausesAtHighWaterAndLosesNothing) {
   // io_uring's arm drains the whole backlog at once; epoll stops at the mark.
   EXPECT_GE(queued_after_first, net::accept_stream<tcp_stream>::high_water);
   EXPECT_EQ(queued_after_second, queued_after_first) << "accepted while paused";
+}
+
+// Connections arriving while the consumer keeps up: the stream pauses at the
+// high-water mark and the consumer drains the queue before the pause takes
+// effect. The stream must arm again for the waiting consumer (it once slept
+// forever here with 10,000 clients).
+TEST(NetMultishot, AcceptStreamRearmsForAWaitingConsumerAfterItsPause) {
+  constexpr size_t clients = 1500;
+  test::fd_limit limit;
+  if (!limit.raise_to(2 * clients + 256)) GTEST_SKIP() << "cannot raise RLIMIT_NOFILE";
+  auto lb = test::listen_loopback({.backlog = 4096});
+  std::vector<unique_fd> conns;
+  std::thread connector([&] { conns = connect_raw(lb.addr, clients); });
+  size_t accepted = 0;
+  test::run([&]() -> task<void> {
+    auto incoming = lb.listener.incoming();
+    std::vector<tcp_stream> held;
+    held.reserve(clients);
+    while (accepted < clients) {
+      auto s = co_await incoming.next();
+      CO_ASSERT_OK(s);
+      held.push_back(std::move(*s));
+      ++accepted;
+    }
+  }());
+  connector.join();
+  EXPECT_EQ(accepted, clients);
+  EXPECT_EQ(conns.size(), clients);
 }
 
 TEST(NetMultishot, AcceptStreamUnderFdLimitResumesAfterEmfile) {

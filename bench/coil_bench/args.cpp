@@ -22,7 +22,8 @@ void print_usage(std::FILE* out) {
       "            [--size BYTES (1G, used when creating PATH)] [--baseline uring|pread]\n"
       "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
-      "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll]\n"
+      "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll | --mode multishot]\n"
+      "  idle      --conns N (10000) [--mode plain|multishot (default)]: server RSS per idle connection\n"
       "  xcore     --tasks N in flight (128) --seconds S (3) [--baseline mutex | --mode channel] (cores 0 and 1)\n"
       "  scatter   --file PATH --reads N (100000) --size OBJECT_BYTES (64) --locality P (0.5) --seconds S (3)\n"
       "            [--qd N (256)] [--file-size BYTES (1G, used when creating PATH)] [--cpu N] [--only coil|pread|uring]\n"
@@ -116,6 +117,7 @@ bool parse_args(int argc, char** argv, options& opts) {
       opts.seconds_given = true;
     } else if (name == "--conns") {
       ok = parse_u64(v, opts.conns) && opts.conns > 0 && opts.conns <= 100'000;
+      opts.conns_given = true;
     } else if (name == "--msg") {
       ok = parse_u64(v, opts.msg) && opts.msg > 0 && opts.msg <= (16 << 10);
     } else if (name == "--tasks") {
@@ -134,7 +136,7 @@ bool parse_args(int argc, char** argv, options& opts) {
       ok = value == "uring" || value == "pread" || value == "epoll" || value == "mutex";
     } else if (name == "--mode") {
       opts.mode = value;
-      ok = value == "channel";
+      ok = value == "channel" || value == "multishot" || value == "plain";
     } else if (name == "--driver") {
       opts.driver = value;
       ok = value == "uring" || value == "epoll" || value == "aio";

@@ -27,6 +27,7 @@ struct options {
   double seconds = 3.0;
   uint64_t tasks = 128;
   uint64_t conns = 64;  // echo
+  bool conns_given = false;  // idle defaults to 10,000
   uint64_t msg = 64;    // echo: message bytes
   uint64_t bs = 4096;
   uint64_t qd = 32;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "coil/io/buffer_ring.hpp"
 #include "coil/net/tcp.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/time.hpp"
@@ -133,11 +134,41 @@ coil::task<void> coil_server(coil::net::tcp_listener& l, uint64_t conns) {
   for (auto& h : handlers) co_await h;
 }
 
-std::string serve_coil(coil::unique_fd listen_fd, uint64_t conns) {
+// Multishot: one accept for every connection, and each connection's data
+// arriving in buffers of one shared ring (none held while idle).
+coil::task<void> coil_serve_multishot(tcp_stream s, coil::buffer_ring& ring, uint64_t& closed) {
+  (void)s.set_nodelay(true);
+  auto rx = s.recv_multishot(ring);
+  for (;;) {
+    auto b = co_await rx.next();
+    if (!b || b->empty()) break;
+    auto w = co_await s.send_all(b->bytes());
+    if (!w) break;
+  }
+  ++closed;
+}
+
+coil::task<std::string> coil_server_multishot(coil::net::tcp_listener& l, uint64_t conns) {
+  auto ring = coil::buffer_ring::create(coil::runtime::current()->driver(), 256, buf_size);
+  if (!ring) co_return "buffer ring: " + ring.error().message();
+  uint64_t closed = 0;
+  std::vector<coil::join_handle<void>> handlers;
+  auto incoming = l.incoming();
+  for (uint64_t i = 0; i < conns; ++i) {
+    auto s = co_await incoming.next();
+    if (!s) break;
+    handlers.push_back(coil::runtime::current()->spawn(coil_serve_multishot(std::move(*s), **ring, closed)));
+  }
+  for (auto& h : handlers) co_await h;
+  co_return std::string();
+}
+
+std::string serve_coil(coil::unique_fd listen_fd, uint64_t conns, bool multishot) {
   auto l = coil::net::tcp_listener::from_fd(std::move(listen_fd));
   if (!l) return "listener: " + l.error().message();
   auto rt = coil::runtime::create();
   if (!rt) return "runtime: " + rt.error().message();
+  if (multishot) return (*rt)->block_on(coil_server_multishot(*l, conns));
   (*rt)->block_on(coil_server(*l, conns));
   return {};
 }
@@ -338,7 +369,7 @@ echo_result run_echo(const echo_config& cfg) {
   } else if (cfg.impl == "epoll") {
     out.failure = serve_epoll(lfd.get(), cfg.conns);
   } else {
-    out.failure = serve_coil(std::move(lfd), cfg.conns);
+    out.failure = serve_coil(std::move(lfd), cfg.conns, cfg.impl == "coil-multishot");
   }
   out.server_cpu_seconds = process_cpu_seconds() - cpu0;
   if (!out.failure.empty()) ::kill(child, SIGKILL);  // it may wait for a server that is gone

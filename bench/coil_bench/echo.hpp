@@ -12,7 +12,9 @@
 namespace coil_bench {
 
 struct echo_config {
-  std::string impl = "coil";  // server: coil, uring (raw liburing) or epoll (raw epoll)
+  // server: coil, coil-multishot (multishot accept + recv into a buffer ring),
+  // uring (raw liburing) or epoll (raw epoll)
+  std::string impl = "coil";
   uint64_t conns = 64;
   uint64_t msg = 64;
   double seconds = 3;

@@ -12,6 +12,7 @@
 #include "benches.hpp"
 #include "common.hpp"
 #include "echo.hpp"
+#include "idle.hpp"
 
 namespace coil_bench {
 namespace {
@@ -144,8 +145,12 @@ int cmd_echo(const options& opts) {
     std::fprintf(stderr, "coil-bench: echo supports --baseline uring|epoll\n");
     return 2;
   }
+  if (!opts.mode.empty() && (opts.mode != "multishot" || !opts.baseline.empty())) {
+    std::fprintf(stderr, "coil-bench: echo supports --mode multishot (coil's server only)\n");
+    return 2;
+  }
   echo_config cfg;
-  cfg.impl = opts.baseline.empty() ? "coil" : opts.baseline;
+  cfg.impl = !opts.baseline.empty() ? opts.baseline : opts.mode == "multishot" ? "coil-multishot" : "coil";
   cfg.conns = opts.conns;
   cfg.msg = opts.msg;
   cfg.seconds = opts.seconds;
@@ -171,6 +176,31 @@ int cmd_echo(const options& opts) {
   return r.errors == 0 ? 0 : 1;
 }
 
+int cmd_idle(const options& opts) {
+  if (!opts.mode.empty() && opts.mode != "plain" && opts.mode != "multishot") {
+    std::fprintf(stderr, "coil-bench: idle supports --mode plain|multishot\n");
+    return 2;
+  }
+  idle_config cfg;
+  cfg.conns = opts.conns_given ? opts.conns : 10'000;
+  cfg.multishot = opts.mode != "plain";
+  const idle_result r = run_idle(cfg);
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "coil-bench: idle: %s\n", r.failure.c_str());
+    return 1;
+  }
+  const char* mode = cfg.multishot ? "multishot" : "plain";
+  std::printf("idle %s: %llu connections waiting for data: server RSS %.1f -> %.1f MiB, %.0f bytes per connection\n",
+              mode, static_cast<unsigned long long>(r.conns), static_cast<double>(r.rss_before) / (1 << 20),
+              static_cast<double>(r.rss_after) / (1 << 20), r.rss_bytes_per_conn);
+  json_object j;
+  j.add("bench", "idle").add("mode", mode).add("conns", r.conns).add("rss_bytes_per_conn", r.rss_bytes_per_conn);
+  j.add("rss_before", r.rss_before).add("rss_after", r.rss_after);
+  if (!cfg.multishot) j.add("recv_buffer", cfg.plain_buffer);
+  std::printf("%s\n", j.str().c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace coil_bench
 
@@ -189,6 +219,7 @@ int main(int argc, char** argv) {
   if (opts.command == "randread") return cmd_randread(opts);
   if (opts.command == "timers") return cmd_timers(opts);
   if (opts.command == "echo") return cmd_echo(opts);
+  if (opts.command == "idle") return cmd_idle(opts);
   if (opts.command == "xcore") return cmd_xcore(opts);
   if (opts.command == "tour") return run_tour(opts);
   std::fprintf(stderr, "coil-bench: unknown command '%s'\n", opts.command.c_str());

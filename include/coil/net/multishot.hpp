@@ -204,7 +204,12 @@ class multishot_stream : coil::completion, pending_op {
     if (!more) self.armed_ = false;
     auto& d = static_cast<Derived&>(self);
     d.on_result(c.res, c.cqe_flags, more);
-    if (self.waiting_ != nullptr && d.deliverable()) self.waiting_->wake();
+    if (self.waiting_ == nullptr) return;
+    if (d.deliverable()) {
+      self.waiting_->wake();
+    } else if (!d.waits_for_buffers()) {
+      self.rearm();  // ended with nothing to give (our own pause): someone waits
+    }
   }
   // The socket is closing.
   static void abort_thunk(pending_op& p) noexcept {

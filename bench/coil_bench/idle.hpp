@@ -1,0 +1,28 @@
+#pragma once
+// idle: user-space memory per idle connection. A client process opens N
+// connections and sends nothing; the server (this process) gives each one a
+// task waiting for data, either in a plain recv with its own buffer or in a
+// multishot recv on a shared buffer ring, and reports the RSS growth per
+// connection once every task waits.
+#include <cstdint>
+#include <string>
+
+namespace coil_bench {
+
+struct idle_config {
+  uint64_t conns = 10'000;
+  bool multishot = true;
+  uint64_t plain_buffer = 16 << 10;  // per-connection recv buffer in plain mode
+};
+
+struct idle_result {
+  uint64_t conns = 0;
+  double rss_bytes_per_conn = 0;
+  uint64_t rss_before = 0;
+  uint64_t rss_after = 0;
+  std::string failure;
+};
+
+idle_result run_idle(const idle_config& cfg);
+
+}  // namespace coil_bench
