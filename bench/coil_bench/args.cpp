@@ -21,6 +21,7 @@ void print_usage(std::FILE* out) {
       "  randread  --file PATH --bs B (4096) --qd N (32) --seconds S (3) [--direct]\n"
       "            [--size BYTES (1G, used when creating PATH)] [--baseline uring|pread]\n"
       "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
+      "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
       "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll | --mode multishot]\n"
       "  idle      --conns N (10000) [--mode plain|multishot (default)]: server RSS per idle connection\n"
@@ -126,6 +127,8 @@ bool parse_args(int argc, char** argv, options& opts) {
       ok = parse_u64(v, opts.bs) && opts.bs > 0;
     } else if (name == "--qd") {
       ok = parse_u64(v, opts.qd) && opts.qd > 0 && opts.qd <= 4096;
+    } else if (name == "--submit-batch") {
+      ok = parse_u64(v, opts.submit_batch) && opts.submit_batch <= 4096;
     } else if (name == "--size") {
       ok = parse_u64(v, n) && n > 0;
       opts.size_bytes = n;

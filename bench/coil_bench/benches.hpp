@@ -33,6 +33,8 @@ struct randread_config {
   double seconds = 3;
   bool direct = false;
   std::string driver;  // coil only: "" (automatic), "uring", "epoll" or "aio"
+  // Submit once this many reads wait (0: once per loop turn / loop pass).
+  unsigned submit_batch = 0;
 };
 
 struct randread_result : measured {

@@ -31,6 +31,8 @@ struct options {
   uint64_t msg = 64;    // echo: message bytes
   uint64_t bs = 4096;
   uint64_t qd = 32;
+  // randread: uring_options/aio_options::submit_batch
+  uint64_t submit_batch = 0;
   uint64_t timer_tasks = 10'000;
   uint64_t timer_min_ms = 1;
   uint64_t timer_max_ms = 10;

@@ -15,6 +15,7 @@
 #include "benches.hpp"
 #include "coil/fs/direct_file.hpp"
 #include "coil/fs/file.hpp"
+#include "coil/rt/aio_op.hpp"
 #include "coil/rt/runtime.hpp"
 #include "raw_ring.hpp"
 
@@ -97,6 +98,13 @@ randread_result run_randread_coil(const randread_config& cfg, progress* prog) {
   coil::runtime_options ro;
   if (cfg.driver == "uring") ro.driver = coil::driver_kind::uring;
   if (cfg.driver == "epoll") ro.driver = coil::driver_kind::epoll;
+  ro.uring.submit_batch = cfg.submit_batch;
+  coil::aio_options ao;
+  ao.submit_batch = cfg.submit_batch;
+  if (auto c = coil::configure_thread_aio(ao); !c) {
+    out.failure = "configure_thread_aio: " + c.error().message();
+    return out;
+  }
   auto rt = coil::runtime::create(ro);
   if (!rt) {
     out.failure = "runtime::create: " + rt.error().message();
@@ -139,11 +147,16 @@ randread_result run_randread_uring(const randread_config& cfg, progress* prog) {
   }
   const uint64_t blocks = block_count(cfg);
   rng r(1);
+  unsigned queued = 0;  // SQEs not yet submitted, for --submit-batch
   // user_data is the slot index: the buffer to read into and to reuse.
   auto queue_read = [&](uint64_t slot) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
     io_uring_prep_read(sqe, fd, bufs[slot].get(), static_cast<unsigned>(cfg.bs), r.below(blocks) * cfg.bs);
     io_uring_sqe_set_data64(sqe, slot);
+    if (cfg.submit_batch != 0 && ++queued >= cfg.submit_batch) {
+      (void)io_uring_submit(&ring);
+      queued = 0;
+    }
   };
   for (uint64_t slot = 0; slot < cfg.qd; ++slot) queue_read(slot);
   std::vector<io_uring_cqe*> cqes(cfg.qd);
@@ -154,6 +167,7 @@ randread_result run_randread_uring(const randread_config& cfg, progress* prog) {
   const int64_t end = start + static_cast<int64_t>(cfg.seconds * 1e9);
   while (in_flight > 0) {
     // One system call per batch: submits every read queued since the last one.
+    queued = 0;
     if (int ret = io_uring_submit_and_wait(&ring, 1); ret < 0 && ret != -EINTR) {
       out.failure = std::string("io_uring_submit_and_wait: ") + std::strerror(-ret);
       break;

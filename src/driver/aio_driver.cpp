@@ -99,6 +99,7 @@ result<std::unique_ptr<aio_driver>> aio_driver::create(const aio_options& opts) 
   if (sys_io_setup(opts.capacity, &ctx) < 0) return fail(errno_code(errno));
   d->ctx_ = ctx;
   d->capacity_ = opts.capacity;
+  d->submit_batch_ = opts.submit_batch;
   d->batch_.resize(opts.capacity);
   d->staged_.resize(opts.capacity);
   d->events_.resize(opts.capacity);
@@ -135,6 +136,7 @@ void aio_driver::push(aio_completion& c) noexcept {
   c.state = aio_state::queued;
   waiting_.push_back(c);
   ++stats_.pushed;
+  if (submit_batch_ != 0 && ++unflushed_ >= submit_batch_) flush();
 }
 
 void aio_driver::fail_front(int64_t res) noexcept {
@@ -145,6 +147,7 @@ void aio_driver::fail_front(int64_t res) noexcept {
 }
 
 void aio_driver::flush() noexcept {
+  unflushed_ = 0;
   while (!waiting_.empty() && in_flight_ < capacity_) {
     const uint32_t room = capacity_ - in_flight_;
     uint32_t n = 0;

@@ -67,6 +67,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   // Operations that wait on outside events (a pipe read) only finish when
   // cancelled; cancels need CQ room too, so ops may never take all of it.
   d->op_limit_ = d->capacity_ - std::max(1u, d->capacity_ / 16);
+  d->submit_batch_ = opts.submit_batch;
 
   if (io_uring_probe* probe = io_uring_get_probe_ring(&d->ring_)) {
     for (int op = 0; op < 256; ++op) {
@@ -270,6 +271,7 @@ bool uring_driver::try_issue(completion& c) noexcept {
   c.state = op_state::in_flight;
   ++unsubmitted_;
   account_in_flight();
+  if (submit_batch_ != 0 && unsubmitted_ >= submit_batch_) (void)enter(false, -1);
   return true;
 }
 

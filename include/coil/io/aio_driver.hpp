@@ -98,6 +98,10 @@ void aio_prep_fsync(aio_iocb& cb, int fd, bool datasync) noexcept;
 struct aio_options {
   unsigned capacity = 128;  // most requests the kernel owns at once (io_setup's nr_events)
   bool eventfd = true;      // signal completions on event_fd() (IOCB_FLAG_RESFD)
+  // push() flushes once this many requests were pushed since the last flush
+  // (0: only flush()/wait() submit). 1 is fio's default iodepth_batch_submit
+  // (see uring_options::submit_batch).
+  unsigned submit_batch = 0;
 };
 
 struct aio_stats {
@@ -123,7 +127,7 @@ class aio_driver {
   aio_driver& operator=(const aio_driver&) = delete;
 
   // Queues c (c.cb filled, state idle). Nothing reaches the kernel before
-  // the next flush() or wait().
+  // the next flush() or wait(), unless options' submit_batch is reached.
   void push(aio_completion& c) noexcept;
 
   // Submits queued requests while capacity allows. A request the kernel
@@ -175,6 +179,8 @@ class aio_driver {
   unique_fd efd_;
   uint32_t capacity_ = 0;
   uint32_t in_flight_ = 0;
+  uint32_t submit_batch_ = 0;                // aio_options::submit_batch
+  uint32_t unflushed_ = 0;                   // pushes since the last flush
   intrusive_list<aio_completion> waiting_;   // pushed, not yet accepted by the kernel
   intrusive_list<aio_completion> finished_;  // done without reaching the kernel, or reaped by wait()
   std::vector<aio_iocb*> batch_;             // capacity entries: io_submit's argument

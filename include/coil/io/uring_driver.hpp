@@ -44,6 +44,11 @@ struct uring_options {
   // created on first registration).
   unsigned fixed_files = 1024;
   unsigned fixed_buffers = 64;
+  // Submit as soon as this many SQEs are filled (0: once per loop turn, the
+  // default). 1 hands each op to the kernel at push, like fio's default
+  // iodepth_batch_submit=1: a system call per op, but a virtio disk served
+  // a trickle of requests faster than bursts (docs/design.md, Batching).
+  unsigned submit_batch = 0;
 };
 
 
@@ -137,6 +142,7 @@ class uring_driver {
   uint32_t op_limit_ = 0;   // ops stop here; the rest of capacity is kept for cancels
   uint32_t in_flight_ = 0;  // SQEs filled (submitted or not) whose CQE is not yet reaped
   uint32_t unsubmitted_ = 0;
+  uint32_t submit_batch_ = 0;  // uring_options::submit_batch
   intrusive_list<completion> waiting_;         // ops waiting for room
   intrusive_list<completion> cancel_waiting_;  // in-flight ops whose cancel waits for room
   intrusive_list<completion> finished_;  // completed without reaching the kernel

@@ -8,7 +8,8 @@
 // for io_uring and AIO together. When the read completes the reaper collects
 // events (io_getevents, never blocking) and schedules the waiting tasks.
 // Requests pushed during a loop turn are submitted together on the next turn
-// (one io_submit) by a short-lived "flusher" task.
+// (one io_submit) by a short-lived "flusher" task, or at push when
+// aio_options::submit_batch says so.
 //
 // aio_awaiter<Op> lives in the awaiting frame (no heap per request). If the
 // frame is destroyed while the kernel owns the request, the destructor
