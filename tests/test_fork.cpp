@@ -1,5 +1,6 @@
 // fork() without exec: the child builds its own runtime and works; the
 // parent's runtime, with an operation in flight across the fork, is unaffected.
+// The blocking pool and the AIO context started by the parent work in the child.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,6 +8,11 @@
 #include <cstdio>
 #include <string>
 
+#include "coil/fs/direct_file.hpp"
+#include "coil/io/dma_buffer.hpp"
+#include "coil/rt/aio_op.hpp"
+#include "coil/rt/blocking.hpp"
+#include "test_aio_util.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -68,6 +74,78 @@ TEST(Fork, ChildBuildsItsOwnRuntimeAndParentIsUnaffected) {
   ::close(fd);
   ::close(p[0]);
   ::close(p[1]);
+}
+
+// Forks; the child runs fn and exits with its value. Returns the child's
+// exit code, or 128 + signal. A child that hangs is killed by SIGALRM (the
+// bugs these tests catch are hangs), so the parent reports instead of waiting.
+template <class Fn>
+int in_child(Fn fn) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::alarm(60);
+    ::_exit(fn());
+  }
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(Fork, SpawnBlockingWorksInAChildAfterTheParentStartedThePool) {
+  {
+    auto rt = runtime::create();
+    ASSERT_TRUE(rt);
+    // Starts the pool: its thread then waits idle for the next job.
+    auto v = (*rt)->block_on(spawn_blocking([] { return 7; }));
+    ASSERT_TRUE(v && *v == 7);
+  }
+  const int status = in_child([] {
+    auto rt = runtime::create();
+    if (!rt) return 3;
+    // Before the fix the child's pool counted the parent's idle thread,
+    // started none, and this never returned (SIGALRM: 142).
+    auto v = (*rt)->block_on([]() -> task<result<int>> {
+      auto a = co_await spawn_blocking([] { return 1; });
+      auto b = co_await spawn_blocking([] { return 2; });
+      if (!a || !b) co_return fail(std::errc::io_error);
+      co_return *a + *b;
+    }());
+    return v && *v == 3 ? 0 : 4;
+  });
+  EXPECT_EQ(status, 0);
+  // The parent's pool is untouched.
+  auto rt = runtime::create();
+  ASSERT_TRUE(rt);
+  auto v = (*rt)->block_on(spawn_blocking([] { return 8; }));
+  EXPECT_TRUE(v && *v == 8);
+}
+
+TEST(Fork, AioWorksInAChildOfAThreadThatHadAnAioContext) {
+  aio_test::direct_dir dir;
+  COIL_REQUIRE_DIRECT_DIR(dir);
+  constexpr std::size_t block = 4096;
+  const auto data = aio_test::pattern(block, 5);
+  ASSERT_TRUE(aio_test::write_file(dir.file("f"), data));
+  const std::string path = dir.file("f");
+  auto read_block = [&]() -> int {
+    auto f = direct_file::adopt(unique_fd(::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC)),
+                                {.engine = dio_engine::aio});
+    if (!f) return 10;
+    auto buf = dma_buffer::allocate(block);
+    if (!buf) return 11;
+    auto rt = runtime::create();
+    if (!rt) return 12;
+    auto n = (*rt)->block_on([](const direct_file& f, std::span<std::byte> b) -> task<result<size_t>> {
+      co_return co_await f.read_at(b, 0);
+    }(*f, buf->span()));
+    if (!n) return n.error() == std::errc::invalid_argument ? 13 : 14;  // 13: the stale context
+    return *n == block && aio_test::same(buf->span(), data) ? 0 : 15;
+  };
+  // This thread's AIO context exists before the fork.
+  ASSERT_EQ(read_block(), 0);
+  EXPECT_EQ(in_child(read_block), 0);
+  EXPECT_EQ(read_block(), 0);  // the parent's context still works
 }
 
 }  // namespace

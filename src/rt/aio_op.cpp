@@ -2,6 +2,9 @@
 // the runtime (see aio_op.hpp).
 #include "coil/rt/aio_op.hpp"
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <memory>
 #include <utility>
@@ -33,11 +36,21 @@ struct service_holder {
   }
 };
 
+// fork() child: AIO contexts are not inherited, so the forking thread's
+// context id means nothing there (io_submit: EINVAL). Forget the service so
+// the child creates a fresh one; the copy (its requests belong to the
+// parent) is leaked, only its eventfd closed.
+void forget_service_in_child() noexcept {
+  if (aio_service* s = std::exchange(t_service, nullptr)) ::close(s->drv->event_fd());
+}
+
 result<aio_service*> service() noexcept {
   if (t_service != nullptr) return t_service;
   if (t_exiting) return fail(errc::runtime_closed);
   static thread_local service_holder holder;  // registers the thread-exit cleanup
   (void)holder;
+  static const bool atfork = pthread_atfork(nullptr, nullptr, &forget_service_in_child) == 0;
+  (void)atfork;
   auto drv = aio_driver::create(t_options);
   if (!drv) return fail(drv.error());
   t_service = new aio_service{std::move(*drv)};

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -35,6 +36,20 @@ class pool {
     }
     cv_.notify_all();
     for (auto& t : threads_) t.join();
+  }
+
+  // fork() child: only the forking thread exists, yet the pool still counts
+  // its parent's threads (idle ones would be trusted to take jobs, so a job
+  // would never run) and a lock or wait state may belong to a thread that is
+  // gone. Fresh, empty state; the dead threads' handles and the parent's
+  // queued jobs are leaked on purpose (joining or freeing them is undefined).
+  void reset_in_child() noexcept {
+    new (&mu_) std::mutex;
+    new (&cv_) std::condition_variable;
+    new (&threads_) std::vector<std::thread>;
+    head_ = tail_ = nullptr;
+    queued_ = idle_ = 0;
+    quit_ = false;
   }
 
   void submit(detail::blocking_job& j) {
@@ -91,11 +106,22 @@ class pool {
   std::vector<std::thread> threads_;
 };
 
+pool* started_pool = nullptr;  // for the fork handler: set once the pool exists
+
+void reset_pool_in_child() noexcept {
+  if (started_pool != nullptr) started_pool->reset_in_child();
+}
+
 pool& the_pool() {
   pool_started.store(true);
   unsigned expect = 0;
   max_threads.compare_exchange_strong(expect, default_threads());
   static pool p(max_threads.load());
+  static const bool registered = [] {
+    started_pool = &p;
+    return pthread_atfork(nullptr, nullptr, &reset_pool_in_child) == 0;
+  }();
+  (void)registered;
   return p;
 }
 
