@@ -5,15 +5,29 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
 #include "coil/core/assert.hpp"
 #include "coil/io/drain.hpp"
+#include "coil/io/ops/common.hpp"
 
 namespace coil {
 namespace {
+
+// How long an op that cannot wait for readiness (ops::retry_later) waits
+// before its next attempt.
+constexpr int64_t backoff_ns = 2'000'000;
+
+int64_t monotonic_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
 
 // epoll data of the worker eventfd; fds are never this large.
 constexpr uint64_t worker_token = ~uint64_t{0};
@@ -109,6 +123,23 @@ void epoll_driver::settle(completion& c, int32_t res) noexcept {
   c.cqe_flags = 0;
 }
 
+void epoll_driver::back_off(completion& c) noexcept {
+  if (backed_off_.empty()) backoff_due_ns_ = monotonic_ns() + backoff_ns;
+  c.state = op_state::in_flight;  // cancel() takes it off the list like a readiness waiter
+  backed_off_.push_back(c);
+  if (++in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
+}
+
+void epoll_driver::retry_backed_off() noexcept {
+  if (backed_off_.empty() || monotonic_ns() < backoff_due_ns_) return;
+  intrusive_list<completion> due;
+  due.splice_back(backed_off_);
+  while (completion* c = due.pop_front()) {
+    --in_flight_;
+    start(*c);
+  }
+}
+
 void epoll_driver::start(completion& c) noexcept {
   const op_vtable& ops = *c.ops;
   if (ops.closes_fd) forget_fd(c.fd);
@@ -125,6 +156,10 @@ void epoll_driver::start(completion& c) noexcept {
   fd_state* s = c.fd >= 0 ? &state_of(c.fd) : nullptr;
   ++stats_.submitted;
   const int32_t r = ops.perform(c, true);
+  if (r == coil::ops::retry_later) {
+    back_off(c);
+    return;
+  }
   if (r != -EAGAIN) {
     settle(c, r);
     return;
@@ -291,6 +326,11 @@ void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
       s.waiters.push_back(*c);
       continue;
     }
+    if (r == coil::ops::retry_later) {
+      --in_flight_;
+      back_off(*c);
+      continue;
+    }
     --in_flight_;
     settle(*c, r);
   }
@@ -299,6 +339,10 @@ void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
 result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {
   epoll_event events[128];
   int n;
+  if (!backed_off_.empty()) {
+    const int64_t left = std::max<int64_t>(0, backoff_due_ns_ - monotonic_ns());
+    timeout_ns = timeout_ns < 0 ? left : std::min(timeout_ns, left);
+  }
   ++stats_.enter_calls;
   if (epoll_pwait2_ok_) {
     timespec ts{timeout_ns / 1'000'000'000LL, timeout_ns % 1'000'000'000LL};
@@ -323,6 +367,7 @@ result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {
       on_ready(static_cast<int>(events[i].data.u64), events[i].events);
     }
   }
+  retry_backed_off();
   return {};
 }
 

@@ -74,6 +74,8 @@ class epoll_driver {
   void start(completion& c) noexcept;
   void finish(completion& c, int32_t res, uint32_t flags) noexcept;
   void settle(completion& c, int32_t res) noexcept;
+  void back_off(completion& c) noexcept;
+  void retry_backed_off() noexcept;
   void offload(completion& c) noexcept;
   void run_pending() noexcept;
   result<void> poll(int64_t timeout_ns) noexcept;
@@ -86,6 +88,8 @@ class epoll_driver {
   unique_fd eventfd_;  // worker completions
   intrusive_list<completion> pending_;   // pushed, not tried yet
   intrusive_list<completion> finished_;  // done, waiting for reap
+  intrusive_list<completion> backed_off_;  // ops::retry_later: tried again at backoff_due_ns_
+  int64_t backoff_due_ns_ = 0;
   std::vector<std::unique_ptr<fd_state>> fds_;
   uint32_t in_flight_ = 0;  // waiting for readiness or on a worker
   bool epoll_pwait2_ok_ = true;

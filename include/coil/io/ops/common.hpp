@@ -27,6 +27,10 @@
 
 namespace coil::ops {
 
+// perform(true) result meaning "not now, and no readiness edge will say when"
+// (a Unix connect to a full backlog): readiness drivers try again shortly.
+inline constexpr int32_t retry_later = INT32_MIN;
+
 // Offset meaning "use and advance the file position" (pipes, sockets, ttys).
 inline constexpr uint64_t current_position = static_cast<uint64_t>(-1);
 

@@ -5,7 +5,8 @@
 //
 // Readiness (perform(true)): sockets stay in blocking mode, so recv/send-style
 // calls get MSG_DONTWAIT per call. connect and accept have no such flag:
-//  - connect briefly sets O_NONBLOCK around the call (the socket is not shared
+//  - connect briefly sets O_NONBLOCK around the call (a Unix connect to a full
+//    backlog gives ops::retry_later: nothing signals room, so the driver polls) (the socket is not shared
 //    while it connects). The first attempt starts the handshake (EINPROGRESS);
 //    once EPOLLOUT fires, calling connect again reports the outcome: 0 (or
 //    EISCONN) when established, the handshake's error (ECONNREFUSED...) when
@@ -79,6 +80,9 @@ struct connect {
       started = true;
       return -EAGAIN;
     }
+    // A Unix listener's full backlog: the socket stays writable, so no
+    // readiness edge will announce room.
+    if (r == -EAGAIN) return retry_later;
     if (r == -EISCONN && started) return 0;  // established between our calls
     return r;
   }
