@@ -384,6 +384,8 @@ result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
 
 std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
   std::size_t n = 0;
+  // NODROP kernels keep such CQEs and leave koverflow at 0: only this flag tells.
+  if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) ++stats_.cq_overflows;
   while (completion* c = finished_.pop_front()) {
     deliver(*c, out);
     ++n;
