@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 namespace coil {
 namespace {
@@ -31,7 +32,24 @@ void report_fallback(const std::error_code& why) noexcept {
   });
 }
 
+// The options' faults, else COIL_FAULTS.
+result<fault_options> faults_from(const driver_options& opts) {
+  if (opts.faults.enabled) return opts.faults;
+  const char* env = std::getenv("COIL_FAULTS");
+  if (env == nullptr || *env == '\0') return fault_options{};
+  std::string why;
+  auto f = parse_fault_spec(env, &why);
+  if (!f) std::fprintf(stderr, "coil: bad COIL_FAULTS=%s: %s\n", env, why.c_str());
+  return f;
+}
+
 }  // namespace
+
+std::size_t driver::reap_faulty(intrusive_list<completion>& out) noexcept {
+  intrusive_list<completion> got;
+  uring_ ? uring_->reap(got) : epoll_->reap(got);
+  return faults_->on_reap(got, out);
+}
 
 const char* to_string(driver_kind k) noexcept {
   switch (k) {
@@ -58,6 +76,11 @@ result<std::unique_ptr<driver>> driver::create(const driver_options& opts) {
     }
   }
   std::unique_ptr<driver> d(new driver());
+  if (auto f = faults_from(opts); !f) {
+    return fail(f.error());
+  } else if (f->enabled) {
+    d->faults_ = std::make_unique<fault_layer>(*f);
+  }
   if (kind != driver_kind::epoll) {
     // Any setup errno (EPERM from seccomp or the sysctl, ENOSYS, ENOMEM after
     // retries, EOPNOTSUPP) means "unavailable", as do missing basic opcodes.

@@ -228,6 +228,8 @@ struct file_space_access {
         res = co_await run_awaiter<ops::writev>(ops::writev{fd, iov, iov_count, at}, rt, &r.inflight);
       }
       if (!res) {
+        // Nothing moved (EAGAIN: a nonblocking file, or fault injection): again.
+        if (res.error() == std::errc::resource_unavailable_try_again || res.error() == std::errc::interrupted) continue;
         err = res.error();
         break;
       }

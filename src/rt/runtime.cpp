@@ -29,6 +29,7 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   dopts.strict = opts.strict_driver;
   dopts.uring = opts.uring;
   dopts.epoll = opts.epoll;
+  dopts.faults = opts.faults;
   auto drv = driver::create(dopts);
   if (!drv) return fail(drv.error());
   timespec probe;

@@ -8,6 +8,7 @@
 
 #include "coil/core/result.hpp"
 #include "coil/io/epoll_driver.hpp"
+#include "coil/io/fault.hpp"
 #include "coil/io/uring_driver.hpp"
 
 namespace coil {
@@ -28,6 +29,9 @@ struct driver_options {
   bool strict = false;
   uring_options uring{};
   epoll_options epoll{};
+  // Fault injection (io/fault.hpp). Not enabled: COIL_FAULTS=seed:spec, if
+  // set, enables it (a bad spec fails create with invalid_argument).
+  fault_options faults{};
 };
 
 // What a runtime drives: io_uring or epoll (see the file description).
@@ -41,15 +45,29 @@ class driver {
   uring_driver* uring() noexcept { return uring_.get(); }
   epoll_driver* epoll() noexcept { return epoll_.get(); }
 
-  void push(completion& c) noexcept { uring_ ? uring_->push(c) : epoll_->push(c); }
+  void push(completion& c) noexcept {
+    if (faults_ && faults_->on_push(c)) [[unlikely]] return;
+    uring_ ? uring_->push(c) : epoll_->push(c);
+  }
   void cancel(completion& c) noexcept { uring_ ? uring_->cancel(c) : epoll_->cancel(c); }
   result<void> flush() noexcept { return uring_ ? uring_->flush() : epoll_->flush(); }
-  result<void> wait(int64_t timeout_ns) noexcept { return uring_ ? uring_->wait(timeout_ns) : epoll_->wait(timeout_ns); }
-  std::size_t reap(intrusive_list<completion>& out) noexcept { return uring_ ? uring_->reap(out) : epoll_->reap(out); }
+  result<void> wait(int64_t timeout_ns) noexcept {
+    if (faults_ && faults_->holding()) [[unlikely]] timeout_ns = 0;  // held completions are due soon
+    return uring_ ? uring_->wait(timeout_ns) : epoll_->wait(timeout_ns);
+  }
+  std::size_t reap(intrusive_list<completion>& out) noexcept {
+    if (faults_) [[unlikely]] return reap_faulty(out);
+    return uring_ ? uring_->reap(out) : epoll_->reap(out);
+  }
   void cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
     uring_ ? uring_->cancel_and_wait(c, out) : epoll_->cancel_and_wait(c, out);
   }
-  bool has_pending_work() const noexcept { return uring_ ? uring_->has_pending_work() : epoll_->has_pending_work(); }
+  bool has_pending_work() const noexcept {
+    if (faults_ && faults_->holding()) [[unlikely]] return true;
+    return uring_ ? uring_->has_pending_work() : epoll_->has_pending_work();
+  }
+  // The fault-injection layer (its counters, pause()); null when off.
+  fault_layer* faults() noexcept { return faults_.get(); }
   uint32_t in_flight() const noexcept { return uring_ ? uring_->in_flight() : epoll_->in_flight(); }
   const driver_stats& stats() const noexcept { return uring_ ? uring_->stats() : epoll_->stats(); }
   // Registered files and buffers (see uring_driver). Readiness drivers have
@@ -85,6 +103,8 @@ class driver {
 
  private:
   driver() = default;
+  std::size_t reap_faulty(intrusive_list<completion>& out) noexcept;
+  std::unique_ptr<fault_layer> faults_;  // before the drivers: destroyed after them
   std::unique_ptr<uring_driver> uring_;
   std::unique_ptr<epoll_driver> epoll_;
   std::error_code uring_error_;

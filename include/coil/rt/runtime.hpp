@@ -31,6 +31,8 @@ struct runtime_options {
   // wake-up read armed in the driver, so block_on cannot detect deadlocks.
   bool remote = false;
   clockid_t clock = CLOCK_MONOTONIC;  // CLOCK_BOOTTIME: timers count suspend time
+  // Fault injection for tests (io/fault.hpp; else COIL_FAULTS=seed:spec).
+  fault_options faults{};
 };
 
 // Counters since the runtime was created (runtime::stats()).
