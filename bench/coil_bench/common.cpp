@@ -115,7 +115,16 @@ json_object stats_json(const char* bench, const char* impl, const coil::runtime_
       .add("io.completed", s.io.completed)
       .add("io.enter_calls", s.io.enter_calls)
       .add("io.queued_for_space", s.io.queued_for_space)
-      .add("io.in_flight_max", static_cast<uint64_t>(s.io.in_flight_max));
+      .add("io.in_flight_max", static_cast<uint64_t>(s.io.in_flight_max))
+      .add("io.cancels", s.io.cancels)
+      .add("io.batching_factor", s.io.batching_factor());
+  // Per opcode, only those used: "io.read.pushed", "io.read.completed"...
+  for (std::size_t op = 0; op < coil::opcode_slots; ++op) {
+    const coil::op_counts& c = s.io.by_opcode[op];
+    if (c.pushed == 0 && c.completed == 0) continue;
+    const std::string name = std::string("io.") + coil::opcode_name(static_cast<uint8_t>(op));
+    j.add((name + ".pushed").c_str(), c.pushed).add((name + ".completed").c_str(), c.completed);
+  }
   return j;
 }
 

@@ -64,6 +64,23 @@ void print_stats(const coil::runtime& rt) {
 }
 // doc-end: stats
 
+// doc-begin: inflight
+// Operations per opcode, and what the driver holds right now. Call on the
+// runtime's own thread (from a signal: a signalfd, as examples/echo_server).
+void print_ops(coil::runtime& rt) {
+  const coil::driver_stats s = rt.stats().io;
+  for (std::size_t op = 0; op < coil::opcode_slots; ++op) {
+    const coil::op_counts& c = s.by_opcode[op];
+    if (c.pushed == 0) continue;
+    std::printf("%s: %llu pushed, %llu completed\n", coil::opcode_name(static_cast<uint8_t>(op)),
+                static_cast<unsigned long long>(c.pushed), static_cast<unsigned long long>(c.completed));
+  }
+  std::printf("%.1f submissions per system call, %llu cancels\n", s.batching_factor(),
+              static_cast<unsigned long long>(s.cancels));
+  rt.dump_in_flight(stdout);  // "coil: N operations pending", then one line each
+}
+// doc-end: inflight
+
 }  // namespace
 
 int main() {
@@ -83,6 +100,7 @@ int main() {
     if (!r) std::fprintf(stderr, "registered: %s\n", r.error().message().c_str());
     check(static_cast<bool>(r), "registered");
     print_stats(**rt);
+    print_ops(**rt);
   }
   ::close(fd);
   return example::exit_code();

@@ -47,6 +47,7 @@ result<std::unique_ptr<epoll_driver>> epoll_driver::create(const epoll_options& 
   if (::epoll_ctl(d->epfd_.get(), EPOLL_CTL_ADD, d->eventfd_.get(), &ev) != 0) return fail(errno_code(errno));
   d->max_workers_ = opts.workers == 0 ? 1 : opts.workers;
   d->threads_.reserve(d->max_workers_);
+  d->running_.assign(d->max_workers_, nullptr);
   return d;
 }
 
@@ -92,6 +93,7 @@ void epoll_driver::push(completion& c) noexcept {
   COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
   COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
   ++stats_.pushed;
+  ++stats_.by_opcode[opcode_slot(c.ops->opcode)].pushed;
   c.cancel_requested = c.cancel_issued = false;
   c.cqe_flags = 0;
   c.state = op_state::queued;
@@ -237,9 +239,13 @@ void* epoll_driver::worker_main(void* arg) noexcept {
     --d.idle_workers_;
     completion* c = d.queue_.pop_front();
     if (c == nullptr) return nullptr;  // stopping and nothing left
+    completion** slot = &d.running_.front();
+    while (*slot != nullptr) ++slot;  // a free one exists: one per worker
+    *slot = c;
     lock.unlock();
     const int32_t res = c->ops->perform(*c, false);
     lock.lock();
+    *slot = nullptr;
     c->res = res;
     d.done_.push_back(*c);
     const uint64_t one = 1;
@@ -265,10 +271,13 @@ void epoll_driver::collect_workers() noexcept {
 void epoll_driver::cancel(completion& c) noexcept {
   switch (c.state) {
     case op_state::queued:  // pushed, never tried
+      ++stats_.cancels;
       c.unlink();
       finish(c, -ECANCELED, 0);
       return;
     case op_state::in_flight:
+      if (c.cancel_requested) return;  // running on a worker; asked before
+      ++stats_.cancels;
       if (c.cancel_issued) {
         // On the worker pool: still queued there means it never started.
         bool removed = false;
@@ -388,6 +397,7 @@ result<void> epoll_driver::wait(int64_t timeout_ns) noexcept {
 std::size_t epoll_driver::reap(intrusive_list<completion>& out) noexcept {
   std::size_t n = 0;
   while (completion* c = finished_.pop_front()) {
+    ++stats_.by_opcode[opcode_slot(c->ops->opcode)].completed;
     if (c->ops->on_cqe != nullptr) {
       c->ops->on_cqe(*c);  // multishot: the owner takes the final result
     } else {

@@ -269,6 +269,8 @@ bool uring_driver::try_issue(completion& c) noexcept {
   c.ops->prep(c, *sqe);
   io_uring_sqe_set_data(sqe, &c);
   c.state = op_state::in_flight;
+  c.unlink();  // from waiting_, when it waited for room
+  in_flight_ops_.push_back(c);
   ++unsubmitted_;
   account_in_flight();
   if (submit_batch_ != 0 && unsubmitted_ >= submit_batch_) (void)enter(false, -1);
@@ -291,6 +293,7 @@ void uring_driver::push(completion& c) noexcept {
   COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
   COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
   ++stats_.pushed;
+  ++stats_.by_opcode[opcode_slot(c.ops->opcode)].pushed;
   c.cancel_requested = c.cancel_issued = false;
   if (!supports(c.ops->opcode)) {
     c.res = -EOPNOTSUPP;
@@ -309,6 +312,7 @@ void uring_driver::push(completion& c) noexcept {
 void uring_driver::cancel(completion& c) noexcept {
   switch (c.state) {
     case op_state::queued:
+      ++stats_.cancels;
       c.unlink();
       c.res = -ECANCELED;
       c.cqe_flags = 0;
@@ -318,7 +322,8 @@ void uring_driver::cancel(completion& c) noexcept {
     case op_state::in_flight:
       if (c.cancel_requested) return;
       c.cancel_requested = true;
-      if (!cancel_waiting_.empty() || !try_issue_cancel(c)) cancel_waiting_.push_back(c);
+      ++stats_.cancels;
+      if (cancels_waiting_ != 0 || !try_issue_cancel(c)) ++cancels_waiting_;
       return;
     case op_state::idle:
     case op_state::done:
@@ -326,14 +331,20 @@ void uring_driver::cancel(completion& c) noexcept {
   }
 }
 
+void uring_driver::issue_waiting_cancels() noexcept {
+  // Rare (the CQ was full when cancel() came): a walk beats a second hook.
+  in_flight_ops_.for_each([this](completion& c) {
+    if (cancels_waiting_ != 0 && c.cancel_requested && !c.cancel_issued && try_issue_cancel(c)) --cancels_waiting_;
+  });
+}
+
 void uring_driver::fill_from_waiting() noexcept {
-  while (completion* c = cancel_waiting_.front()) {
-    if (!try_issue_cancel(*c)) return;
-    c->unlink();
+  if (cancels_waiting_ != 0) {
+    issue_waiting_cancels();
+    if (cancels_waiting_ != 0) return;
   }
   while (completion* c = waiting_.front()) {
-    if (!try_issue(*c)) return;
-    c->unlink();
+    if (!try_issue(*c)) return;  // issued ones leave waiting_ for in_flight_ops_
   }
 }
 
@@ -387,6 +398,7 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
   // NODROP kernels keep such CQEs and leave koverflow at 0: only this flag tells.
   if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) ++stats_.cq_overflows;
   while (completion* c = finished_.pop_front()) {
+    ++stats_.by_opcode[opcode_slot(c->ops->opcode)].completed;
     deliver(*c, out);
     ++n;
   }
@@ -408,7 +420,8 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
       continue;
     }
     --in_flight_;
-    c->unlink();  // a cancel for it may still wait for room
+    if (cancels_waiting_ != 0 && c->cancel_requested && !c->cancel_issued) --cancels_waiting_;
+    c->unlink();  // from in_flight_ops_
     if (cqe->flags & IORING_CQE_F_NOTIF) {
       c->cqe_flags |= IORING_CQE_F_NOTIF;  // zero-copy done: keep the send's result
     } else {
@@ -416,12 +429,13 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
       c->cqe_flags = cqe->flags;
     }
     c->state = op_state::done;
+    ++stats_.by_opcode[opcode_slot(c->ops->opcode)].completed;
     deliver(*c, out);
     ++n;
   }
   io_uring_cq_advance(&ring_, seen);
   stats_.completed += n;
-  if (!waiting_.empty() || !cancel_waiting_.empty()) fill_from_waiting();
+  if (!waiting_.empty() || cancels_waiting_ != 0) fill_from_waiting();
   return n;
 }
 

@@ -38,6 +38,7 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   rt->driver_ = std::move(*drv);
   rt->owner_ = std::this_thread::get_id();
   rt->clock_ = opts.clock;
+  rt->stamp_ms_ = coarse_clock_ms();
   rt->timers_.reserve(64);
   if (opts.remote) {
     if (auto r = rt->enable_remote(); !r) return fail(r.error());
@@ -173,6 +174,50 @@ runtime_stats runtime::stats() const noexcept {
   return s;
 }
 
+// ---- diagnostics ----------------------------------------------------------------
+
+std::size_t runtime::pending_ops(std::span<pending_op_info> out) noexcept {
+  COIL_ASSERT(on_owner_thread(), "runtime::pending_ops called from a thread that does not own the runtime");
+  const uint32_t now = coarse_clock_ms();
+  std::size_t n = 0;
+  auto add = [&](completion& c, bool in_flight) {
+    if (n < out.size()) {
+      pending_op_info& i = out[n];
+      i.opcode = c.ops->opcode;
+      i.fd = c.fd;
+      i.in_flight = in_flight;
+      i.task = nullptr;
+      i.age_ms = pending_op_info::unknown_age;
+      if (c.ops->owner != nullptr) {
+        uint32_t since = 0;
+        c.ops->owner(c, i.task, since);
+        i.age_ms = now - since;
+      }
+    }
+    ++n;
+  };
+  if (uring_driver* u = driver_->uring()) {
+    u->for_each_pending(add);
+  } else if (epoll_driver* e = driver_->epoll()) {
+    e->for_each_pending(add);
+  }
+  return n;
+}
+
+void runtime::dump_in_flight(std::FILE* out) noexcept {
+  pending_op_info ops[256];  // on the stack: dumping must work when memory is short
+  const std::size_t n = pending_ops(ops);
+  std::fprintf(out, "coil: %zu operations pending (%s driver)\n", n, to_string(driver_->kind()));
+  for (std::size_t i = 0; i < n && i < std::size(ops); ++i) {
+    const pending_op_info& o = ops[i];
+    char age[24] = "age ?";  // the owner keeps no stamp (a multishot stream, a bare completion)
+    if (o.age_ms != pending_op_info::unknown_age) std::snprintf(age, sizeof age, "age %u ms", o.age_ms);
+    std::fprintf(out, "  %-14s fd %-5d %-9s %s%s%s%s\n", opcode_name(o.opcode), o.fd, o.in_flight ? "in flight" : "queued",
+                 age, o.task ? "  task \"" : "", o.task ? o.task : "", o.task ? "\"" : "");
+  }
+  if (n > std::size(ops)) std::fprintf(out, "  ... and %zu more\n", n - std::size(ops));
+}
+
 // ---- timers: binary min-heap of frame-resident nodes -------------------------
 
 void runtime::timer_swap(std::size_t a, std::size_t b) noexcept {
@@ -266,6 +311,7 @@ result<void> runtime::shutdown(std::chrono::nanoseconds grace) noexcept {
   running_ = true;
   for (;;) {
     ++stats_.loop_turns;
+    stamp_ms_ = coarse_clock_ms();  // vDSO, no system call: operations stamp themselves with it
     run_ready();
     fire_timers();
     if (wake_fd_ >= 0) run_remote();
@@ -321,6 +367,7 @@ int64_t runtime::poll_once() noexcept {
   COIL_ASSERT(!running_, "runtime::poll_once called from inside the runtime");
   running_ = true;
   ++stats_.loop_turns;
+  stamp_ms_ = coarse_clock_ms();
   run_ready();
   fire_timers();
   if (wake_fd_ >= 0) run_remote();
@@ -353,6 +400,7 @@ int64_t runtime::poll_once() noexcept {
 bool runtime::run_until(const bool& done) {
   while (!done) {
     ++stats_.loop_turns;
+    stamp_ms_ = coarse_clock_ms();
     run_ready();
     if (done) break;
     fire_timers();

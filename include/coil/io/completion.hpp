@@ -40,6 +40,10 @@ struct op_vtable {
   // Readiness emulation of a multishot op: a result of 0 ends it (recv's end
   // of stream); otherwise only errors do.
   bool zero_ends = false;
+  // For in-flight listings, never on the I/O path: the name of the task
+  // waiting for c (null: none) and the coarse-clock ms when it asked.
+  // Null: the owner records neither.
+  void (*owner)(const completion&, const char*& task, uint32_t& since_ms) noexcept = nullptr;
 };
 
 // Single-result ops may still get several CQEs (send_zc): every CQE with

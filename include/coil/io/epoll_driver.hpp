@@ -60,6 +60,25 @@ class epoll_driver {
   uint32_t in_flight() const noexcept { return in_flight_; }
   const driver_stats& stats() const noexcept { return stats_; }
   unsigned worker_threads() const noexcept;
+
+  // Calls f(completion&, bool in_flight) for every operation pushed and not
+  // yet completed: waiting for readiness or on the worker pool (true), then
+  // not tried yet (false). For diagnostics; f must not push or cancel.
+  template <class F>
+  void for_each_pending(F&& f) noexcept {
+    for (auto& s : fds_) {
+      if (s) s->waiters.for_each([&](completion& c) { f(c, true); });
+    }
+    backed_off_.for_each([&](completion& c) { f(c, true); });
+    {
+      std::lock_guard lock(mu_);
+      queue_.for_each([&](completion& c) { f(c, true); });
+      for (completion* c : running_) {
+        if (c != nullptr) f(*c, true);
+      }
+    }
+    pending_.for_each([&](completion& c) { f(c, false); });
+  }
   // Readable when some waited-for fd is ready or a worker finished.
   int poll_fd() const noexcept { return epfd_.get(); }
 
@@ -100,6 +119,7 @@ class epoll_driver {
   std::condition_variable cv_;
   intrusive_list<completion> queue_;
   intrusive_list<completion> done_;
+  std::vector<completion*> running_;  // one slot per worker: the op it performs
   std::vector<pthread_t> threads_;
   unsigned max_workers_ = 4;
   unsigned idle_workers_ = 0;

@@ -80,10 +80,25 @@ struct op_vtable_for {
   static constexpr op_vtable value{&prep,          &perform,           Op::poll_events, Op::opcode,
                                    op_consumes_fd<Op>(), op_never_blocks<Op>(), hook(), op_zero_ends<Op>()};
 };
-// Sets c's vtable and readiness fd for op.
-template <class Op, class Self>
+// The same, telling listings who waits through
+// `static void Self::owner_of<Owner>(const completion&, const char*&, uint32_t&) noexcept`.
+template <class Op, class Self, class Owner>
+struct op_vtable_named {
+  static constexpr op_vtable make() noexcept {
+    op_vtable v = op_vtable_for<Op, Self>::value;
+    v.owner = &Self::template owner_of<Owner>;
+    return v;
+  }
+  static constexpr op_vtable value = make();
+};
+// Sets c's vtable and readiness fd for op; with an Owner, the named vtable.
+template <class Op, class Self, class Owner = void>
 void bind_op(completion& c, const Op& op) noexcept {
-  c.ops = &op_vtable_for<Op, Self>::value;
+  if constexpr (std::is_void_v<Owner>) {
+    c.ops = &op_vtable_for<Op, Self>::value;
+  } else {
+    c.ops = &op_vtable_named<Op, Self, Owner>::value;
+  }
   if constexpr (requires { op.fd; }) c.fd = op.fd;
 }
 }  // namespace detail

@@ -120,12 +120,22 @@ class uring_driver {
   uint32_t cq_overflow() const noexcept;
   const driver_stats& stats() const noexcept { return stats_; }
 
+  // Calls f(completion&, bool in_flight) for every operation pushed and not
+  // yet completed, in push order: with the kernel (true), then waiting for
+  // room (false). For diagnostics (listing what is stuck); f must not push or cancel.
+  template <class F>
+  void for_each_pending(F&& f) noexcept {
+    in_flight_ops_.for_each([&](completion& c) { f(c, true); });
+    waiting_.for_each([&](completion& c) { f(c, false); });
+  }
+
  private:
   uring_driver() = default;
   io_uring_sqe* next_sqe() noexcept;
   bool try_issue(completion& c) noexcept;
   bool try_issue_cancel(completion& c) noexcept;
   void fill_from_waiting() noexcept;
+  void issue_waiting_cancels() noexcept;
   result<void> enter(bool wait, int64_t timeout_ns) noexcept;
   void account_in_flight() noexcept;
   static void deliver(completion& c, intrusive_list<completion>& out) noexcept {
@@ -144,7 +154,10 @@ class uring_driver {
   uint32_t unsubmitted_ = 0;
   uint32_t submit_batch_ = 0;  // uring_options::submit_batch
   intrusive_list<completion> waiting_;         // ops waiting for room
-  intrusive_list<completion> cancel_waiting_;  // in-flight ops whose cancel waits for room
+  // Ops the kernel owns, in issue order: lets for_each_pending list them. An
+  // in-flight op's hook is free otherwise, so this costs two pointer writes.
+  intrusive_list<completion> in_flight_ops_;
+  uint32_t cancels_waiting_ = 0;  // in-flight ops whose cancel waits for room (found by a walk)
   intrusive_list<completion> finished_;  // completed without reaching the kernel
   unsigned char probe_[256 / 8] = {};
   unsigned iowq_max_[2] = {0, 0};

@@ -59,7 +59,8 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     stop_source* stop = detail::stop_of(h);
     if (stop != nullptr && stop->stop_requested()) return fail_now(std::errc::operation_canceled);
     waiter = h;
-    detail::bind_op<Op, op_awaiter>(*this, op_);
+    since_ms_ = rt_->stamp_ms();
+    detail::bind_op<Op, op_awaiter, P>(*this, op_);  // listings can name the task
     rt_->driver().push(*this);
     if (stop != nullptr) {
       stop_callback::fn = &on_stop;
@@ -101,6 +102,8 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   }
   template <class, class>
   friend struct detail::op_vtable_for;
+  template <class, class, class>
+  friend struct detail::op_vtable_named;
   static Op& op_ref(completion& c) noexcept {
     return static_cast<op_awaiter&>(static_cast<detail::rt_completion&>(c)).op_;
   }
@@ -108,10 +111,22 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     auto& self = static_cast<op_awaiter&>(cb);
     self.rt_->driver().cancel(self);
   }
+  // The waiting coroutine's promise type is P (bound in await_suspend).
+  template <class P>
+  static void owner_of(const completion& c, const char*& task, uint32_t& since_ms) noexcept {
+    const auto& self = static_cast<const op_awaiter&>(static_cast<const detail::rt_completion&>(c));
+    since_ms = self.since_ms_;
+    task = nullptr;
+    if constexpr (std::is_base_of_v<detail::promise_base, P>) {
+      const stop_source* s = std::coroutine_handle<P>::from_address(self.waiter.address()).promise().stop;
+      if (s != nullptr) task = s->name();
+    }
+  }
 
   Op op_;
   runtime* rt_ = nullptr;
   int early_ = 0;  // failure decided before reaching the driver: errno, or -coil::errc
+  uint32_t since_ms_ = 0;  // runtime::stamp_ms() when awaited, for listings
   bool consumed_ = false;
 };
 

@@ -7,7 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -107,6 +109,19 @@ class runtime {
   coil::driver& driver() noexcept { return *driver_; }
   // Loop and driver counters.
   runtime_stats stats() const noexcept;
+
+  // --- diagnostics (owner thread) ---------------------------------------------
+  // Describes the operations the driver holds (waiting for room, with the
+  // kernel, on a worker), oldest first, into out; returns how many there are
+  // (more than out.size() when out is short). No allocation.
+  std::size_t pending_ops(std::span<pending_op_info> out) noexcept;
+  // Prints them, one per line (opcode, fd, age, task name), with a header
+  // line. Owner thread only: from a signal, wake the owner (signalfd, a
+  // posted task) and call it there; the driver's lists are not thread-safe.
+  void dump_in_flight(std::FILE* out) noexcept;
+  // coarse_clock_ms() read at the start of the current loop turn (once per
+  // turn): operations stamp themselves with it for listings.
+  uint32_t stamp_ms() const noexcept { return stamp_ms_; }
   // False once destruction began: new operations fail with runtime_closed.
   bool accepting() const noexcept { return !closing_; }
 
@@ -184,6 +199,7 @@ class runtime {
   clockid_t clock_ = CLOCK_MONOTONIC;
   bool running_ = false;
   bool closing_ = false;
+  uint32_t stamp_ms_ = 0;
   runtime_stats stats_;
 
   // Remote posts: an intrusive lock-free stack (reversed to FIFO on drain).
@@ -265,6 +281,10 @@ class [[nodiscard]] join_handle {
   // operation_canceled and new ones fail immediately.
   void cancel() noexcept {
     if (h_) link()->stop.request_stop();
+  }
+  // Names the task for in-flight listings (see coil::set_task_name).
+  void set_task_name(const char* name) noexcept {
+    if (h_) link()->stop.set_name(name);
   }
   // Lets the task run on; its frame is freed when it finishes.
   void detach() noexcept {

@@ -20,6 +20,11 @@ class stop_source {
 
   bool stop_requested() const noexcept { return requested_; }
 
+  // The name of the task this source belongs to (set_task_name), shown in
+  // in-flight listings. Not owned: it must outlive the task.
+  const char* name() const noexcept { return name_; }
+  void set_name(const char* name) noexcept { name_ = name; }
+
   // Runs every registered callback once. Callbacks must not resume coroutines
   // inline; they schedule or cancel.
   void request_stop() noexcept {
@@ -40,6 +45,7 @@ class stop_source {
 
  private:
   bool requested_ = false;
+  const char* name_ = nullptr;
   intrusive_list<stop_callback> callbacks_;
 };
 

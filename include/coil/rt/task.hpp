@@ -94,6 +94,24 @@ stop_source* stop_of(std::coroutine_handle<P> h) noexcept {
 
 }  // namespace detail
 
+// Names the task the caller runs in, for runtime::dump_in_flight():
+//   co_await coil::set_task_name("conn 42");
+// The name belongs to the spawned task (or block_on's root, or a when_*
+// child) and covers every task it awaits. Not copied: the string must outlive
+// the task (a literal, or storage in the task's outermost frame). Costs
+// nothing unless set; join_handle::set_task_name names a task from outside.
+struct set_task_name {
+  explicit set_task_name(const char* name) noexcept : name(name) {}
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    if (stop_source* s = detail::stop_of(h)) s->set_name(name);
+    return false;  // never suspends
+  }
+  void await_resume() const noexcept {}
+  const char* name;
+};
+
 template <class T>
 // A lazy coroutine producing T (see the file description). Move-only;
 // destroying a task that never started destroys its frame.
