@@ -157,7 +157,7 @@ int32_t short_perform(completion& c, bool nowait) noexcept {
 }
 
 std::mutex wrapped_mu;
-wrapped_vtable wrapped[64];
+wrapped_vtable wrapped[256];  // one per (op, owner) vtable: a few dozen in practice
 unsigned wrapped_count = 0;
 
 bool is_wrapped(const op_vtable* v) noexcept { return v->prep == &short_prep; }
