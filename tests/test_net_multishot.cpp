@@ -353,6 +353,44 @@ TEST(NetMultishot, IdleConnectionsHoldNoBuffer) {
   }
 }
 
+// More armed multishot recvs than the ring's CQ bounds ordinary ops to: they
+// must all be armed (an idle server keeps one per connection); were they
+// bounded, the connections past the bound would never be read.
+TEST(NetMultishot, ArmedStreamsAreNotBoundedByTheRing) {
+  constexpr size_t conns = 40;
+  auto lb = test::listen_loopback();
+  auto clients = connect_raw(lb.addr, conns);
+  runtime_options opts;
+  opts.uring.entries = 8;  // CQ of 16
+  size_t echoed = 0;
+  test::run(
+      [&]() -> task<void> {
+        auto ring = make_ring(64, 256);
+        auto serve = [&](tcp_stream s) -> task<void> {
+          auto rx = s.recv_multishot(*ring);
+          auto b = co_await rx.next();
+          CO_ASSERT_OK(b);
+          CO_ASSERT_TRUE(!b->empty());
+          auto w = co_await s.send_all(b->bytes());
+          CO_ASSERT_OK(w);
+          ++echoed;
+        };
+        auto incoming = lb.listener.incoming();
+        std::vector<join_handle<void>> hs;
+        for (size_t i = 0; i < conns; ++i) {
+          auto s = co_await incoming.next();
+          CO_ASSERT_OK(s);
+          hs.push_back(runtime::current()->spawn(serve(std::move(*s))));
+        }
+        auto z = co_await sleep_for(5ms);  // every stream armed and idle
+        CO_ASSERT_OK(z);
+        for (auto& c : clients) EXPECT_EQ(::send(c.get(), "hi", 2, MSG_NOSIGNAL), 2);
+        for (auto& h : hs) co_await std::move(h);
+      }(),
+      opts);
+  EXPECT_EQ(echoed, conns);
+}
+
 TEST(NetMultishot, EndOfStreamIsStickyAndErrorsAreValues) {
   auto lb = test::listen_loopback();
   auto clients = connect_raw(lb.addr, 2);

@@ -125,6 +125,7 @@ idle_result run_idle(const idle_config& cfg) {
   out.conns = cfg.conns;
   if (!raise_fd_limit(cfg.conns + 256)) {
     out.failure = "cannot raise RLIMIT_NOFILE to " + std::to_string(cfg.conns + 256);
+    out.fd_limit = true;
     return out;
   }
   auto l = coil::net::tcp_listener::bind(socket_address::ipv4_loopback(0), {.backlog = 4096});

@@ -21,6 +21,7 @@ struct idle_result {
   uint64_t rss_before = 0;
   uint64_t rss_after = 0;
   std::string failure;
+  bool fd_limit = false;  // failure: RLIMIT_NOFILE could not be raised for conns
 };
 
 idle_result run_idle(const idle_config& cfg);

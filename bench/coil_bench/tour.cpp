@@ -11,13 +11,14 @@
 
 #include "benches.hpp"
 #include "echo.hpp"
+#include "idle.hpp"
 #include "common.hpp"
 
 namespace coil_bench {
 namespace {
 
 constexpr double default_step_seconds = 4.0;  // six timed steps: ~25 s, plus preparing the file
-constexpr int step_count = 8;
+constexpr int step_count = 9;
 
 // snprintf rather than string concatenation: g++ 12 at -O3 reports a false
 // -Wrestrict on `"literal" + std::string` chains.
@@ -131,6 +132,14 @@ int run_tour(const options& opts) {
     echo_epoll = run_echo(ecfg);
     p.finish();
   }
+  // Memory: 10,000 idle connections, each waiting in a multishot recv on one
+  // shared buffer ring (the clients are a second process).
+  idle_result idle;
+  {
+    progress p(step_label(9, "idle 10,000 connections"), 2);
+    idle = run_idle(idle_config{});
+    p.finish();
+  }
   for (const auto* r : {&rr_coil, &rr_uring, &rr_pread}) {
     if (!r->failure.empty()) std::fprintf(stderr, "coil-bench: randread: %s\n", r->failure.c_str());
   }
@@ -166,6 +175,13 @@ int run_tour(const options& opts) {
               echo_cpu_ratio);
   std::printf("  %-19s %-6s %11s trips/s %6.2f us server CPU per trip\n", "echo 64 conns x 64B", "epoll",
               human(echo_epoll.trips_per_s()).c_str(), echo_epoll.server_cpu_us_per_trip());
+  if (idle.failure.empty()) {
+    std::printf("  %-19s %-6s %11.0f bytes of server memory per idle connection (multishot recv, shared ring; "
+                "target < 1024)\n",
+                "idle 10,000 conns", "coil", idle.rss_bytes_per_conn);
+  } else {
+    std::fprintf(stderr, "coil-bench: idle: %s\n", idle.failure.c_str());
+  }
   std::printf("  (buffered reads from a warm page cache; wall-clock rates drop when other work shares the CPUs)\n\n");
 
   stats_line(opts.stats, "nop", nop_coil.stats);
@@ -175,6 +191,7 @@ int run_tour(const options& opts) {
   const uint64_t errors = nop_coil.errors + nop_uring.errors + rr_coil.errors + rr_uring.errors + rr_pread.errors +
                           tm.errors + echo_coil.errors + echo_epoll.errors +
                           (echo_coil.failure.empty() && echo_epoll.failure.empty() ? 0 : 1) +
+                          (idle.failure.empty() || idle.fd_limit ? 0 : 1) +
                           (rr_coil.failure.empty() && rr_uring.failure.empty() && rr_pread.failure.empty() ? 0 : 1);
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   json_object j;
@@ -193,6 +210,7 @@ int run_tour(const options& opts) {
   j.add("echo_coil_server_cpu_us_per_trip", echo_coil.server_cpu_us_per_trip());
   j.add("echo_epoll_server_cpu_us_per_trip", echo_epoll.server_cpu_us_per_trip());
   j.add("echo_cpu_ratio_epoll", echo_cpu_ratio);
+  if (idle.failure.empty()) j.add("idle_rss_bytes_per_conn", idle.rss_bytes_per_conn);
   j.add("errors", errors);
   std::printf("%s\n", j.str().c_str());
   return errors == 0 ? 0 : 1;

@@ -263,7 +263,10 @@ io_uring_sqe* uring_driver::next_sqe() noexcept {
 }
 
 bool uring_driver::try_issue(completion& c) noexcept {
-  if (in_flight_ >= op_limit_) return false;
+  // Armed multishot ops are not bounded: a server keeps one per idle
+  // connection (see multishot_).
+  const bool multishot = c.ops->on_cqe != nullptr;
+  if (!multishot && in_flight_ - multishot_ >= op_limit_) return false;
   io_uring_sqe* sqe = next_sqe();
   if (sqe == nullptr) return false;
   c.ops->prep(c, *sqe);
@@ -272,13 +275,14 @@ bool uring_driver::try_issue(completion& c) noexcept {
   c.unlink();  // from waiting_, when it waited for room
   in_flight_ops_.push_back(c);
   ++unsubmitted_;
+  if (multishot) ++multishot_;
   account_in_flight();
   if (submit_batch_ != 0 && unsubmitted_ >= submit_batch_) (void)enter(false, -1);
   return true;
 }
 
 bool uring_driver::try_issue_cancel(completion& c) noexcept {
-  if (in_flight_ >= capacity_) return false;
+  if (in_flight_ - multishot_ >= capacity_) return false;
   io_uring_sqe* sqe = next_sqe();
   if (sqe == nullptr) return false;
   io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(&c), 0);
@@ -302,8 +306,9 @@ void uring_driver::push(completion& c) noexcept {
     finished_.push_back(c);
     return;
   }
-  // Keep FIFO order: nothing overtakes operations already waiting for room.
-  if (waiting_.empty() && try_issue(c)) return;
+  // Keep FIFO order: nothing overtakes operations already waiting for room
+  // (multishot ops need none, see multishot_).
+  if ((waiting_.empty() || c.ops->on_cqe != nullptr) && try_issue(c)) return;
   ++stats_.queued_for_space;
   c.state = op_state::queued;
   waiting_.push_back(c);
@@ -420,6 +425,7 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
       continue;
     }
     --in_flight_;
+    if (c->ops->on_cqe != nullptr) --multishot_;
     if (cancels_waiting_ != 0 && c->cancel_requested && !c->cancel_issued) --cancels_waiting_;
     c->unlink();  // from in_flight_ops_
     if (cqe->flags & IORING_CQE_F_NOTIF) {

@@ -151,6 +151,12 @@ class uring_driver {
   uint32_t capacity_ = 0;   // max kernel-owned entries (CQ size)
   uint32_t op_limit_ = 0;   // ops stop here; the rest of capacity is kept for cancels
   uint32_t in_flight_ = 0;  // SQEs filled (submitted or not) whose CQE is not yet reaped
+  // Of those, armed multishot ops. They are outside the CQ bound: one waits
+  // per idle connection of a server, and bounding them would stop a
+  // listener's re-arm behind 10,000 idle recvs. Their results beyond the CQ
+  // go to the kernel's overflow list (NODROP), and a full CQ ends a
+  // multishot, which its owner re-arms.
+  uint32_t multishot_ = 0;
   uint32_t unsubmitted_ = 0;
   uint32_t submit_batch_ = 0;  // uring_options::submit_batch
   intrusive_list<completion> waiting_;         // ops waiting for room
