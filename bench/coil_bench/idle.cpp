@@ -1,6 +1,7 @@
 #include "idle.hpp"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -9,7 +10,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "coil/io/buffer_ring.hpp"
@@ -168,6 +171,56 @@ idle_result run_idle(const idle_config& cfg) {
   ::waitpid(child, &status, 0);
   if (out.conns > 0 && out.rss_after >= out.rss_before) {
     out.rss_bytes_per_conn = static_cast<double>(out.rss_after - out.rss_before) / static_cast<double>(out.conns);
+  }
+  return out;
+}
+
+idle_result run_idle_fresh(const idle_config& cfg) {
+  idle_result out;
+  out.conns = cfg.conns;
+  if (!raise_fd_limit(cfg.conns + 256)) {  // inherited by the child
+    out.failure = "cannot raise RLIMIT_NOFILE to " + std::to_string(cfg.conns + 256);
+    out.fd_limit = true;
+    return out;
+  }
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) < 0) {
+    out.failure = std::string("pipe: ") + std::strerror(errno);
+    return out;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pipe_fds[1], STDOUT_FILENO);
+  const std::string conns = std::to_string(cfg.conns);
+  char arg0[] = "coil-bench", arg1[] = "idle", arg2[] = "--conns", arg4[] = "--mode";
+  char arg5_ms[] = "multishot", arg5_plain[] = "plain";
+  std::string conns_arg = conns;
+  char* argv[] = {arg0, arg1, arg2, conns_arg.data(), arg4, cfg.multishot ? arg5_ms : arg5_plain, nullptr};
+  std::fflush(nullptr);
+  pid_t pid = -1;
+  const int r = ::posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(pipe_fds[1]);
+  if (r != 0) {
+    ::close(pipe_fds[0]);
+    out.failure = std::string("spawn: ") + std::strerror(r);
+    return out;
+  }
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const auto number_after = [&](const char* key) -> double {
+    const size_t at = text.find(key);
+    return at == std::string::npos ? -1 : std::strtod(text.c_str() + at + std::strlen(key), nullptr);
+  };
+  out.rss_bytes_per_conn = number_after("\"rss_bytes_per_conn\":");
+  out.rss_before = static_cast<uint64_t>(number_after("\"rss_before\":"));
+  out.rss_after = static_cast<uint64_t>(number_after("\"rss_after\":"));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || out.rss_bytes_per_conn < 0) {
+    out.failure = "coil-bench idle failed (status " + std::to_string(status) + ")";
   }
   return out;
 }

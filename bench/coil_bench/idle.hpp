@@ -25,5 +25,8 @@ struct idle_result {
 };
 
 idle_result run_idle(const idle_config& cfg);
+// The same in a fresh `coil-bench idle` process: a process that ran other
+// work first reuses heap pages it already has, which hides the growth.
+idle_result run_idle_fresh(const idle_config& cfg);
 
 }  // namespace coil_bench

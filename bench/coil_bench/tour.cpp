@@ -137,7 +137,7 @@ int run_tour(const options& opts) {
   idle_result idle;
   {
     progress p(step_label(9, "idle 10,000 connections"), 2);
-    idle = run_idle(idle_config{});
+    idle = run_idle_fresh(idle_config{});
     p.finish();
   }
   for (const auto* r : {&rr_coil, &rr_uring, &rr_pread}) {
