@@ -32,32 +32,34 @@ task<result<std::pair<tcp_stream, tcp_stream>>> tcp_pair(net::tcp_listener& l, c
 
 enum class how { async_close, destroy, release, move_assign };
 
-// blockers: other sockets with a recv pending first, so that on a small
-// io_uring the old reader's recv waits in user space for ring room, where it
-// holds nothing but the descriptor number.
+// blockers: pipe reads pending first, so that on a small io_uring the old
+// reader's recv waits in user space for ring room, where it holds nothing
+// but the descriptor number. (A pipe read is bounded by the ring; socket ops
+// are not, so socket blockers would leave room.)
 void old_reader_never_sees_new_bytes(how h, int blockers = 0, const runtime_options& opts = {}) {
   auto lb = test::listen_loopback();
   test::run(
       [&]() -> task<void> {
         auto first = co_await tcp_pair(lb.listener, lb.addr);
         CO_ASSERT_OK(first);
-        std::vector<net::unix_stream> blocked;
+        std::vector<unique_fd> pipes;  // read end, write end, ...
         std::vector<join_handle<void>> blocked_readers;
         std::array<std::byte, 1> sink{};
-        auto block = [&](net::unix_stream& s) -> task<void> { (void)co_await s.recv(sink); };
+        auto block = [&](int fd) -> task<void> {
+          (void)co_await op_awaiter<ops::read>(ops::read{fd, sink.data(), 1, ops::current_position});
+        };
         for (int i = 0; i < blockers; ++i) {
-          auto p = net::unix_stream::pair();
-          CO_ASSERT_OK(p);
-          blocked.push_back(std::move(p->first));
-          blocked.push_back(std::move(p->second));
+          int p[2];
+          CO_ASSERT_TRUE(::pipe2(p, O_CLOEXEC) == 0);
+          pipes.emplace_back(p[0]);
+          pipes.emplace_back(p[1]);
         }
-        for (int i = 0; i < blockers; ++i) blocked_readers.push_back(runtime::current()->spawn(block(blocked[2 * i])));
-        // Frees the ring without freeing descriptor numbers: the blockers' recvs
+        for (int i = 0; i < blockers; ++i) blocked_readers.push_back(runtime::current()->spawn(block(pipes[2 * i].get())));
+        // Frees the ring without freeing descriptor numbers: the blockers' reads
         // complete. Anything of the old socket still queued would be issued then.
         bool freed = false;
         auto free_ring = [&] {
-          for (int i = 0; i < blockers && !freed; ++i)
-            EXPECT_EQ(::send(blocked[2 * i + 1].fd(), "x", 1, MSG_NOSIGNAL), 1);
+          for (int i = 0; i < blockers && !freed; ++i) EXPECT_EQ(::write(pipes[2 * i + 1].get(), "x", 1), 1);
           freed = true;
         };
         std::optional<tcp_stream> old_server(std::move(first->first));
@@ -75,6 +77,9 @@ void old_reader_never_sees_new_bytes(how h, int blockers = 0, const runtime_opti
         auto rd = runtime::current()->spawn(reader());
         co_await yield();  // the reader is now suspended in recv
         EXPECT_EQ(old_server->pending(), 1u);
+        if (blockers != 0 && runtime::current()->driver().kind() == driver_kind::uring) {
+          EXPECT_GE(runtime::current()->stats().io.queued_for_space, 1u) << "the recv should wait for room";
+        }
 
         unique_fd released;
         switch (h) {
@@ -135,6 +140,52 @@ TEST(NetLifetime, RecvQueuedForRingRoomNeverReachesTheReusedNumber) {
   opts.uring.entries = 4;  // room for about 8 operations; 12 blockers fill it
   old_reader_never_sees_new_bytes(how::async_close, 12, opts);
   old_reader_never_sees_new_bytes(how::destroy, 12, opts);
+}
+
+// Socket ops wait on peers, so io_uring keeps them outside its in-flight
+// bound: bounded, 3 recvs would fill a CQ of 4 and the sends that would
+// complete them would wait for room behind the other recvs, forever.
+TEST(NetLifetime, SocketOpsPastTheRingBoundNeverWaitForRoom) {
+  runtime_options opts;
+  opts.uring.entries = 2;  // CQ 4: 3 bounded ops in flight
+  constexpr int pairs = 32;
+  test::run(
+      [&]() -> task<void> {
+        std::vector<std::pair<net::unix_stream, net::unix_stream>> ps;
+        for (int i = 0; i < pairs; ++i) {
+          auto p = net::unix_stream::pair();
+          CO_ASSERT_OK(p);
+          ps.push_back(std::move(*p));
+        }
+        int echoed = 0;
+        auto echo = [&](net::unix_stream& s) -> task<void> {
+          std::array<std::byte, 5> b{};
+          auto r = co_await s.recv_exact(b);
+          EXPECT_TRUE(r);
+          auto w = co_await s.send_all(b);
+          EXPECT_TRUE(w);
+        };
+        auto client = [&](net::unix_stream& s, int i) -> task<void> {
+          const std::string m = "m" + std::to_string(1000 + i);
+          auto w = co_await s.send_all(bytes_of(m));
+          EXPECT_TRUE(w);
+          std::array<std::byte, 5> b{};
+          auto r = co_await s.recv_exact(b);
+          EXPECT_TRUE(r);
+          if (text_of(b) == m) ++echoed;
+        };
+        std::vector<join_handle<void>> hs;
+        for (auto& p : ps) hs.push_back(runtime::current()->spawn(echo(p.first)));
+        co_await yield();  // every echo's recv is pending
+        for (int i = 0; i < pairs; ++i) hs.push_back(runtime::current()->spawn(client(ps[i].second, i)));
+        for (auto& h : hs) co_await std::move(h);
+        EXPECT_EQ(echoed, pairs);
+        if (runtime::current()->driver().kind() == driver_kind::uring) {
+          EXPECT_EQ(runtime::current()->stats().io.queued_for_space, 0u);
+          EXPECT_GE(runtime::current()->stats().io.in_flight_max, uint32_t{pairs});
+        }
+      }(),
+      opts);
 }
 
 TEST(NetLifetime, ManyWaitersAndAPendingAcceptAreAllCancelled) {

@@ -42,6 +42,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
       IORING_SETUP_CQSIZE,
   };
   int ret = -EINVAL;
+  unsigned features = 0;
   // Locked-memory limits on kernels before 5.12 make big rings fail with
   // ENOMEM; a smaller ring still works (ops beyond it wait in user space).
   for (unsigned entries = opts.entries; entries >= 2; entries /= 2) {
@@ -57,6 +58,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
         if (opts.sqpoll_cpu >= 0) p.sq_thread_cpu = static_cast<unsigned>(opts.sqpoll_cpu);
       }
       ret = io_uring_queue_init_params(entries, &d->ring_, &p);
+      features = p.features;
       if (ret == 0 || (!sqpoll && ret != -EINVAL)) break;
     }
     if (ret != -ENOMEM || entries <= 8) break;
@@ -68,6 +70,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   // cancelled; cancels need CQ room too, so ops may never take all of it.
   d->op_limit_ = d->capacity_ - std::max(1u, d->capacity_ / 16);
   d->submit_batch_ = opts.submit_batch;
+  d->nodrop_ = features & IORING_FEAT_NODROP;
 
   if (io_uring_probe* probe = io_uring_get_probe_ring(&d->ring_)) {
     for (int op = 0; op < 256; ++op) {
@@ -263,10 +266,9 @@ io_uring_sqe* uring_driver::next_sqe() noexcept {
 }
 
 bool uring_driver::try_issue(completion& c) noexcept {
-  // Armed multishot ops are not bounded: a server keeps one per idle
-  // connection (see multishot_).
-  const bool multishot = c.ops->on_cqe != nullptr;
-  if (!multishot && in_flight_ - multishot_ >= op_limit_) return false;
+  // Unbounded ops skip the bound (see unbounded_).
+  const bool unbounded = is_unbounded(c);
+  if (!unbounded && in_flight_ - unbounded_ >= op_limit_) return false;
   io_uring_sqe* sqe = next_sqe();
   if (sqe == nullptr) return false;
   c.ops->prep(c, *sqe);
@@ -275,14 +277,14 @@ bool uring_driver::try_issue(completion& c) noexcept {
   c.unlink();  // from waiting_, when it waited for room
   in_flight_ops_.push_back(c);
   ++unsubmitted_;
-  if (multishot) ++multishot_;
+  if (unbounded) ++unbounded_;
   account_in_flight();
   if (submit_batch_ != 0 && unsubmitted_ >= submit_batch_) (void)enter(false, -1);
   return true;
 }
 
 bool uring_driver::try_issue_cancel(completion& c) noexcept {
-  if (in_flight_ - multishot_ >= capacity_) return false;
+  if (in_flight_ - unbounded_ >= capacity_) return false;
   io_uring_sqe* sqe = next_sqe();
   if (sqe == nullptr) return false;
   io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(&c), 0);
@@ -307,8 +309,8 @@ void uring_driver::push(completion& c) noexcept {
     return;
   }
   // Keep FIFO order: nothing overtakes operations already waiting for room
-  // (multishot ops need none, see multishot_).
-  if ((waiting_.empty() || c.ops->on_cqe != nullptr) && try_issue(c)) return;
+  // (unbounded ops need none, see unbounded_).
+  if ((waiting_.empty() || is_unbounded(c)) && try_issue(c)) return;
   ++stats_.queued_for_space;
   c.state = op_state::queued;
   waiting_.push_back(c);
@@ -425,7 +427,7 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
       continue;
     }
     --in_flight_;
-    if (c->ops->on_cqe != nullptr) --multishot_;
+    if (is_unbounded(*c)) --unbounded_;
     if (cancels_waiting_ != 0 && c->cancel_requested && !c->cancel_issued) --cancels_waiting_;
     c->unlink();  // from in_flight_ops_
     if (cqe->flags & IORING_CQE_F_NOTIF) {

@@ -56,6 +56,10 @@ struct completion : list_hook {
   op_state state = op_state::idle;
   bool cancel_requested = false;
   bool cancel_issued = false;  // io_uring: cancel SQE sent; epoll: running on a worker
+  // Completes only when something outside this process acts (a peer sends,
+  // drains or connects) or is multishot: io_uring keeps such ops outside its
+  // CQ bound, else ops waiting for room could be what those ops wait for.
+  bool unbounded = false;
   int32_t fd = -1;             // descriptor readiness applies to (epoll)
 };
 

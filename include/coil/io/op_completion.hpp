@@ -11,47 +11,23 @@
 namespace coil {
 
 namespace detail {
-// Optional op traits (see ops/common.hpp).
-template <class Op>
-constexpr bool op_yields_fd() {
-  if constexpr (requires { Op::yields_fd; }) {
-    return Op::yields_fd;
-  } else {
-    return false;
+// Optional op traits (see ops/common.hpp): false when Op does not declare one.
+#define COIL_OP_FLAG(fn, member)               \
+  template <class Op>                          \
+  constexpr bool fn() {                        \
+    if constexpr (requires { Op::member; }) {  \
+      return Op::member;                       \
+    } else {                                   \
+      return false;                            \
+    }                                          \
   }
-}
-template <class Op>
-constexpr bool op_consumes_fd() {
-  if constexpr (requires { Op::consumes_fd; }) {
-    return Op::consumes_fd;
-  } else {
-    return false;
-  }
-}
-template <class Op>
-constexpr bool op_never_blocks() {
-  if constexpr (requires { Op::never_blocks; }) {
-    return Op::never_blocks;
-  } else {
-    return false;
-  }
-}
-template <class Op>
-constexpr bool op_is_multishot() {
-  if constexpr (requires { Op::multishot; }) {
-    return Op::multishot;
-  } else {
-    return false;
-  }
-}
-template <class Op>
-constexpr bool op_zero_ends() {
-  if constexpr (requires { Op::zero_ends; }) {
-    return Op::zero_ends;
-  } else {
-    return false;
-  }
-}
+COIL_OP_FLAG(op_yields_fd, yields_fd)
+COIL_OP_FLAG(op_consumes_fd, consumes_fd)
+COIL_OP_FLAG(op_never_blocks, never_blocks)
+COIL_OP_FLAG(op_is_multishot, multishot)
+COIL_OP_FLAG(op_waits_on_peer, waits_on_peer)
+COIL_OP_FLAG(op_zero_ends, zero_ends)
+#undef COIL_OP_FLAG
 // The vtable for Op inside Self, where Self derives from completion and
 // `Op& Self::op_ref(completion&)` finds the op. Multishot ops need
 // `static void Self::on_cqe(completion&) noexcept`.
@@ -100,6 +76,7 @@ void bind_op(completion& c, const Op& op) noexcept {
     c.ops = &op_vtable_named<Op, Self, Owner>::value;
   }
   if constexpr (requires { op.fd; }) c.fd = op.fd;
+  c.unbounded = op_waits_on_peer<Op>() || op_is_multishot<Op>();
 }
 }  // namespace detail
 

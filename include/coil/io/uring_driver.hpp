@@ -138,6 +138,7 @@ class uring_driver {
   void issue_waiting_cancels() noexcept;
   result<void> enter(bool wait, int64_t timeout_ns) noexcept;
   void account_in_flight() noexcept;
+  bool is_unbounded(const completion& c) const noexcept { return c.unbounded && nodrop_; }
   static void deliver(completion& c, intrusive_list<completion>& out) noexcept {
     if (c.ops->on_cqe != nullptr) {
       c.ops->on_cqe(c);  // multishot: the owner takes every result
@@ -151,12 +152,15 @@ class uring_driver {
   uint32_t capacity_ = 0;   // max kernel-owned entries (CQ size)
   uint32_t op_limit_ = 0;   // ops stop here; the rest of capacity is kept for cancels
   uint32_t in_flight_ = 0;  // SQEs filled (submitted or not) whose CQE is not yet reaped
-  // Of those, armed multishot ops. They are outside the CQ bound: one waits
-  // per idle connection of a server, and bounding them would stop a
-  // listener's re-arm behind 10,000 idle recvs. Their results beyond the CQ
-  // go to the kernel's overflow list (NODROP), and a full CQ ends a
-  // multishot, which its owner re-arms.
-  uint32_t multishot_ = 0;
+  // Of those, ops marked completion::unbounded: armed multishot ops and ops
+  // waiting on a peer. They are outside the CQ bound: a server keeps one per
+  // idle connection, and bounding them lets ops waiting for room be exactly
+  // what they wait for (the other end of an echo). Results beyond the CQ go
+  // to the kernel's overflow list (NODROP, flushed by the next enter); a
+  // full CQ ends a multishot, which its owner re-arms. Kernels without
+  // NODROP bound everything.
+  uint32_t unbounded_ = 0;
+  bool nodrop_ = false;
   uint32_t unsubmitted_ = 0;
   uint32_t submit_batch_ = 0;  // uring_options::submit_batch
   intrusive_list<completion> waiting_;         // ops waiting for room

@@ -17,6 +17,8 @@
 //   static constexpr bool consumes_fd;       (optional) the op closes fd
 //   static constexpr bool never_blocks;      (optional) perform(false) is quick
 //       even with poll_events == 0 (nop, close): no worker thread needed
+//   static constexpr bool waits_on_peer;     (optional) may wait indefinitely
+//       for another party (socket recv, send, accept, connect)
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>

@@ -64,6 +64,7 @@ struct socket {
 struct connect {
   static constexpr uint8_t opcode = IORING_OP_CONNECT;
   static constexpr uint32_t poll_events = EPOLLOUT;
+  static constexpr bool waits_on_peer = true;
   int fd;
   const sockaddr* addr;  // must stay valid until the op completes
   socklen_t addrlen;
@@ -93,6 +94,7 @@ struct connect {
 struct accept {
   static constexpr uint8_t opcode = IORING_OP_ACCEPT;
   static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool waits_on_peer = true;
   static constexpr bool yields_fd = true;
   int fd;
   sockaddr* addr;
@@ -110,6 +112,7 @@ struct accept {
 struct accept_multishot {
   static constexpr uint8_t opcode = IORING_OP_ACCEPT;
   static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool waits_on_peer = true;
   static constexpr bool multishot = true;
   int fd;
   int flags = 0;
@@ -129,6 +132,7 @@ struct accept_multishot {
 struct recv_multishot {
   static constexpr uint8_t opcode = IORING_OP_RECV;
   static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool waits_on_peer = true;
   static constexpr bool multishot = true;
   static constexpr bool zero_ends = true;
   int fd;
@@ -162,6 +166,7 @@ struct recv_multishot {
 struct send_zc {
   static constexpr uint8_t opcode = IORING_OP_SEND;  // the fallback's: always there
   static constexpr uint32_t poll_events = EPOLLOUT;
+  static constexpr bool waits_on_peer = true;
   int fd;
   const void* buf;
   uint32_t len;
@@ -183,6 +188,7 @@ struct send_zc {
 struct send {
   static constexpr uint8_t opcode = IORING_OP_SEND;
   static constexpr uint32_t poll_events = EPOLLOUT;
+  static constexpr bool waits_on_peer = true;
   int fd;
   const void* buf;
   uint32_t len;
@@ -197,6 +203,7 @@ struct send {
 struct recv {
   static constexpr uint8_t opcode = IORING_OP_RECV;
   static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool waits_on_peer = true;
   int fd;
   void* buf;
   uint32_t len;
@@ -212,6 +219,7 @@ struct recv {
 struct sendmsg {
   static constexpr uint8_t opcode = IORING_OP_SENDMSG;
   static constexpr uint32_t poll_events = EPOLLOUT;
+  static constexpr bool waits_on_peer = true;
   int fd;
   const msghdr* msg;
   int flags = 0;
@@ -227,6 +235,7 @@ struct sendmsg {
 struct recvmsg {
   static constexpr uint8_t opcode = IORING_OP_RECVMSG;
   static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool waits_on_peer = true;
   int fd;
   msghdr* msg;  // msg_namelen, msg_controllen and msg_flags are updated
   int flags = 0;
@@ -242,6 +251,7 @@ struct recvmsg {
 struct sendv {
   static constexpr uint8_t opcode = IORING_OP_SENDMSG;
   static constexpr uint32_t poll_events = EPOLLOUT;
+  static constexpr bool waits_on_peer = true;
   int fd;
   const iovec* iov;
   uint32_t iovcnt;
@@ -264,6 +274,7 @@ struct sendv {
 struct recvv {
   static constexpr uint8_t opcode = IORING_OP_RECVMSG;
   static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool waits_on_peer = true;
   int fd;
   const iovec* iov;
   uint32_t iovcnt;
@@ -287,6 +298,7 @@ struct recvv {
 struct send_to {
   static constexpr uint8_t opcode = IORING_OP_SENDMSG;
   static constexpr uint32_t poll_events = EPOLLOUT;
+  static constexpr bool waits_on_peer = true;
   int fd;
   const void* buf;
   uint32_t len;
@@ -317,6 +329,7 @@ struct send_to {
 struct recv_from {
   static constexpr uint8_t opcode = IORING_OP_RECVMSG;
   static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool waits_on_peer = true;
   int fd;
   void* buf;
   uint32_t len;
