@@ -56,6 +56,53 @@ dma_buffer buffer(std::size_t n) {
   return b ? std::move(*b) : dma_buffer{};
 }
 
+// runtime::pending_ops lists AIO requests too: the io_uring opcode doing the
+// same, the file's fd, queued or in flight, and the waiting task's name.
+TEST(AioRuntime, PendingRequestsAreListedWithTheirTask) {
+  direct_dir dir;
+  COIL_REQUIRE_DIRECT_DIR(dir);
+  constexpr std::size_t n = 4;
+  ASSERT_TRUE(aio_test::write_file(dir.file("listed"), pattern(n * block, 3)));
+  direct_file f = adopt(dir.file("listed"), O_RDWR, dio_engine::aio);
+  dma_buffer buf = buffer(n * block);
+  test::run([&]() -> task<void> {
+    runtime& rt = *runtime::current();
+    std::vector<join_handle<void>> hs;
+    for (std::size_t i = 0; i < n; ++i) {
+      hs.push_back(rt.spawn([](const direct_file& f, std::span<std::byte> b, std::size_t i) -> task<void> {
+        co_await set_task_name(i % 2 == 0 ? "reader" : "writer");
+        if (i % 2 == 0) {
+          auto r = co_await f.read_at(b, i * block);
+          EXPECT_TRUE(r && *r == block);
+        } else {
+          auto w = co_await f.write_at(b, i * block);
+          EXPECT_TRUE(w && *w == block);
+        }
+      }(f, buf.subspan(i * block, block), i)));
+    }
+    co_await yield();  // each task has pushed its request; none is reaped before the reaper runs
+    pending_op_info ops[16];
+    const std::size_t listed = rt.pending_ops(ops);
+    std::size_t reads = 0, writes = 0;
+    for (std::size_t k = 0; k < std::min(listed, std::size(ops)); ++k) {
+      if (ops[k].fd != f.fd()) continue;  // the reaper's eventfd read
+      EXPECT_NE(ops[k].age_ms, pending_op_info::unknown_age);
+      if (ops[k].opcode == IORING_OP_READ) {
+        ++reads;
+        EXPECT_STREQ(ops[k].task, "reader");
+      } else {
+        EXPECT_EQ(ops[k].opcode, IORING_OP_WRITE);
+        ++writes;
+        EXPECT_STREQ(ops[k].task, "writer");
+      }
+    }
+    EXPECT_EQ(reads, n / 2);
+    EXPECT_EQ(writes, n / 2);
+    for (auto& h : hs) co_await h;
+    EXPECT_EQ(rt.pending_ops({}), 0u);
+  }());
+}
+
 TEST(AioRuntime, ReadsOfOneTurnGoOutInOneSubmit) {
   direct_dir dir;
   COIL_REQUIRE_DIRECT_DIR(dir);

@@ -1,6 +1,7 @@
 #include "coil/io/aio_driver.hpp"
 
 #include <linux/aio_abi.h>
+#include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -63,6 +64,18 @@ void prep_rw(aio_iocb& cb, uint16_t opcode, int fd, uint64_t buf, uint64_t nbyte
 
 }  // namespace
 
+uint8_t aio_uring_opcode(uint16_t iocb_cmd) noexcept {
+  switch (iocb_cmd) {
+    case IOCB_CMD_PREAD: return IORING_OP_READ;
+    case IOCB_CMD_PWRITE: return IORING_OP_WRITE;
+    case IOCB_CMD_PREADV: return IORING_OP_READV;
+    case IOCB_CMD_PWRITEV: return IORING_OP_WRITEV;
+    case IOCB_CMD_FSYNC:
+    case IOCB_CMD_FDSYNC: return IORING_OP_FSYNC;
+    default: return IORING_OP_NOP;
+  }
+}
+
 void aio_prep_read(aio_iocb& cb, int fd, void* buf, std::size_t len, uint64_t offset) noexcept {
   prep_rw(cb, IOCB_CMD_PREAD, fd, reinterpret_cast<uintptr_t>(buf), len, offset);
 }
@@ -121,6 +134,7 @@ aio_driver::~aio_driver() {
     if (r < 0 && r != -EINTR) break;  // io_destroy below waits for the rest too
   }
   (void)sys_io_destroy(ctx_);
+  submitted_.clear();
 }
 
 void aio_driver::push(aio_completion& c) noexcept {
@@ -162,7 +176,10 @@ void aio_driver::flush() noexcept {
     const int err = r < 0 ? errno : 0;
     ++stats_.submit_calls;
     const uint32_t taken = r > 0 ? static_cast<uint32_t>(r) : 0;
-    for (uint32_t i = 0; i < taken; ++i) staged_[i]->state = aio_state::in_flight;
+    for (uint32_t i = 0; i < taken; ++i) {
+      staged_[i]->state = aio_state::in_flight;
+      submitted_.push_back(*staged_[i]);
+    }
     in_flight_ += taken;
     stats_.submitted += taken;
     if (in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
@@ -210,6 +227,7 @@ long aio_driver::get_events(long min_nr, int64_t timeout_ns, intrusive_list<aio_
     auto* c = reinterpret_cast<aio_completion*>(static_cast<uintptr_t>(events_[i].data));
     c->res = events_[i].res;
     c->state = aio_state::done;
+    c->unlink();  // from submitted_
     out.push_back(*c);
   }
   in_flight_ -= static_cast<uint32_t>(r);
@@ -263,6 +281,7 @@ void aio_driver::cancel(aio_completion& c) noexcept {
   if (sys_io_cancel(ctx_, &c.cb, &ev) == 0) {
     c.res = ev.res;
     c.state = aio_state::done;
+    c.unlink();  // from submitted_
     --in_flight_;
     ++stats_.completed;
     finished_.push_back(c);

@@ -190,6 +190,26 @@ void aio_cancel(aio_waiter& w) noexcept {
   if (w.state == aio_state::done && w.rt != nullptr) ensure_flusher(*s, *w.rt);
 }
 
+std::size_t aio_pending_ops(const runtime& rt, std::span<pending_op_info> out, uint32_t now_ms) noexcept {
+  aio_service* s = t_service;
+  if (s == nullptr) return 0;
+  std::size_t n = 0;
+  s->drv->for_each_pending([&](aio_completion& c, bool in_flight) {
+    const auto& w = static_cast<const aio_waiter&>(c);  // the runtime pushes only these
+    if (w.rt != &rt) return;
+    if (n < out.size()) {
+      pending_op_info& i = out[n];
+      i.opcode = aio_uring_opcode(w.cb.opcode);
+      i.fd = static_cast<int32_t>(w.cb.fildes);
+      i.in_flight = in_flight;
+      i.task = w.stop_src != nullptr ? w.stop_src->name() : nullptr;
+      i.age_ms = now_ms - w.since_ms;
+    }
+    ++n;
+  });
+  return n;
+}
+
 void aio_cancel_and_wait(aio_waiter& w) noexcept {
   aio_service* s = t_service;
   if (s == nullptr) return;  // the context already waited for everything

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "coil/core/assert.hpp"
+#include "coil/rt/aio_op.hpp"
 
 namespace coil {
 namespace {
@@ -201,6 +202,7 @@ std::size_t runtime::pending_ops(std::span<pending_op_info> out) noexcept {
   } else if (epoll_driver* e = driver_->epoll()) {
     e->for_each_pending(add);
   }
+  n += detail::aio_pending_ops(*this, out.subspan(std::min(n, out.size())), now);
   return n;
 }
 

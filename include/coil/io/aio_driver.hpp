@@ -95,6 +95,10 @@ void aio_prep_writev(aio_iocb& cb, int fd, const iovec* iov, uint32_t iovcnt, ui
 // with the kernel's EINVAL; the coroutine layer reports errc::unsupported_op.
 void aio_prep_fsync(aio_iocb& cb, int fd, bool datasync) noexcept;
 
+// The io_uring opcode doing what an IOCB_CMD_* does (IORING_OP_READ for
+// IOCB_CMD_PREAD...), so listings and statistics name both alike.
+uint8_t aio_uring_opcode(uint16_t iocb_cmd) noexcept;
+
 struct aio_options {
   unsigned capacity = 128;  // most requests the kernel owns at once (io_setup's nr_events)
   bool eventfd = true;      // signal completions on event_fd() (IOCB_FLAG_RESFD)
@@ -168,6 +172,15 @@ class aio_driver {
   bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty(); }
   const aio_stats& stats() const noexcept { return stats_; }
 
+  // Calls f(aio_completion&, bool in_flight) for every request pushed and not
+  // yet completed: with the kernel (true, in submission order), then waiting
+  // in user space (false). For diagnostics; f must not push or cancel.
+  template <class F>
+  void for_each_pending(F&& f) noexcept {
+    submitted_.for_each([&](aio_completion& c) { f(c, true); });
+    waiting_.for_each([&](aio_completion& c) { f(c, false); });
+  }
+
  private:
   aio_driver() = default;
   // Moves ready completions to out; returns how many, or -errno. min_nr 0
@@ -182,6 +195,7 @@ class aio_driver {
   uint32_t submit_batch_ = 0;                // aio_options::submit_batch
   uint32_t unflushed_ = 0;                   // pushes since the last flush
   intrusive_list<aio_completion> waiting_;   // pushed, not yet accepted by the kernel
+  intrusive_list<aio_completion> submitted_;  // the kernel owns them (for listings)
   intrusive_list<aio_completion> finished_;  // done without reaching the kernel, or reaped by wait()
   std::vector<aio_iocb*> batch_;             // capacity entries: io_submit's argument
   std::vector<aio_completion*> staged_;      // the completions behind batch_

@@ -20,6 +20,8 @@
 // Op needs, besides the usual op contract (ops/common.hpp):
 //   void prep_iocb(aio_iocb&) const;       fill the AIO request
 #include <coroutine>
+#include <cstddef>
+#include <span>
 #include <system_error>
 
 #include "coil/core/result.hpp"
@@ -42,7 +44,13 @@ namespace detail {
 struct aio_waiter : aio_completion {
   ready_node node;  // scheduled on rt when the request completes
   runtime* rt = nullptr;
+  const stop_source* stop_src = nullptr;  // the waiting task's, for its name in listings
+  uint32_t since_ms = 0;              // runtime::stamp_ms() when awaited
 };
+
+// Lists this thread's AIO requests owned by rt's tasks into out (as
+// runtime::pending_ops); returns how many there are, listed or not.
+std::size_t aio_pending_ops(const runtime& rt, std::span<pending_op_info> out, uint32_t now_ms) noexcept;
 
 // Pushes w to this thread's context and makes sure it is submitted this turn
 // and reaped later. An error means the context could not be created.
@@ -77,6 +85,8 @@ class [[nodiscard]] aio_awaiter : detail::aio_waiter, stop_callback {
     op_.prep_iocb(cb);
     node.handle = h;
     rt = r;
+    stop_src = stop;
+    since_ms = r->stamp_ms();
     if (std::error_code ec = detail::aio_submit(*r, *this)) {
       early_ = ec;
       return false;
