@@ -24,6 +24,7 @@ void print_usage(std::FILE* out) {
       "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
       "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll | --mode multishot]\n"
+      "            [--rounds N: coil, raw liburing and raw epoll alternately N times each; median paired ratios]\n"
       "  idle      --conns N (10000) [--mode plain|multishot (default)]: server RSS per idle connection\n"
       "  xcore     --tasks N in flight (128) --seconds S (3) [--baseline mutex | --mode channel] (cores 0 and 1)\n"
       "  scatter   --file PATH --reads N (100000) --size OBJECT_BYTES (64) --locality P (0.5) --seconds S (3)\n"
@@ -119,6 +120,8 @@ bool parse_args(int argc, char** argv, options& opts) {
     } else if (name == "--conns") {
       ok = parse_u64(v, opts.conns) && opts.conns > 0 && opts.conns <= 100'000;
       opts.conns_given = true;
+    } else if (name == "--rounds") {
+      ok = parse_u64(v, opts.rounds) && opts.rounds > 0 && opts.rounds <= 1000;
     } else if (name == "--msg") {
       ok = parse_u64(v, opts.msg) && opts.msg > 0 && opts.msg <= (16 << 10);
     } else if (name == "--tasks") {

@@ -29,6 +29,7 @@ struct options {
   uint64_t conns = 64;  // echo
   bool conns_given = false;  // idle defaults to 10,000
   uint64_t msg = 64;    // echo: message bytes
+  uint64_t rounds = 0;  // echo: > 0 alternates coil and both baselines
   uint64_t bs = 4096;
   uint64_t qd = 32;
   // randread: uring_options/aio_options::submit_batch

@@ -200,7 +200,6 @@ std::string serve_uring(int listen_fd, uint64_t conns) {
   auto recv = [&](uint64_t i) {
     io_uring_sqe* s = sqe();
     io_uring_prep_recv(s, cs[i].fd, cs[i].buf.data(), buf_size, 0);
-    if (getenv("XP_POLL_FIRST")) s->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(s, i << 2 | k_recv);
   };
   auto send = [&](uint64_t i) {

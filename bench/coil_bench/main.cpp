@@ -3,11 +3,13 @@
 // the last stdout line of every command is one JSON object, for scripts.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "benches.hpp"
 #include "common.hpp"
@@ -142,7 +144,64 @@ int cmd_timers(const options& opts) {
   return r.errors == 0 ? 0 : 1;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 != 0 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// Server CPU per trip moves by +-30% between runs on a shared VM (one
+// connection means a sleep and a wake per trip). Alternating the three
+// servers and taking the median of per-round ratios cancels drift that a
+// coil run and a baseline run made minutes apart would not.
+int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
+  const std::string impls[] = {coil_impl, "uring", "epoll"};
+  std::vector<double> us[3];
+  std::vector<double> vs_uring, vs_epoll;
+  for (uint64_t round = 0; round < opts.rounds; ++round) {
+    double got[3] = {};
+    for (int k = 0; k < 3; ++k) {
+      echo_config cfg;
+      cfg.impl = impls[k];
+      cfg.conns = opts.conns;
+      cfg.msg = opts.msg;
+      cfg.seconds = opts.seconds;
+      echo_result r;
+      {
+        progress prog("echo " + cfg.impl + " round " + std::to_string(round + 1), opts.seconds);
+        r = run_echo(cfg);
+      }
+      if (!r.failure.empty() || r.errors != 0 || r.trips == 0) {
+        std::fprintf(stderr, "coil-bench: echo %s: %s (errors %llu)\n", cfg.impl.c_str(), r.failure.c_str(),
+                     static_cast<unsigned long long>(r.errors));
+        return 1;
+      }
+      got[k] = r.server_cpu_us_per_trip();
+      us[k].push_back(got[k]);
+    }
+    vs_uring.push_back(got[0] / got[1]);
+    vs_epoll.push_back(got[0] / got[2]);
+  }
+  std::printf("echo, %llu conns, %llu-byte messages, %llu rounds of %.1f s: median server CPU per trip: %s %.2f us, "
+              "raw liburing %.2f us, raw epoll %.2f us; median paired ratios: %s/liburing %.3f, %s/epoll %.3f\n",
+              static_cast<unsigned long long>(opts.conns), static_cast<unsigned long long>(opts.msg),
+              static_cast<unsigned long long>(opts.rounds), opts.seconds, coil_impl.c_str(), median(us[0]),
+              median(us[1]), median(us[2]), coil_impl.c_str(), median(vs_uring), coil_impl.c_str(), median(vs_epoll));
+  json_object j;
+  j.add("bench", "echo").add("impl", "paired").add("coil", coil_impl).add("conns", opts.conns).add("msg", opts.msg);
+  j.add("rounds", opts.rounds).add("seconds", opts.seconds);
+  j.add("coil_us_per_trip", median(us[0])).add("uring_us_per_trip", median(us[1])).add("epoll_us_per_trip", median(us[2]));
+  j.add("coil_vs_uring", median(vs_uring)).add("coil_vs_epoll", median(vs_epoll));
+  std::printf("%s\n", j.str().c_str());
+  return 0;
+}
+
 int cmd_echo(const options& opts) {
+  if (opts.rounds > 0 && !opts.baseline.empty()) {
+    std::fprintf(stderr, "coil-bench: echo --rounds runs both baselines itself (no --baseline)\n");
+    return 2;
+  }
   if (!opts.baseline.empty() && opts.baseline != "uring" && opts.baseline != "epoll") {
     std::fprintf(stderr, "coil-bench: echo supports --baseline uring|epoll\n");
     return 2;
@@ -153,6 +212,7 @@ int cmd_echo(const options& opts) {
   }
   echo_config cfg;
   cfg.impl = !opts.baseline.empty() ? opts.baseline : opts.mode == "multishot" ? "coil-multishot" : "coil";
+  if (opts.rounds > 0) return cmd_echo_rounds(opts, cfg.impl);
   cfg.conns = opts.conns;
   cfg.msg = opts.msg;
   cfg.seconds = opts.seconds;

@@ -3,7 +3,6 @@
 // asks for (same SQ/CQ sizes, same flags, same fallbacks, registered ring
 // fd), so a coil/raw ratio measures the library, not a different ring.
 #include <cerrno>
-#include <cstdlib>
 
 #include <liburing.h>
 
@@ -21,7 +20,6 @@ inline int setup_raw_ring(io_uring& ring, unsigned entries) {
   };
   int ret = -EINVAL;
   for (unsigned flags : attempts) {
-    if (getenv("XP_COOP") && (flags & IORING_SETUP_DEFER_TASKRUN)) continue;
     io_uring_params p{};
     p.flags = flags;
     p.cq_entries = entries * 2;
