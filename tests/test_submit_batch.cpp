@@ -7,9 +7,11 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <vector>
 
+#include "coil/fs/direct_file.hpp"
 #include "coil/io/aio_driver.hpp"
 #include "coil/io/op_completion.hpp"
 #include "coil/io/uring_driver.hpp"
@@ -62,13 +64,75 @@ TEST(SubmitBatch, UringDefaultWaitsForTheFlush) {
   }
 }
 
-TEST(SubmitBatch, AioSubmitsAtPush) {
+// A file in dir holding text.
+coil::unique_fd data_file(const coil::test::temp_dir& dir, const std::string& text) {
+  coil::unique_fd fd(::open(dir.file("data").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  EXPECT_TRUE(fd) << std::strerror(errno);
+  EXPECT_EQ(::pwrite(fd.get(), text.data(), text.size(), 0), static_cast<ssize_t>(text.size()));
+  return fd;
+}
+
+// Waits until n completions were reaped.
+void reap_all(coil::uring_driver& d, std::size_t n) {
+  intrusive_list<completion> out;
+  std::size_t got = 0;
+  while (got < n) {
+    ASSERT_TRUE(d.wait(-1));
+    got += d.reap(out);
+  }
+  while (completion* c = out.pop_front()) EXPECT_GE(c->res, 0);
+}
+
+struct device_read : coil::op_completion<coil::dio_ops::read> {
+  device_read(int fd, char* buf, uint64_t off) : op_completion(coil::dio_ops::read{{fd, buf, 1, off}}) {}
+};
+
+// O_DIRECT ops (direct_file on io_uring) go out in batches of
+// device_submit_batch; other ops in the same turn still wait for the flush.
+TEST(SubmitBatch, UringSubmitsDeviceOpsInSmallBatches) {
   coil::test::temp_dir dir;
-  const std::string path = dir.file("data");
-  coil::unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  ASSERT_TRUE(fd) << std::strerror(errno);
-  ASSERT_EQ(::pwrite(fd.get(), "abcdefgh", 8, 0), 8);
-  auto d = coil::aio_driver::create({.capacity = 8, .submit_batch = 1});
+  coil::unique_fd fd = data_file(dir, "abcdefghij");
+  auto d = coil::uring_driver::create({.entries = 64});
+  ASSERT_TRUE(d) << d.error().message();
+  ASSERT_EQ(coil::uring_options{}.device_submit_batch, 4u);
+  std::array<char, 10> bufs{};
+  std::deque<device_read> reads;  // not movable
+  std::vector<nop_op> nops(3);
+  for (std::size_t i = 0; i < 10; ++i) {
+    reads.emplace_back(fd.get(), &bufs[i], i);
+    (*d)->push(reads.back());
+    if (i < 3) (*d)->push(nops[i]);  // counted in the SQ, not in the device batch
+    const uint64_t device_pushed = i + 1;
+    const uint64_t expect = device_pushed / 4 * 4 + (device_pushed >= 4 ? 3 : 0);
+    EXPECT_EQ((*d)->stats().submitted, expect) << "after read " << i;
+  }
+  EXPECT_EQ((*d)->stats().enter_calls, 2u);
+  ASSERT_TRUE((*d)->flush());
+  EXPECT_EQ((*d)->stats().submitted, 13u);
+  reap_all(**d, 13);
+  EXPECT_EQ(std::string(bufs.data(), bufs.size()), "abcdefghij");
+}
+
+TEST(SubmitBatch, UringDeviceBatchZeroWaitsForTheFlush) {
+  coil::test::temp_dir dir;
+  coil::unique_fd fd = data_file(dir, "abcdefgh");
+  auto d = coil::uring_driver::create({.entries = 64, .device_submit_batch = 0});
+  ASSERT_TRUE(d) << d.error().message();
+  std::array<char, 8> bufs{};
+  std::deque<device_read> reads;
+  for (std::size_t i = 0; i < 8; ++i) {
+    reads.emplace_back(fd.get(), &bufs[i], i);
+    (*d)->push(reads.back());
+  }
+  EXPECT_EQ((*d)->stats().enter_calls, 0u);
+  reap_all(**d, 8);
+  EXPECT_EQ(std::string(bufs.data(), bufs.size()), "abcdefgh");
+}
+
+void aio_submits_each_at_push(const coil::aio_options& opts) {
+  coil::test::temp_dir dir;
+  coil::unique_fd fd = data_file(dir, "abcdefgh");
+  auto d = coil::aio_driver::create(opts);
   ASSERT_TRUE(d) << d.error().message();
   std::array<coil::aio_completion, 3> reqs;
   std::array<std::array<char, 2>, 3> bufs{};
@@ -89,5 +153,8 @@ TEST(SubmitBatch, AioSubmitsAtPush) {
     EXPECT_EQ(bufs[i][0], "aceg"[i]);
   }
 }
+
+TEST(SubmitBatch, AioSubmitsAtPush) { aio_submits_each_at_push({.capacity = 8, .submit_batch = 1}); }
+TEST(SubmitBatch, AioDefaultSubmitsEachRequest) { aio_submits_each_at_push({}); }
 
 }  // namespace

@@ -22,6 +22,7 @@ void print_usage(std::FILE* out) {
       "            [--size BYTES (1G, used when creating PATH)] [--baseline uring|pread]\n"
       "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
       "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
+      "            [--device-batch N (io_uring: O_DIRECT reads per submit; default 4, 0: no cap)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
       "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll | --mode multishot]\n"
       "            [--rounds N: coil, raw liburing and raw epoll alternately N times each; median paired ratios]\n"
@@ -131,7 +132,11 @@ bool parse_args(int argc, char** argv, options& opts) {
     } else if (name == "--qd") {
       ok = parse_u64(v, opts.qd) && opts.qd > 0 && opts.qd <= 4096;
     } else if (name == "--submit-batch") {
-      ok = parse_u64(v, opts.submit_batch) && opts.submit_batch <= 4096;
+      ok = parse_u64(v, n) && n <= 4096;
+      opts.submit_batch = n;
+    } else if (name == "--device-batch") {
+      ok = parse_u64(v, n) && n <= 4096;
+      opts.device_batch = n;
     } else if (name == "--size") {
       ok = parse_u64(v, n) && n > 0;
       opts.size_bytes = n;

@@ -34,7 +34,11 @@ struct randread_config {
   bool direct = false;
   std::string driver;  // coil only: "" (automatic), "uring", "epoll" or "aio"
   // Submit once this many reads wait (0: once per loop turn / loop pass).
-  unsigned submit_batch = 0;
+  // Unset: coil's defaults (uring: direct reads in batches of
+  // uring_options::device_submit_batch; AIO: aio_options::submit_batch),
+  // the raw baseline 0.
+  std::optional<unsigned> submit_batch;
+  std::optional<unsigned> device_submit_batch;  // coil on io_uring only
 };
 
 struct randread_result : measured {

@@ -32,8 +32,9 @@ struct options {
   uint64_t rounds = 0;  // echo: > 0 alternates coil and both baselines
   uint64_t bs = 4096;
   uint64_t qd = 32;
-  // randread: uring_options/aio_options::submit_batch
-  uint64_t submit_batch = 0;
+  // randread: uring_options/aio_options::submit_batch, device_submit_batch
+  std::optional<uint64_t> submit_batch;
+  std::optional<uint64_t> device_batch;
   uint64_t timer_tasks = 10'000;
   uint64_t timer_min_ms = 1;
   uint64_t timer_max_ms = 10;

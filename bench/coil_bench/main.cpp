@@ -60,7 +60,8 @@ int cmd_randread(const options& opts) {
   cfg.seconds = opts.seconds;
   cfg.direct = opts.direct;
   cfg.driver = opts.driver;
-  cfg.submit_batch = static_cast<unsigned>(opts.submit_batch);
+  if (opts.submit_batch) cfg.submit_batch = static_cast<unsigned>(*opts.submit_batch);
+  if (opts.device_batch) cfg.device_submit_batch = static_cast<unsigned>(*opts.device_batch);
   if (cfg.driver == "aio" && !cfg.direct) {
     std::fprintf(stderr, "coil-bench: --driver aio needs --direct (Linux AIO is asynchronous only for O_DIRECT)\n");
     return 2;
@@ -110,7 +111,8 @@ int cmd_randread(const options& opts) {
   json_object j;
   j.add("bench", "randread").add("impl", impl).add("iops", r.iops()).add("errors", r.errors);
   if (impl == "coil" && !cfg.driver.empty()) j.add("driver", cfg.driver);
-  j.add("submit_batch", uint64_t{cfg.submit_batch});
+  if (cfg.submit_batch) j.add("submit_batch", uint64_t{*cfg.submit_batch});
+  if (cfg.device_submit_batch) j.add("device_submit_batch", uint64_t{*cfg.device_submit_batch});
   j.add("bs", cfg.bs).add("qd", impl == "pread" ? uint64_t{1} : cfg.qd).add("direct", cfg.direct);
   j.add("iops_per_cpu_s", r.iops_per_cpu_s()).add("seconds", r.seconds).add("cpu_seconds", r.cpu_seconds);
   std::printf("%s\n", j.str().c_str());

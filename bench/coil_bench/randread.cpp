@@ -98,9 +98,12 @@ randread_result run_randread_coil(const randread_config& cfg, progress* prog) {
   coil::runtime_options ro;
   if (cfg.driver == "uring") ro.driver = coil::driver_kind::uring;
   if (cfg.driver == "epoll") ro.driver = coil::driver_kind::epoll;
-  ro.uring.submit_batch = cfg.submit_batch;
   coil::aio_options ao;
-  ao.submit_batch = cfg.submit_batch;
+  if (cfg.submit_batch) {
+    ro.uring.submit_batch = *cfg.submit_batch;
+    ao.submit_batch = *cfg.submit_batch;
+  }
+  if (cfg.device_submit_batch) ro.uring.device_submit_batch = *cfg.device_submit_batch;
   if (auto c = coil::configure_thread_aio(ao); !c) {
     out.failure = "configure_thread_aio: " + c.error().message();
     return out;
@@ -148,12 +151,13 @@ randread_result run_randread_uring(const randread_config& cfg, progress* prog) {
   const uint64_t blocks = block_count(cfg);
   rng r(1);
   unsigned queued = 0;  // SQEs not yet submitted, for --submit-batch
+  const unsigned batch = cfg.submit_batch.value_or(0);
   // user_data is the slot index: the buffer to read into and to reuse.
   auto queue_read = [&](uint64_t slot) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
     io_uring_prep_read(sqe, fd, bufs[slot].get(), static_cast<unsigned>(cfg.bs), r.below(blocks) * cfg.bs);
     io_uring_sqe_set_data64(sqe, slot);
-    if (cfg.submit_batch != 0 && ++queued >= cfg.submit_batch) {
+    if (batch != 0 && ++queued >= batch) {
       (void)io_uring_submit(&ring);
       queued = 0;
     }

@@ -70,6 +70,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   // cancelled; cancels need CQ room too, so ops may never take all of it.
   d->op_limit_ = d->capacity_ - std::max(1u, d->capacity_ / 16);
   d->submit_batch_ = opts.submit_batch;
+  d->device_submit_batch_ = opts.device_submit_batch;
   d->nodrop_ = features & IORING_FEAT_NODROP;
 
   if (io_uring_probe* probe = io_uring_get_probe_ring(&d->ring_)) {
@@ -261,6 +262,7 @@ io_uring_sqe* uring_driver::next_sqe() noexcept {
     const auto n = static_cast<uint32_t>(r);
     stats_.submitted += n;
     unsubmitted_ -= std::min(n, unsubmitted_);
+    if (unsubmitted_ == 0) unsubmitted_device_ = 0;
   }
   return io_uring_get_sqe(&ring_);
 }
@@ -279,7 +281,11 @@ bool uring_driver::try_issue(completion& c) noexcept {
   ++unsubmitted_;
   if (unbounded) ++unbounded_;
   account_in_flight();
-  if (submit_batch_ != 0 && unsubmitted_ >= submit_batch_) (void)enter(false, -1);
+  if (submit_batch_ != 0 && unsubmitted_ >= submit_batch_) {
+    (void)enter(false, -1);
+  } else if (c.device && device_submit_batch_ != 0 && ++unsubmitted_device_ >= device_submit_batch_) {
+    (void)enter(false, -1);
+  }
   return true;
 }
 
@@ -379,6 +385,7 @@ result<void> uring_driver::enter(bool wait, int64_t timeout_ns) noexcept {
     // With a timeout liburing reports the submit count through the ring, not r;
     // the SQ being drained is what matters.
     const unsigned left = io_uring_sq_ready(&ring_);
+    if (left == 0) unsubmitted_device_ = 0;
     if (left < unsubmitted_) {
       stats_.submitted += unsubmitted_ - left;
       unsubmitted_ = left;

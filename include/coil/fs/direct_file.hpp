@@ -72,12 +72,14 @@ struct direct_options {
 namespace dio_ops {
 
 struct read : ops::read {
+  static constexpr bool device_io = true;
   static constexpr uint32_t poll_events = 0;
   void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_read(cb, fd, buf, len, offset); }
   int32_t perform(bool nowait) const noexcept;
 };
 
 struct write : ops::write {
+  static constexpr bool device_io = true;
   static constexpr uint32_t poll_events = 0;
   write_sync sync = write_sync::none;
   void prep(io_uring_sqe& s) const noexcept;
@@ -86,12 +88,14 @@ struct write : ops::write {
 };
 
 struct readv : ops::readv {
+  static constexpr bool device_io = true;
   static constexpr uint32_t poll_events = 0;
   void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_readv(cb, fd, iov, iovcnt, offset); }
   int32_t perform(bool nowait) const noexcept;
 };
 
 struct writev : ops::writev {
+  static constexpr bool device_io = true;
   static constexpr uint32_t poll_events = 0;
   write_sync sync = write_sync::none;
   void prep(io_uring_sqe& s) const noexcept;
@@ -100,6 +104,7 @@ struct writev : ops::writev {
 };
 
 struct fsync : ops::fsync {
+  static constexpr bool device_io = true;
   void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_fsync(cb, fd, datasync); }
   // EINVAL: the file (its file system) has no fsync for this engine (AIO
   // fsync needs the file system's support; pipes have none): say so.

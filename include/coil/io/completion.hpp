@@ -54,12 +54,15 @@ struct completion : list_hook {
   int32_t res = 0;        // kernel result: >= 0 success, -errno failure
   uint32_t cqe_flags = 0;
   op_state state = op_state::idle;
-  bool cancel_requested = false;
-  bool cancel_issued = false;  // io_uring: cancel SQE sent; epoll: running on a worker
+  bool cancel_requested : 1 = false;
+  bool cancel_issued : 1 = false;  // io_uring: cancel SQE sent; epoll: running on a worker
   // Completes only when something outside this process acts (a peer sends,
   // drains or connects) or is multishot: io_uring keeps such ops outside its
   // CQ bound, else ops waiting for room could be what those ops wait for.
-  bool unbounded = false;
+  bool unbounded : 1 = false;
+  // Goes to a block device (O_DIRECT): io_uring submits these in small
+  // batches (uring_options::device_submit_batch).
+  bool device : 1 = false;
   int32_t fd = -1;             // descriptor readiness applies to (epoll)
 };
 

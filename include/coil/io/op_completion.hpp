@@ -27,6 +27,7 @@ COIL_OP_FLAG(op_never_blocks, never_blocks)
 COIL_OP_FLAG(op_is_multishot, multishot)
 COIL_OP_FLAG(op_waits_on_peer, waits_on_peer)
 COIL_OP_FLAG(op_zero_ends, zero_ends)
+COIL_OP_FLAG(op_device_io, device_io)
 #undef COIL_OP_FLAG
 // The vtable for Op inside Self, where Self derives from completion and
 // `Op& Self::op_ref(completion&)` finds the op. Multishot ops need
@@ -77,6 +78,7 @@ void bind_op(completion& c, const Op& op) noexcept {
   }
   if constexpr (requires { op.fd; }) c.fd = op.fd;
   c.unbounded = op_waits_on_peer<Op>() || op_is_multishot<Op>();
+  c.device = op_device_io<Op>();
 }
 }  // namespace detail
 

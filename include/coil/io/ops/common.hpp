@@ -19,6 +19,8 @@
 //       even with poll_events == 0 (nop, close): no worker thread needed
 //   static constexpr bool waits_on_peer;     (optional) may wait indefinitely
 //       for another party (socket recv, send, accept, connect)
+//   static constexpr bool device_io;         (optional) O_DIRECT: goes to a
+//       block device (io_uring submits these in small batches)
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
