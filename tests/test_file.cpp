@@ -84,19 +84,18 @@ pipe_pair make_pipe() {
   return {file(unique_fd(fds[0])), file(unique_fd(fds[1]))};
 }
 
-// Wakes reads blocked on a pipe if the test is still stuck after `after`, so
-// a regression fails the test instead of hanging it.
-class pipe_rescuer {
+// Wakes reads blocked on an eventfd if the test is still stuck after
+// `after`, so a regression fails the test instead of hanging it.
+class rescuer {
  public:
-  pipe_rescuer(int write_fd, std::chrono::milliseconds after)
-      : thread_([this, write_fd, after] {
+  rescuer(const test::blocking_eventfd& ev, std::chrono::milliseconds after)
+      : thread_([this, &ev, after] {
           std::unique_lock lock(mutex_);
           if (cv_.wait_for(lock, after, [this] { return done_; })) return;
           rescued_ = true;
-          static const char zeros[4096] = {};
-          (void)!::write(write_fd, zeros, sizeof zeros);
+          ev.wake(1 << 20);
         }) {}
-  ~pipe_rescuer() { finish(); }
+  ~rescuer() { finish(); }
   // Stops the watchdog; true if it had to step in.
   bool finish() {
     {
@@ -593,18 +592,18 @@ TEST(FileMeta, CloseQueuedBehindFullRingThenCancelledDoesNotLeak) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   file f{unique_fd(fd)};
-  auto p = make_pipe();
+  test::blocking_eventfd ev;
   result<void> got;
   runtime_options opts;
   opts.uring.entries = 2;
   test::run([&]() -> task<void> {
     runtime* rt = runtime::current();
     auto reader = [](const file& r) -> task<void> {
-      char buf[8];
-      (void)co_await r.read(std::as_writable_bytes(std::span(buf)));
+      uint64_t v;
+      (void)co_await test::blocking_eventfd::read(r, v);
     };
     std::vector<join_handle<void>> readers;
-    for (uint32_t i = 0; i < rt->driver().uring()->capacity(); ++i) readers.push_back(rt->spawn(reader(p.r)));
+    for (uint32_t i = 0; i < rt->driver().uring()->capacity(); ++i) readers.push_back(rt->spawn(reader(ev.f)));
     auto closer = [](file& f, result<void>& got) -> task<void> { got = co_await f.close(); };
     auto h = rt->spawn(closer(f, got));
     co_await yield();
@@ -755,8 +754,8 @@ TEST(FilePipe, RuntimeDestroyedWithReadInFlight) {
 }
 
 task<void> timed_read(const file& r, int& timed_out) {
-  char buf[16];
-  auto n = co_await with_timeout(r.read(std::as_writable_bytes(std::span(buf))), 10ms);
+  uint64_t v;
+  auto n = co_await with_timeout(test::blocking_eventfd::read(r, v), 10ms);
   if (!n && n.error() == std::errc::timed_out) ++timed_out;
 }
 
@@ -764,10 +763,10 @@ TEST(FilePipe, TimeoutsFireWhenRingIsFullOfBlockedReads) {
   COIL_REQUIRE_URING();
   // As many never-ending reads as the CQ holds: cancelling them must still be
   // possible (the driver keeps CQ room for cancel requests).
-  auto p = make_pipe();
+  test::blocking_eventfd ev;
   runtime_options opts;
   opts.uring.entries = 2;
-  pipe_rescuer rescue(p.w.fd(), 3s);
+  rescuer rescue(ev, 3s);
   int timed_out = 0;
   uint32_t readers = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -775,7 +774,7 @@ TEST(FilePipe, TimeoutsFireWhenRingIsFullOfBlockedReads) {
     runtime* rt = runtime::current();
     readers = rt->driver().uring()->capacity();
     std::vector<join_handle<void>> hs;
-    for (uint32_t i = 0; i < readers; ++i) hs.push_back(rt->spawn(timed_read(p.r, timed_out)));
+    for (uint32_t i = 0; i < readers; ++i) hs.push_back(rt->spawn(timed_read(ev.f, timed_out)));
     for (auto& h : hs) co_await h;
   }(), opts);
   const auto took = std::chrono::steady_clock::now() - t0;
@@ -786,8 +785,8 @@ TEST(FilePipe, TimeoutsFireWhenRingIsFullOfBlockedReads) {
 
 TEST(FilePipe, RuntimeDestroyedWithRingFullOfBlockedReads) {
   COIL_REQUIRE_URING();
-  auto p = make_pipe();
-  pipe_rescuer rescue(p.w.fd(), 3s);
+  test::blocking_eventfd ev;
+  rescuer rescue(ev, 3s);
   int finished = 0;
   const auto t0 = std::chrono::steady_clock::now();
   {
@@ -796,12 +795,12 @@ TEST(FilePipe, RuntimeDestroyedWithRingFullOfBlockedReads) {
     auto rt = runtime::create(opts);
     ASSERT_TRUE(rt);
     auto reader = [](const file& r, int& finished) -> task<void> {
-      char buf[16];
-      (void)co_await r.read(std::as_writable_bytes(std::span(buf)));
+      uint64_t v;
+      (void)co_await test::blocking_eventfd::read(r, v);
       ++finished;
     };
     std::vector<join_handle<void>> hs;
-    for (uint32_t i = 0; i < (*rt)->driver().uring()->capacity(); ++i) hs.push_back((*rt)->spawn(reader(p.r, finished)));
+    for (uint32_t i = 0; i < (*rt)->driver().uring()->capacity(); ++i) hs.push_back((*rt)->spawn(reader(ev.f, finished)));
     (*rt)->block_on([]() -> task<void> { co_await yield(); }());  // all reads pushed and submitted
     EXPECT_GT((*rt)->driver().in_flight(), 0u);
     rt->reset();
@@ -809,6 +808,43 @@ TEST(FilePipe, RuntimeDestroyedWithRingFullOfBlockedReads) {
   EXPECT_FALSE(rescue.finish()) << "runtime destruction hung until the watchdog woke the reads";
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   EXPECT_EQ(finished, 0);
+}
+
+// Reads at a pipe's current position wait on the writer, so io_uring keeps
+// them outside its in-flight bound: 16 idle ones on a ring that bounds 3 ops
+// must not hold back a file read (bounded, it waited behind them forever).
+TEST(FilePipe, IdlePipeReadsNeverHoldBackOtherOps) {
+  test::temp_dir dir;
+  const std::string path = dir.file("data");
+  spit(path, pattern(64, 5));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  file f{unique_fd(fd)};
+  auto p = make_pipe();
+  runtime_options opts;
+  opts.uring.entries = 2;  // CQ 4: 3 bounded ops in flight
+  test::run(
+      [&]() -> task<void> {
+        runtime* rt = runtime::current();
+        auto idle = [](const file& r) -> task<void> {
+          char buf[8];
+          (void)co_await r.read(std::as_writable_bytes(std::span(buf)));
+        };
+        std::vector<join_handle<void>> idles;
+        for (int i = 0; i < 16; ++i) idles.push_back(rt->spawn(idle(p.r)));
+        co_await yield();
+        std::array<std::byte, 64> got{};
+        auto n = co_await with_timeout(f.read_at(got, 0), 5s);
+        EXPECT_TRUE(n && *n == 64) << (n ? "short" : n.error().message());
+        const auto want = pattern(64, 5);
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), 64), 0);
+        if (rt->driver().kind() == driver_kind::uring) {
+          EXPECT_EQ(rt->stats().io.queued_for_space, 0u);
+        }
+        for (auto& h : idles) h.cancel();
+        for (auto& h : idles) co_await h;
+      }(),
+      opts);
 }
 
 TEST(FileDevice, DevZeroAndDevNull) {

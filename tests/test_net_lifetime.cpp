@@ -32,34 +32,28 @@ task<result<std::pair<tcp_stream, tcp_stream>>> tcp_pair(net::tcp_listener& l, c
 
 enum class how { async_close, destroy, release, move_assign };
 
-// blockers: pipe reads pending first, so that on a small io_uring the old
-// reader's recv waits in user space for ring room, where it holds nothing
-// but the descriptor number. (A pipe read is bounded by the ring; socket ops
-// are not, so socket blockers would leave room.)
+// blockers: positional eventfd reads pending first, so that on a small
+// io_uring the old reader's recv waits in user space for ring room, where it
+// holds nothing but the descriptor number. (Those reads are bounded by the
+// ring; socket ops are not, so socket blockers would leave room.)
 void old_reader_never_sees_new_bytes(how h, int blockers = 0, const runtime_options& opts = {}) {
   auto lb = test::listen_loopback();
+  test::blocking_eventfd ev;
   test::run(
       [&]() -> task<void> {
         auto first = co_await tcp_pair(lb.listener, lb.addr);
         CO_ASSERT_OK(first);
-        std::vector<unique_fd> pipes;  // read end, write end, ...
         std::vector<join_handle<void>> blocked_readers;
-        std::array<std::byte, 1> sink{};
-        auto block = [&](int fd) -> task<void> {
-          (void)co_await op_awaiter<ops::read>(ops::read{fd, sink.data(), 1, ops::current_position});
+        auto block = [](const file& f) -> task<void> {
+          uint64_t v;
+          (void)co_await test::blocking_eventfd::read(f, v);
         };
-        for (int i = 0; i < blockers; ++i) {
-          int p[2];
-          CO_ASSERT_TRUE(::pipe2(p, O_CLOEXEC) == 0);
-          pipes.emplace_back(p[0]);
-          pipes.emplace_back(p[1]);
-        }
-        for (int i = 0; i < blockers; ++i) blocked_readers.push_back(runtime::current()->spawn(block(pipes[2 * i].get())));
+        for (int i = 0; i < blockers; ++i) blocked_readers.push_back(runtime::current()->spawn(block(ev.f)));
         // Frees the ring without freeing descriptor numbers: the blockers' reads
         // complete. Anything of the old socket still queued would be issued then.
         bool freed = false;
         auto free_ring = [&] {
-          for (int i = 0; i < blockers && !freed; ++i) EXPECT_EQ(::write(pipes[2 * i + 1].get(), "x", 1), 1);
+          if (!freed) ev.wake(static_cast<uint64_t>(blockers));
           freed = true;
         };
         std::optional<tcp_stream> old_server(std::move(first->first));

@@ -176,7 +176,12 @@ TEST(Observability, AgeGrowsWhileTheOperationWaits) {
 
 TEST(Observability, QueuedForRoomAndInFlightAreTold) {
   COIL_REQUIRE_URING();
-  pipe_pair p;
+  test::blocking_eventfd ev;  // positional reads: bounded by the ring, unlike pipe reads
+  auto blocked = [](const file& f) -> task<result<size_t>> {
+    co_await set_task_name("many");
+    uint64_t v;
+    co_return co_await test::blocking_eventfd::read(f, v);
+  };
   runtime_options o;
   o.uring.entries = 4;  // CQ 8: 7 ops in flight, 1 slot kept for cancels
   auto rt = runtime::create(o);
@@ -184,7 +189,7 @@ TEST(Observability, QueuedForRoomAndInFlightAreTold) {
   runtime& r = **rt;
   (*rt)->block_on([&]() -> task<void> {
     std::vector<join_handle<result<size_t>>> hs;
-    for (int i = 0; i < 10; ++i) hs.push_back(r.spawn(reader(p.r, "many")));
+    for (int i = 0; i < 10; ++i) hs.push_back(r.spawn(blocked(ev.f)));
     co_await yield();
     auto ops = pending(r);
     CO_ASSERT_TRUE(ops.size() == 10);

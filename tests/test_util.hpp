@@ -3,6 +3,7 @@
 // a task on a new runtime.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -107,5 +108,20 @@ inline driver_kind default_driver() {
 inline std::span<std::byte> as_writable(std::vector<char>& v) { return std::as_writable_bytes(std::span(v)); }
 inline std::span<const std::byte> as_bytes(const std::vector<char>& v) { return std::as_bytes(std::span(v)); }
 inline std::span<const std::byte> as_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+// A file whose reads at offset 0 wait until wake(): a semaphore eventfd. To
+// io_uring a positional read is a file operation, bounded by the CQ like a
+// disk read, so these fill the ring (reads at a pipe's current position are
+// not bounded: they wait on a peer). io_uring only: pread of an eventfd is
+// ESPIPE to the epoll driver's workers.
+struct blocking_eventfd {
+  file f{unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE))};
+  // Lets n reads (waiting or future) complete.
+  void wake(uint64_t n) const { (void)!::write(f.fd(), &n, sizeof n); }
+  // A read that waits; its result is 1 (8 bytes) once woken.
+  static auto read(const file& f, uint64_t& into) {
+    return f.read_at(std::as_writable_bytes(std::span(&into, 1)), 0);
+  }
+};
 
 }  // namespace coil::test

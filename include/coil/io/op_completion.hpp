@@ -78,6 +78,9 @@ void bind_op(completion& c, const Op& op) noexcept {
   }
   if constexpr (requires { op.fd; }) c.fd = op.fd;
   c.unbounded = op_waits_on_peer<Op>() || op_is_multishot<Op>();
+  // A read or write at the current position is a pipe, tty or socket read
+  // through a file: it may wait on a peer too. Positional ones are files.
+  if constexpr (requires { op.at_stream_position(); }) c.unbounded = c.unbounded || op.at_stream_position();
   c.device = op_device_io<Op>();
 }
 }  // namespace detail

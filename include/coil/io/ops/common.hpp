@@ -19,6 +19,8 @@
 //       even with poll_events == 0 (nop, close): no worker thread needed
 //   static constexpr bool waits_on_peer;     (optional) may wait indefinitely
 //       for another party (socket recv, send, accept, connect)
+//   bool at_stream_position() const;         (optional) per op: waits on a
+//       peer like waits_on_peer (fs ops at current_position: pipes, ttys)
 //   static constexpr bool device_io;         (optional) O_DIRECT: goes to a
 //       block device (io_uring submits these in small batches)
 #include <cerrno>

@@ -50,6 +50,7 @@ struct read {
     iovec v{buf, len};
     return detail::rw_at(fd, offset, nowait, POLLIN, [&](off_t o, int f) { return ::preadv2(fd, &v, 1, o, f); });
   }
+  bool at_stream_position() const noexcept { return offset == current_position; }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
@@ -65,6 +66,7 @@ struct write {
     iovec v{const_cast<void*>(buf), len};
     return detail::rw_at(fd, offset, nowait, POLLOUT, [&](off_t o, int f) { return ::pwritev2(fd, &v, 1, o, f); });
   }
+  bool at_stream_position() const noexcept { return offset == current_position; }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
@@ -80,6 +82,7 @@ struct readv {
     return detail::rw_at(fd, offset, nowait, POLLIN,
                          [&](off_t o, int f) { return ::preadv2(fd, iov, static_cast<int>(iovcnt), o, f); });
   }
+  bool at_stream_position() const noexcept { return offset == current_position; }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
@@ -95,6 +98,7 @@ struct writev {
     return detail::rw_at(fd, offset, nowait, POLLOUT,
                          [&](off_t o, int f) { return ::pwritev2(fd, iov, static_cast<int>(iovcnt), o, f); });
   }
+  bool at_stream_position() const noexcept { return offset == current_position; }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
