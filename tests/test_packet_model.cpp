@@ -235,6 +235,41 @@ TEST(PacketReadAll, TheDriverSeesTheCoalescedOperations) {
   }
 }
 
+// Adjacent fragments into adjacent memory become one plain read (or write):
+// no iovec array for the kernel to import.
+TEST(PacketReadAll, AdjacentMemoryMakesOnePlainOperation) {
+  test::temp_dir dir;
+  std::mt19937_64 rng(11);
+  const auto data = random_bytes(1 << 14, rng);
+  file_space fs(model::make_file(dir.file("f"), data, O_RDWR));
+  std::vector<std::byte> buf(16 * 64);
+  std::vector<read_request> reqs;
+  for (uint64_t i = 0; i < 16; ++i) reqs.push_back({1000 + i * 64, std::span(buf).subspan(i * 64, 64), {}});
+  std::vector<std::byte> other(64);
+  reqs.push_back({1000 + 16 * 64, other, {}});  // the same run, memory elsewhere: readv
+  const driver_stats s = test::run([&]() -> task<driver_stats> {
+    const driver_stats before = runtime::current()->stats().io;
+    auto failed = co_await read_all(fs, reqs);
+    EXPECT_TRUE(failed && *failed == 0);
+    auto w = co_await write(fs, 8192, std::span<const std::byte>(buf).first(256));
+    EXPECT_TRUE(w.all_ok());
+    driver_stats d = runtime::current()->stats().io;
+    for (std::size_t k = 0; k < std::size(d.by_opcode); ++k) {
+      d.by_opcode[k].pushed -= before.by_opcode[k].pushed;
+    }
+    co_return d;
+  }());
+  EXPECT_EQ(s.of(IORING_OP_READV).pushed, 1u);  // 16 slices merged + the other buffer
+  EXPECT_EQ(s.of(IORING_OP_READ).pushed, 0u);
+  EXPECT_EQ(s.of(IORING_OP_WRITE).pushed, 1u);
+  EXPECT_EQ(s.of(IORING_OP_WRITEV).pushed, 0u);
+  EXPECT_EQ(0, std::memcmp(buf.data(), data.data() + 1000, buf.size()));
+  EXPECT_EQ(0, std::memcmp(other.data(), data.data() + 1000 + 16 * 64, 64));
+  std::vector<std::byte> back(256);
+  ASSERT_EQ(::pread(fs.file().fd(), back.data(), back.size(), 8192), 256);
+  EXPECT_EQ(0, std::memcmp(back.data(), buf.data(), 256));
+}
+
 // A gather whose frame is destroyed (runtime torn down) at every stage of its
 // packets' lives, buffers in the frame: nothing touches freed memory (ASan).
 TEST(PacketReadAll, DestroyedMidFlightLetsGo) {

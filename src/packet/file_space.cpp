@@ -37,14 +37,19 @@ struct file_space::batch {
 namespace {
 thread_local intrusive_list<file_space::registry_hook> t_spaces;
 
-// One vectored operation of a run, in the run task's frame. Not op_awaiter:
-// an abandoned packet must be able to cancel and wait for it by address.
-template <class Op>
-struct run_awaiter : coil::detail::rt_completion {
-  Op op;
+// What abandon() needs of a run's operation, whichever op it is.
+struct run_base : coil::detail::rt_completion {
   runtime* rt;
   completion** slot;
-  run_awaiter(Op o, runtime* r, completion** s) noexcept : op(o), rt(r), slot(s) {}
+  run_base(runtime* r, completion** s) noexcept : rt(r), slot(s) {}
+};
+
+// One operation of a run, in the run task's frame. Not op_awaiter: an
+// abandoned packet must be able to cancel and wait for it by address.
+template <class Op>
+struct run_awaiter : run_base {
+  Op op;
+  run_awaiter(Op o, runtime* r, completion** s) noexcept : run_base(r, s), op(o) {}
   run_awaiter(const run_awaiter&) = delete;
   run_awaiter& operator=(const run_awaiter&) = delete;
   ~run_awaiter() {
@@ -128,8 +133,13 @@ struct file_space_access {
   static void add(batch& b, view v, bool copy) {
     batch::run& r = b.runs.back();
     if (!copy) {
-      b.iov.push_back(iovec{v.data(), v.size()});
-      ++r.iov_count;
+      iovec* last = r.iov_count != 0 ? &b.iov.back() : nullptr;
+      if (last != nullptr && static_cast<std::byte*>(last->iov_base) + last->iov_len == v.data()) {
+        last->iov_len += v.size();  // the next bytes of the file into the next bytes of memory
+      } else {
+        b.iov.push_back(iovec{v.data(), v.size()});
+        ++r.iov_count;
+      }
       r.len = std::max(r.len, v.end_address() - r.address);
     }
     ++r.frag_count;
@@ -222,8 +232,18 @@ struct file_space_access {
       const int fd = fs->file_.fd();
       const uint64_t at = r.address + done;
       result<size_t> res = 0;
-      if (r.dir == direction::read) {
+      // One buffer (adjacent fragments into adjacent memory merge into one):
+      // a plain read or write, which the kernel serves without importing an
+      // iovec array.
+      const bool plain = iov_count == 1 && iov->iov_len <= UINT32_MAX;
+      const auto len = static_cast<uint32_t>(iov->iov_len);
+      // (Statements, not ?: with a co_await in each arm: g++ 12 pushed both.)
+      if (r.dir == direction::read && plain) {
+        res = co_await run_awaiter<ops::read>(ops::read{fd, iov->iov_base, len, at}, rt, &r.inflight);
+      } else if (r.dir == direction::read) {
         res = co_await run_awaiter<ops::readv>(ops::readv{fd, iov, iov_count, at}, rt, &r.inflight);
+      } else if (plain) {
+        res = co_await run_awaiter<ops::write>(ops::write{fd, iov->iov_base, len, at}, rt, &r.inflight);
       } else {
         res = co_await run_awaiter<ops::writev>(ops::writev{fd, iov, iov_count, at}, rt, &r.inflight);
       }
@@ -281,7 +301,7 @@ struct file_space_access {
         r.poisoned = true;
         completion* c = r.inflight;
         if (c != nullptr && (c->state == op_state::queued || c->state == op_state::in_flight)) {
-          static_cast<run_awaiter<ops::readv>*>(static_cast<coil::detail::rt_completion*>(c))->rt->cancel_and_wait(*c);
+          static_cast<run_base*>(static_cast<coil::detail::rt_completion*>(c))->rt->cancel_and_wait(*c);
         }
         for (uint32_t i = r.first_frag; i < r.first_frag + r.frag_count; ++i) {
           if (b.frags[i].v.of(p)) b.frags[i].v.detach();
