@@ -15,6 +15,7 @@
 
 #include "coil/fs/file.hpp"
 #include "coil/packet/space.hpp"
+#include "coil/rt/time.hpp"
 
 namespace coil::packet::model {
 
@@ -141,6 +142,48 @@ inline coil::file make_file(const std::string& path, const std::vector<std::byte
   const bool written = ::pwrite(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size());
   ::close(fd);
   return written ? coil::file(unique_fd(::open(path.c_str(), flags | O_CLOEXEC))) : coil::file{};
+}
+
+// One read of a batch that read_concurrently starts.
+struct request {
+  uint64_t address;
+  std::vector<std::byte> buf;
+  outcome result;
+};
+
+// Starts every request as its own task in the same loop turn (so a batching
+// space sees them together) and waits for all.
+inline task<void> read_concurrently(space& s, std::vector<request>& reqs) {
+  std::vector<join_handle<void>> hs;
+  for (auto& r : reqs) {
+    hs.push_back(runtime::current()->spawn([](space& s, request& r) -> task<void> {
+      r.result = co_await read(s, r.address, r.buf);
+    }(s, r)));
+  }
+  for (auto& h : hs) co_await h;
+}
+
+// Spawns 8 readers of s (4 KiB each, at i * 4096, into buffers in their own
+// frames) on a fresh runtime, lets the loop run `turns` turns, then destroys
+// the runtime and so every reader frame still suspended mid-packet. Returns
+// how many readers finished before that.
+inline int cut_off_readers(space& s, int turns) {
+  auto rt = runtime::create();
+  if (!rt) return -1;
+  int finished = 0;
+  (*rt)->block_on([](space& s, int turns, int& finished) -> task<void> {
+    for (uint64_t i = 0; i < 8; ++i) {
+      runtime::current()->spawn([](space& s, uint64_t i, int& finished) -> task<void> {
+        std::byte buf[4096];  // in the frame that is destroyed
+        outcome o = co_await read(s, i * 4096, buf);
+        (void)o;
+        ++finished;
+      }(s, i, finished)).detach();
+    }
+    for (int i = 0; i < turns; ++i) co_await yield();
+  }(s, turns, finished));
+  rt->reset();  // destroys the readers' frames mid-packet
+  return finished;
 }
 
 }  // namespace coil::packet::model

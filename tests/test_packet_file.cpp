@@ -16,6 +16,8 @@ namespace {
 using namespace coil;
 using namespace coil::packet;
 using model::make_file;
+using model::read_concurrently;
+using model::request;
 
 std::error_code ec(errc e) { return make_error_code(e); }
 // Kernel errors arrive in system_category.
@@ -37,22 +39,6 @@ std::vector<std::byte> file_bytes(const std::string& path) {
   return v;
 }
 
-struct request {
-  uint64_t address;
-  std::vector<std::byte> buf;
-  outcome result;
-};
-
-// Starts every request as its own task in the same loop turn and waits for all.
-task<void> read_concurrently(space& s, std::vector<request>& reqs) {
-  std::vector<join_handle<void>> hs;
-  for (auto& r : reqs) {
-    hs.push_back(runtime::current()->spawn([](space& s, request& r) -> task<void> {
-      r.result = co_await read(s, r.address, r.buf);
-    }(s, r)));
-  }
-  for (auto& h : hs) co_await h;
-}
 
 TEST(PacketFile, AdjacentReadsInOneTurnBecomeOneOperation) {
   test::temp_dir dir;
@@ -247,24 +233,11 @@ TEST(PacketFile, PacketsDestroyedMidFlightLetGoOfTheirFragments) {
   const auto data = pattern(1 << 16, 12);
   file_space fs(make_file(dir.file("f"), data));
   for (int stage = 0; stage < 5; ++stage) {
-    auto rt = runtime::create();
-    ASSERT_TRUE(rt);
-    int finished = 0;
-    (*rt)->block_on([](file_space& fs, int stage, int& finished) -> task<void> {
-      for (uint64_t i = 0; i < 8; ++i) {
-        runtime::current()->spawn([](file_space& fs, uint64_t i, int& finished) -> task<void> {
-          std::byte buf[4096];  // in the frame that is destroyed
-          outcome o = co_await read(fs, i * 4096, buf);
-          (void)o;
-          ++finished;
-        }(fs, i, finished)).detach();
-      }
-      for (int i = 0; i < stage; ++i) co_await yield();
-    }(fs, stage, finished));
+    const int finished = model::cut_off_readers(fs, stage);
+    ASSERT_GE(finished, 0);
     if (stage < 4) {
       EXPECT_EQ(finished, 0) << "stage " << stage << ": the readers were meant to be cut off";
     }
-    rt->reset();  // destroys the readers' frames mid-packet
   }
   EXPECT_EQ(fs.stats().fragments, 32u);  // stages 1-4 submitted
   std::vector<std::byte> buf(100);

@@ -29,7 +29,8 @@ void print_usage(std::FILE* out) {
       "  idle      --conns N (10000) [--mode plain|multishot (default)]: server RSS per idle connection\n"
       "  xcore     --tasks N in flight (128) --seconds S (3) [--baseline mutex | --mode channel] (cores 0 and 1)\n"
       "  scatter   --file PATH --reads N (100000) --size OBJECT_BYTES (64) --locality P (0.5) --seconds S (3)\n"
-      "            [--qd N (256)] [--file-size BYTES (1G, used when creating PATH)] [--cpu N] [--only coil|pread|uring]\n"
+      "            [--qd N (256)] [--file-size BYTES (1G, used when creating PATH)] [--cpu N] [--only coil|pread|uring|coil-mmap]\n"
+      "            [--mmap-batch 0|1 (1): coil-mmap copies each turn's reads together after prefetching]\n"
       "  tour      --seconds S per step (4) --size BYTES (1G)\n"
       "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
       "sizes take K/M/G suffixes (powers of 1024). The last stdout line is JSON.\n",

@@ -1,9 +1,10 @@
 // scatter: many small object reads from one file, a fraction of them adjacent
 // to the previous one (--locality), the rest at random object-aligned offsets.
-// Three implementations read the same offset sequence into the same object
-// slots in one run: coil's packet layer (file_space, coalescing), a plain
-// pread loop, and raw io_uring with one read SQE per object (batched
-// submission, no coalescing). The file is warmed into the page cache first,
+// Four implementations read the same offset sequence into the same object
+// slots in one run: coil's packet layer on a file_space (kernel reads,
+// coalescing), a plain pread loop, raw io_uring with one read SQE per object
+// (batched submission, no coalescing), and coil's packet layer on an
+// mmap_space (copies out of a mapping of the file). The file is warmed into the page cache first,
 // so the numbers measure the per-read path, not the device.
 #include <fcntl.h>
 #include <sched.h>
@@ -15,11 +16,14 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "benches.hpp"
 #include "coil/packet/file_space.hpp"
+#include "coil/packet/mmap_space.hpp"
 #include "coil/rt/runtime.hpp"
+#include "coil/rt/time.hpp"
 #include "raw_ring.hpp"
 
 namespace coil_bench {
@@ -35,7 +39,8 @@ struct scatter_config {
   uint64_t qd = 256;         // reads in flight (coil tasks, io_uring SQEs)
   double seconds = 3;
   int cpu = -1;
-  std::string only;  // run one implementation (for profiling); ratios need all three
+  std::string only;  // run one implementation (for profiling); ratios need all of them
+  bool mmap_batch = true;  // mmap_space_options::batch
 };
 
 struct scatter_result : measured {
@@ -104,30 +109,42 @@ struct coil_shared {
 
 // Each reader takes the next object in sequence, so the reads a turn starts
 // are consecutive in the workload, as if one caller issued them in order.
-coil::task<void> coil_reader(coil::packet::file_space& fs, coil_shared& s) {
+// Unbatched reads from a mapping finish without suspending, so those readers
+// yield every 64 reads to let the clock run.
+template <class Space>
+coil::task<void> coil_reader(Space& space, coil_shared& s) {
+  const bool finishes_inline = std::is_same_v<Space, coil::packet::mmap_space> && !s.cfg->mmap_batch;
   const uint64_t size = s.cfg->size;
+  uint64_t until_yield = 64;
   while (!s.stop) {
     const uint64_t i = s.next;
     s.next = i + 1 == s.cfg->reads ? 0 : i + 1;  // no division: the baselines wrap the same way
     const coil::packet::outcome o =
-        co_await coil::packet::read(fs, s.w->offsets[i], std::span(s.out + i * size, size));
+        co_await coil::packet::read(space, s.w->offsets[i], std::span(s.out + i * size, size));
     s.errors += !o.all_ok();
     ++s.reads;
+    if (finishes_inline && --until_yield == 0) {
+      until_yield = 64;
+      co_await coil::yield();
+    }
   }
 }
 
-coil::task<void> coil_main(const scatter_config& cfg, coil::packet::file_space& fs, coil_shared& s, progress* prog,
-                           measured& m) {
+template <class Space>
+coil::task<void> coil_main(const scatter_config& cfg, Space& space, coil_shared& s, progress* prog, measured& m) {
   coil::runtime& rt = *coil::runtime::current();
   std::vector<coil::join_handle<void>> readers;
   readers.reserve(cfg.qd);
   const run_clock clock;
-  for (uint64_t i = 0; i < cfg.qd; ++i) readers.push_back(rt.spawn(coil_reader(fs, s)));
+  for (uint64_t i = 0; i < cfg.qd; ++i) readers.push_back(rt.spawn(coil_reader(space, s)));
   co_await stop_after(cfg.seconds, s.stop, prog, s.reads, "reads/s");
   for (auto& h : readers) co_await h;
   clock.stop(m);
 }
 
+// coil's packet layer over a file_space (kernel reads, coalesced), or over an
+// mmap_space on top of it (copies out of a mapping of the file).
+template <bool mapped>
 scatter_result run_coil(const scatter_config& cfg, const workload& w, std::vector<std::byte>& out, int fd,
                         progress* prog) {
   scatter_result r;
@@ -143,7 +160,18 @@ scatter_result run_coil(const scatter_config& cfg, const workload& w, std::vecto
   }
   coil::packet::file_space fs{coil::file(coil::unique_fd(own))};
   coil_shared s{&cfg, &w, out.data()};
-  (*rt)->block_on(coil_main(cfg, fs, s, prog, r));
+  if constexpr (mapped) {
+    coil::packet::mmap_space_options opts;
+    opts.batch = cfg.mmap_batch;
+    auto ms = coil::packet::mmap_space::open(fs, opts);
+    if (!ms) {
+      r.failure = "mmap_space::open: " + ms.error().message();
+      return r;
+    }
+    (*rt)->block_on(coil_main(cfg, **ms, s, prog, r));
+  } else {
+    (*rt)->block_on(coil_main(cfg, fs, s, prog, r));
+  }
   r.reads = s.reads;
   r.errors = s.errors;
   r.kernel_ops = fs.stats().kernel_ops;
@@ -251,11 +279,14 @@ bool parse_scatter(int argc, char** argv, scatter_config& cfg) {
       cfg.path = v;
     } else if (name == "--only") {
       cfg.only = v;
-      ok = cfg.only == "coil" || cfg.only == "pread" || cfg.only == "uring";
+      ok = cfg.only == "coil" || cfg.only == "coil-mmap" || cfg.only == "pread" || cfg.only == "uring";
     } else if (name == "--locality" || name == "--seconds") {
       const double d = std::strtod(v, &end);
       ok = *end == '\0' && (name == "--locality" ? d >= 0 && d <= 1 : d > 0);
       (name == "--locality" ? cfg.locality : cfg.seconds) = d;
+    } else if (name == "--mmap-batch") {
+      ok = std::strcmp(v, "0") == 0 || std::strcmp(v, "1") == 0;
+      cfg.mmap_batch = v[0] == '1';
     } else if (name == "--reads" || name == "--size" || name == "--qd" || name == "--file-size" || name == "--cpu") {
       uint64_t n = std::strtoull(v, &end, 10);
       if (*end == 'K' || *end == 'M' || *end == 'G') n <<= *end++ == 'K' ? 10 : end[-1] == 'M' ? 20 : 30;
@@ -323,10 +354,11 @@ int cmd_scatter(int argc, char** argv) {
   std::vector<std::byte> out(cfg.reads * cfg.size);
   std::memset(out.data(), 0, out.size());  // fault the pages in before timing
   using runner = scatter_result (*)(const scatter_config&, const workload&, std::vector<std::byte>&, int, progress*);
-  const std::pair<const char*, runner> impls[] = {{"coil", run_coil}, {"pread", run_pread}, {"uring", run_uring}};
-  double rate[3] = {};
+  const std::pair<const char*, runner> impls[] = {
+      {"coil", run_coil<false>}, {"pread", run_pread}, {"uring", run_uring}, {"coil-mmap", run_coil<true>}};
+  double rate[4] = {};
   int status = 0;
-  for (std::size_t k = 0; k < 3; ++k) {
+  for (std::size_t k = 0; k < 4; ++k) {
     if (!cfg.only.empty() && cfg.only != impls[k].first) continue;
     std::memset(out.data(), 0, out.size());
     scatter_result r;
@@ -354,7 +386,8 @@ int cmd_scatter(int argc, char** argv) {
   if (!cfg.only.empty()) return status;
   json_object sum;
   sum.add("bench", "scatter").add("impl", "ratios").add("coil_vs_pread", rate[0] / rate[1]);
-  sum.add("coil_vs_uring", rate[0] / rate[2]).add("reads", cfg.reads).add("size", cfg.size);
+  sum.add("coil_vs_uring", rate[0] / rate[2]).add("coil_mmap_vs_pread", rate[3] / rate[1]);
+  sum.add("coil_mmap_vs_uring", rate[3] / rate[2]).add("reads", cfg.reads).add("size", cfg.size);
   sum.add("locality", cfg.locality).add("qd", cfg.qd).add("file_size", cfg.file_size);
   std::printf("%s\n", sum.str().c_str());
   return status;

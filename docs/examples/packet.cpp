@@ -102,6 +102,23 @@ coil::task<void> streaming(storage& s) {
 }
 // doc-end: each
 
+// doc-begin: mapped
+// Reads of one file through a mapping of it; writes and end-of-file answers
+// still come from the file_space underneath.
+coil::task<void> mapped(pk::file_space& fs) {
+  std::vector<std::byte> data(4096, std::byte{0x42});
+  pk::outcome w = co_await pk::write(fs, 0, data);
+  check(w.all_ok(), "write the file");
+  auto m = pk::mmap_space::open(fs);  // result<std::unique_ptr<mmap_space>>
+  check(static_cast<bool>(m), "mmap_space::open");  // EACCES: not open for reading; EINVAL: not a regular file
+  pk::mmap_space& ms = **m;
+  std::vector<std::byte> buf(100);
+  pk::outcome r = co_await pk::read(ms, 4050, buf);  // 46 bytes, then the end of the file
+  check(r.ok_prefix() == 46 && r.first_error() == coil::errc::unexpected_eof, "mapped read");
+  check(ms.stats().mapped_reads == 1 && ms.stats().forwarded == 1, "the tail went to the file");
+}
+// doc-end: mapped
+
 }  // namespace
 
 int main() {
@@ -125,6 +142,8 @@ int main() {
     check(h && h->magic == 0xc011 && h->count == 3, "typed");
     (*rt)->block_on(gather(s));
     (*rt)->block_on(streaming(s));
+    pk::file_space one(open_rw(dir.file("mapped")));
+    (*rt)->block_on(mapped(one));
   }
   return example::exit_code();
 }

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include "scheduled_flag.hpp"
+
 namespace coil::packet {
 
 struct file_space::batch {
@@ -77,24 +79,7 @@ struct run_awaiter : run_base {
 struct file_space_access {
   using batch = file_space::batch;
 
-  // Clears flush_scheduled_ when the flush task starts or its frame is
-  // destroyed unrun (a runtime torn down first): parameters live in the frame.
-  class flush_guard {
-   public:
-    explicit flush_guard(file_space* fs) noexcept : fs_(fs) {}
-    flush_guard(flush_guard&& o) noexcept : fs_(std::exchange(o.fs_, nullptr)) {}
-    flush_guard(const flush_guard&) = delete;
-    flush_guard& operator=(const flush_guard&) = delete;
-    flush_guard& operator=(flush_guard&&) = delete;
-    ~flush_guard() { release(); }
-    void release() noexcept {
-      if (fs_ != nullptr) fs_->flush_scheduled_ = false;
-      fs_ = nullptr;
-    }
-
-   private:
-    file_space* fs_;
-  };
+  using flush_guard = detail::scheduled_flag;
 
   static batch* acquire(file_space& fs) {
     batch* b;
@@ -368,7 +353,7 @@ void file_space::submit(view v) noexcept {
   if (!flush_scheduled_) {
     flush_scheduled_ = true;
     // The flush runs in the next turn, after the tasks ready now.
-    rt->spawn(file_space_access::flush_task(this, file_space_access::flush_guard(this))).detach();
+    rt->spawn(file_space_access::flush_task(this, file_space_access::flush_guard(flush_scheduled_))).detach();
   }
 }
 

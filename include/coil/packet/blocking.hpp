@@ -11,6 +11,7 @@
 #include "coil/core/result.hpp"
 #include "coil/packet/cached_space.hpp"
 #include "coil/packet/file_space.hpp"
+#include "coil/packet/mmap_space.hpp"
 #include "coil/packet/packet.hpp"
 #include "coil/packet/space.hpp"
 

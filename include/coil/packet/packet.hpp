@@ -99,6 +99,7 @@ class view;
 class packet_state;
 struct file_space_access;
 struct cached_space_access;
+struct mmap_space_access;
 
 namespace detail {
 // Called by a packet destroyed with views still pending: every file_space
@@ -155,6 +156,7 @@ class packet_state {
   friend class view;
   friend struct file_space_access;
   friend struct cached_space_access;
+  friend struct mmap_space_access;
   void end(uint64_t off, uint64_t len, std::error_code e) noexcept {
     if (e) out_.record_failure(byte_range{off, len}, e);
     on_fragment(byte_range{off, len}, e);
@@ -234,6 +236,7 @@ class view {
   }
   friend struct file_space_access;
   friend struct cached_space_access;
+  friend struct mmap_space_access;
   bool of(const packet_state& p) const noexcept { return p_ == &p; }
   // Lets go of a packet being destroyed: no outcome, no wake-up.
   void detach() noexcept {
