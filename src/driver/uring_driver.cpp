@@ -71,6 +71,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   d->op_limit_ = d->capacity_ - std::max(1u, d->capacity_ / 16);
   d->submit_batch_ = opts.submit_batch;
   d->device_submit_batch_ = opts.device_submit_batch;
+  d->eager_send_ = opts.eager_send;
   d->nodrop_ = features & IORING_FEAT_NODROP;
 
   if (io_uring_probe* probe = io_uring_get_probe_ring(&d->ring_)) {

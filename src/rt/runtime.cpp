@@ -286,9 +286,8 @@ void runtime::run_ready() {
   // Completions first: they free kernel slots and usually unblock the most.
   // Work scheduled while running waits for the next turn, so one busy task
   // cannot starve I/O.
-  intrusive_list<completion> done;
-  done.splice_back(reaped_);
-  while (completion* c = done.pop_front()) {
+  turn_done_.splice_back(reaped_);
+  while (completion* c = turn_done_.pop_front()) {
     if (c == wake_read_.get()) [[unlikely]] {
       ++stats_.wakeups;
       wake_pending_.store(false, std::memory_order_release);
@@ -297,9 +296,8 @@ void runtime::run_ready() {
     }
     static_cast<detail::rt_completion*>(c)->waiter.resume();
   }
-  intrusive_list<detail::ready_node> batch;
-  batch.splice_back(ready_);
-  while (detail::ready_node* n = batch.pop_front()) n->handle.resume();
+  turn_ready_.splice_back(ready_);
+  while (detail::ready_node* n = turn_ready_.pop_front()) n->handle.resume();
 }
 
 // ---- shutdown -----------------------------------------------------------------

@@ -66,6 +66,11 @@ class driver {
     if (faults_ && faults_->holding()) [[unlikely]] return true;
     return uring_ ? uring_->has_pending_work() : epoll_->has_pending_work();
   }
+  // An eager op may be tried with a direct system call now (io_uring with
+  // nothing queued, eager_send on, no fault layer: injected faults must see
+  // every op).
+  bool eager_ready() const noexcept { return uring_ && !faults_ && uring_->eager_ready(); }
+  void count_eager() noexcept { uring_->count_eager(); }
   // The fault-injection layer (its counters, pause()); null when off.
   fault_layer* faults() noexcept { return faults_.get(); }
   uint32_t in_flight() const noexcept { return uring_ ? uring_->in_flight() : epoll_->in_flight(); }

@@ -28,6 +28,7 @@ COIL_OP_FLAG(op_is_multishot, multishot)
 COIL_OP_FLAG(op_waits_on_peer, waits_on_peer)
 COIL_OP_FLAG(op_zero_ends, zero_ends)
 COIL_OP_FLAG(op_device_io, device_io)
+COIL_OP_FLAG(op_eager, eager)
 #undef COIL_OP_FLAG
 // The vtable for Op inside Self, where Self derives from completion and
 // `Op& Self::op_ref(completion&)` finds the op. Multishot ops need

@@ -35,6 +35,7 @@ struct driver_stats {
   uint64_t offloaded = 0;          // epoll: operations run on a worker thread
   uint64_t extra_results = 0;      // results of multishot ops that stay armed (CQEs with F_MORE)
   uint64_t cancels = 0;            // cancel() calls that found the operation pending
+  uint64_t eager = 0;              // io_uring: sends done with one direct system call on a quiet turn (not in pushed)
   uint32_t in_flight_max = 0;      // high-water mark of kernel-owned entries
   // By io_uring opcode (index with opcode_slot()); the epoll driver counts
   // the same ops the same way. Their sums equal pushed and completed.

@@ -54,6 +54,13 @@ struct uring_options {
   // (~11 per enter) ran at 0.8x of fio on our virtio disk; batches of up to 8
   // matched it, so 4 keeps most of the system-call saving (docs/design.md).
   unsigned device_submit_batch = 4;
+  // A socket send (ops with the eager trait) awaited on a quiet turn (no
+  // other task ready, no SQE waiting to be submitted, no other send pending
+  // on the socket) is first tried with one send(MSG_DONTWAIT) system call and
+  // completes without the ring if that moved any bytes. With one connection
+  // this replaces a submit that returns at once, plus a completion and a
+  // resume; busy turns batch sends in the ring as before (docs/design.md).
+  bool eager_send = true;
 };
 
 
@@ -99,6 +106,10 @@ class uring_driver {
   bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty();
   }
   unsigned setup_flags() const noexcept { return ring_.flags; }
+  // Nothing is waiting to reach the kernel, and eager sends are on.
+  bool eager_ready() const noexcept { return eager_send_ && io_uring_sq_ready(&ring_) == 0 && waiting_.empty(); }
+  // An op finished by a direct system call instead of the ring.
+  void count_eager() noexcept { ++stats_.eager; }
   // An eventfd the kernel signals when completions arrive (registered on
   // first call). Polling the ring fd itself is not enough: with
   // DEFER_TASKRUN a sleeping poller is not woken until the task work runs.
@@ -166,6 +177,7 @@ class uring_driver {
   // NODROP bound everything.
   uint32_t unbounded_ = 0;
   bool nodrop_ = false;
+  bool eager_send_ = true;  // uring_options::eager_send
   uint32_t unsubmitted_ = 0;
   uint32_t submit_batch_ = 0;  // uring_options::submit_batch
   uint32_t device_submit_batch_ = 0;  // uring_options::device_submit_batch

@@ -13,6 +13,7 @@
 // passes MSG_DONTWAIT per call); only listeners are O_NONBLOCK, see
 // io/ops/net.hpp. A socket must outlive the operations started on it and must
 // not be moved while any is pending (asserted).
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <coroutine>
@@ -37,6 +38,7 @@ namespace detail {
 // An operation suspended on a socket, linked into the socket's pending list.
 struct pending_op : list_hook {
   void (*abort)(pending_op&) noexcept = nullptr;
+  bool writes = false;  // a send or connect: an eager send must not overtake it
 };
 using pending_list = intrusive_list<pending_op>;
 }  // namespace detail
@@ -46,7 +48,10 @@ using pending_list = intrusive_list<pending_op>;
 template <class Op, class Out = decltype(Op::complete(0))>
 class [[nodiscard]] socket_op : detail::pending_op {
  public:
-  socket_op(Op op, detail::pending_list* owner) noexcept : owner_(owner) { inner_.emplace(op); }
+  socket_op(Op op, detail::pending_list* owner) noexcept : owner_(owner) {
+    inner_.emplace(op);
+    writes = (Op::poll_events & EPOLLOUT) != 0;
+  }
   // Movable before it is awaited (with_timeout takes it by value).
   socket_op(socket_op&& o) noexcept : owner_(o.owner_) {
     COIL_ASSERT(!o.linked() && o.inner_, "moving a socket operation that was already awaited");
@@ -59,6 +64,9 @@ class [[nodiscard]] socket_op : detail::pending_op {
 
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    if constexpr (coil::detail::op_eager<Op>()) {
+      if (!write_pending() && inner_->try_now(coil::detail::stop_of(h))) return false;
+    }
     if (!inner_->await_suspend(h)) return false;
     waiter_.handle = h;
     rt_ = runtime::current();
@@ -86,6 +94,12 @@ class [[nodiscard]] socket_op : detail::pending_op {
     self.list_hook::unlink();
     self.inner_.reset();
     self.rt_->schedule(self.waiter_);
+  }
+
+  bool write_pending() noexcept {
+    bool found = false;
+    owner_->for_each([&](detail::pending_op& p) { found = found || p.writes; });
+    return found;
   }
 
   std::optional<op_awaiter<Op, Out>> inner_;

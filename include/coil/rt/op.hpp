@@ -87,6 +87,22 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
 
   Op& op() noexcept { return op_; }
 
+  // Tries the op with one non-blocking system call instead of the ring, on a
+  // quiet turn of an io_uring runtime (see uring_options::eager_send). True
+  // if that finished it: the caller resumes at once and await_resume gives
+  // the result. Not-now answers leave it for await_suspend.
+  bool try_now(stop_source* stop) noexcept {
+    static_assert(detail::op_eager<Op>());
+    runtime* rt = runtime::current();
+    if (rt == nullptr || !rt->accepting() || !rt->quiet_turn()) return false;
+    if (stop != nullptr && stop->stop_requested()) return false;
+    const int32_t r = op_.perform(true);
+    if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR || r == ops::retry_later) return false;
+    res = r;
+    rt->driver().count_eager();
+    return true;
+  }
+
  private:
   bool fail_now(errc e) noexcept {
     early_ = -static_cast<int>(e);

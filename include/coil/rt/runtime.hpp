@@ -124,6 +124,11 @@ class runtime {
   uint32_t stamp_ms() const noexcept { return stamp_ms_; }
   // False once destruction began: new operations fail with runtime_closed.
   bool accepting() const noexcept { return !closing_; }
+  // No other task is ready and the driver has nothing queued: an eager op
+  // tried now saves the ring round trip instead of joining a batch.
+  bool quiet_turn() const noexcept {
+    return ready_.empty() && turn_ready_.empty() && turn_done_.empty() && driver_->eager_ready();
+  }
 
   // --- used by awaiters ------------------------------------------------------
   // For awaiters: resumes n's coroutine on a later loop turn.
@@ -192,6 +197,10 @@ class runtime {
   std::unique_ptr<coil::driver> driver_;
   intrusive_list<detail::ready_node> ready_;
   intrusive_list<completion> reaped_;
+  // What run_ready has still to resume this turn (members, not locals, so
+  // quiet_turn() can see them).
+  intrusive_list<completion> turn_done_;
+  intrusive_list<detail::ready_node> turn_ready_;
   std::vector<detail::timer_node*> timers_;  // binary min-heap by deadline
   intrusive_list<list_hook> spawned_;        // live spawned tasks
   stop_source* root_stop_ = nullptr;  // the running block_on's

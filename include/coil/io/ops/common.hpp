@@ -23,6 +23,9 @@
 //       peer like waits_on_peer (fs ops at current_position: pipes, ttys)
 //   static constexpr bool device_io;         (optional) O_DIRECT: goes to a
 //       block device (io_uring submits these in small batches)
+//   static constexpr bool eager;             (optional) on a quiet loop turn
+//       the io_uring runtime may try perform(true) instead of the ring
+//       (socket sends; see uring_options::eager_send)
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +58,7 @@ inline result<void> to_void(int32_t res) noexcept {
 // slot with IOSQE_FIXED_FILE; readiness drivers use the op's own fd.
 template <class Op>
 struct fixed : Op {
+  static constexpr bool eager = false;  // a system call cannot name the slot
   int slot;
   fixed(Op op, int file_slot) noexcept : Op(op), slot(file_slot) {}
   void prep(io_uring_sqe& s) const noexcept {

@@ -189,6 +189,7 @@ struct send {
   static constexpr uint8_t opcode = IORING_OP_SEND;
   static constexpr uint32_t poll_events = EPOLLOUT;
   static constexpr bool waits_on_peer = true;
+  static constexpr bool eager = true;
   int fd;
   const void* buf;
   uint32_t len;
@@ -252,6 +253,7 @@ struct sendv {
   static constexpr uint8_t opcode = IORING_OP_SENDMSG;
   static constexpr uint32_t poll_events = EPOLLOUT;
   static constexpr bool waits_on_peer = true;
+  static constexpr bool eager = true;
   int fd;
   const iovec* iov;
   uint32_t iovcnt;
