@@ -76,6 +76,18 @@ struct timers_result : measured {
 timers_result run_timers_coil(const timers_config& cfg, progress* prog);
 
 // The tour: every benchmark above with baselines, a table, one JSON summary.
+// One scatter implementation as a tour step: 100,000 64-byte objects at
+// locality 0.5 from the data file, read by coil's packet layer on an
+// mmap_space ("coil-mmap") or by a pread loop ("pread"); bytes checked.
+struct scatter_step_result : measured {
+  uint64_t reads = 0;
+  uint64_t errors = 0;
+  std::string failure;
+  double reads_per_s() const noexcept { return seconds > 0 ? static_cast<double>(reads) / seconds : 0; }
+};
+scatter_step_result run_scatter_step(const std::string& path, uint64_t file_size, const char* impl, double seconds,
+                                     progress* prog);
+
 int run_tour(const options& opts);
 
 // ---- scatter: small reads, some adjacent, through the packet layer vs pread vs

@@ -318,6 +318,37 @@ bool parse_scatter(int argc, char** argv, scatter_config& cfg) {
 
 }  // namespace
 
+scatter_step_result run_scatter_step(const std::string& path, uint64_t file_size, const char* impl, double seconds,
+                                     progress* prog) {
+  scatter_config cfg;
+  cfg.path = path;
+  cfg.file_size = file_size;
+  cfg.seconds = seconds;
+  scatter_step_result out;
+  if (file_size < cfg.size * 2) {
+    out.failure = "the data file is too small";
+    return out;
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    out.failure = "open " + path + ": " + std::strerror(errno);
+    return out;
+  }
+  coil::unique_fd owned(fd);
+  const workload w = make_workload(cfg);
+  std::vector<std::byte> slots(cfg.reads * cfg.size);
+  std::memset(slots.data(), 0, slots.size());
+  scatter_result r = std::strcmp(impl, "pread") == 0 ? run_pread(cfg, w, slots, fd, prog)
+                                                     : run_coil<true>(cfg, w, slots, fd, prog);
+  if (r.failure.empty()) r.errors += count_wrong(fd, cfg, w, slots, r.reads / cfg.reads);
+  out.seconds = r.seconds;
+  out.cpu_seconds = r.cpu_seconds;
+  out.reads = r.reads;
+  out.errors = r.errors;
+  out.failure = r.failure;
+  return out;
+}
+
 int cmd_scatter(int argc, char** argv) {
   scatter_config cfg;
   if (!parse_scatter(argc, argv, cfg)) return 2;
