@@ -7,27 +7,8 @@
 #include <new>
 #include <vector>
 
+#include "alloc_counter.hpp"
 #include "test_util.hpp"
-
-namespace {
-std::size_t allocations = 0;
-}
-
-void* operator new(std::size_t n) {
-  ++allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  std::abort();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-
-#if defined(__SANITIZE_ADDRESS__)
-#define COIL_FRAMES_NOT_RECYCLED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COIL_FRAMES_NOT_RECYCLED 1
-#endif
-#endif
 
 namespace {
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "alloc_counter.hpp"
 #include "coil/rt/task_group.hpp"
 #include "coil/sync/channel.hpp"
 #include "coil/sync/condition_variable.hpp"
@@ -11,18 +12,6 @@
 #include "coil/sync/mutex.hpp"
 #include "coil/sync/semaphore.hpp"
 #include "test_util.hpp"
-
-namespace {
-std::size_t allocations = 0;
-}
-
-void* operator new(std::size_t n) {
-  ++allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  std::abort();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
