@@ -85,8 +85,8 @@ struct mmap_space_access {
 
   using flush_guard = detail::scheduled_flag;
 
-  // Runs the turn after the reads were queued: every task ready then has
-  // added its reads, and their prefetches have had that long to land.
+  // Runs the turn after the reads were queued, when every task ready then
+  // has added its reads.
   static task<void> flush_task(mmap_space* ms, flush_guard guard) {
     guard.release();  // reads queued from here on need the next turn's flush
     std::swap(ms->flushing_, ms->queue_);
