@@ -1,4 +1,4 @@
-// vmem_walk [sync|async|both] [IMAGE]
+// vmem_walk [sync|async|mmap|both] [IMAGE]
 //
 // Walks a linked list through a virtual address space that exists only as a
 // page table over a file, the way a memory forensics tool walks a process in
@@ -9,7 +9,9 @@
 // the list: nodes that straddle two pages are read as one packet split over
 // two frames; bytes on unmapped pages fail with errc::unmapped while the rest
 // of the node still arrives. Both forms run the same packets: `sync` with the
-// blocking calls from plain code, `async` with co_await on a runtime. The
+// blocking calls from plain code, `async` with co_await on a runtime; `mmap`
+// is `async` with the frames read through a packet::mmap_space (copies out of
+// a mapping of the image, no system call per node). The
 // program checks what it read against what it wrote and exits non-zero on
 // any difference.
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -182,12 +185,13 @@ int complain(const char* what, std::error_code ec) {
   return 1;
 }
 
-int finish(const char* form, const walk_state& w, const packet::file_space& fs) {
+int finish(const char* form, const walk_state& w, const packet::file_space& fs, const packet::mmap_space* ms = nullptr) {
   const bool ok = !w.mismatch && w.visited == w.want->addresses.size();
-  std::printf("walk (%s): %zu nodes visited, %zu partial, value sum %llu, %llu fragments in %llu kernel reads: %s\n",
+  std::printf("walk (%s): %zu nodes visited, %zu partial, value sum %llu, %llu fragments in %llu kernel reads",
               form, w.visited, w.partial, static_cast<unsigned long long>(w.value_sum),
-              static_cast<unsigned long long>(fs.stats().fragments), static_cast<unsigned long long>(fs.stats().kernel_ops),
-              ok ? "OK" : "MISMATCH");
+              static_cast<unsigned long long>(fs.stats().fragments), static_cast<unsigned long long>(fs.stats().kernel_ops));
+  if (ms != nullptr) std::printf(", %llu mapped reads", static_cast<unsigned long long>(ms->stats().mapped_reads));
+  std::printf(": %s\n", ok ? "OK" : "MISMATCH");
   return ok ? 0 : 1;
 }
 
@@ -216,10 +220,17 @@ int walk_sync(const std::string& path, const expected& want) {
 
 // ---- async: the same packets, awaited ------------------------------------------------
 
-task<int> walk_async(const std::string& path, const expected& want) {
+task<int> walk_async(const std::string& path, const expected& want, bool mapped) {
   auto f = co_await file::open(path.c_str());
   if (!f) co_return complain("open", f.error());
   packet::file_space fs(std::move(*f));
+  std::unique_ptr<packet::mmap_space> ms;
+  if (mapped) {
+    auto m = packet::mmap_space::open(fs);
+    if (!m) co_return complain("mmap_space::open", m.error());
+    ms = std::move(*m);
+  }
+  packet::space& frames = mapped ? static_cast<packet::space&>(*ms) : fs;
   // The header and the table in one turn: two packets, batched by the space.
   header h;
   std::vector<pte> table(vpages);
@@ -227,22 +238,22 @@ task<int> walk_async(const std::string& path, const expected& want) {
                                     packet::read_into(fs, table_offset, std::as_writable_bytes(std::span(table))));
   if (!hr || !tr) co_return complain("reading the page table", hr ? tr.error() : hr.error());
   packet::mapped_space vm;
-  if (!load_page_table(vm, fs, h, table)) co_return 1;
+  if (!load_page_table(vm, frames, h, table)) co_return 1;
   walk_state w{&want};
   for (uint64_t at = h.head; at != 0;) {
     node n{};
     const packet::outcome o = co_await packet::read(vm, at, std::as_writable_bytes(std::span(&n, 1)));
     at = report(w, at, n, o);
   }
-  co_return finish("async", w, fs);
+  co_return finish(mapped ? "mmap" : "async", w, fs, ms.get());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string form = argc > 1 ? argv[1] : "both";
-  if (form != "sync" && form != "async" && form != "both") {
-    std::fprintf(stderr, "usage: vmem_walk [sync|async|both] [IMAGE]\n");
+  if (form != "sync" && form != "async" && form != "mmap" && form != "both") {
+    std::fprintf(stderr, "usage: vmem_walk [sync|async|mmap|both] [IMAGE]\n");
     return 2;
   }
   std::string path;
@@ -260,11 +271,12 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(frames), static_cast<unsigned long long>(page_size),
               static_cast<unsigned long long>(vpages), static_cast<unsigned long long>(vbase), unmapped_pages.size());
   int status = 0;
-  if (form != "async") status |= walk_sync(path, *want);
+  if (form == "sync" || form == "both") status |= walk_sync(path, *want);
   if (form != "sync") {
     auto rt = runtime::create();
     if (!rt) return complain("runtime", rt.error());
-    status |= (*rt)->block_on(walk_async(path, *want));
+    if (form != "mmap") status |= (*rt)->block_on(walk_async(path, *want, false));
+    if (form != "async") status |= (*rt)->block_on(walk_async(path, *want, true));
   }
   if (temp) ::unlink(path.c_str());
   return status;
