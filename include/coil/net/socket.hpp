@@ -65,7 +65,7 @@ class [[nodiscard]] socket_op : detail::pending_op {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
     if constexpr (coil::detail::op_eager<Op>()) {
-      if (!write_pending() && inner_->try_now(coil::detail::stop_of(h))) return false;
+      if (inner_->try_now(coil::detail::stop_of(h), [this] { return !write_pending(); })) return false;
     }
     if (!inner_->await_suspend(h)) return false;
     waiter_.handle = h;

@@ -90,14 +90,16 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   // Tries the op with one non-blocking system call instead of the ring, on a
   // quiet turn of an io_uring runtime (see uring_options::eager_send). True
   // if that finished it: the caller resumes at once and await_resume gives
-  // the result. Not-now answers leave it for await_suspend.
-  bool try_now(stop_source* stop) noexcept {
+  // the result. Not-now answers leave it for await_suspend. may() is the
+  // caller's own condition, asked only on a quiet turn.
+  template <class May>
+  bool try_now(stop_source* stop, May&& may) noexcept {
     static_assert(detail::op_eager<Op>());
     runtime* rt = runtime::current();
-    if (rt == nullptr || !rt->accepting() || !rt->quiet_turn()) return false;
+    if (rt == nullptr || !rt->accepting() || !rt->quiet_turn() || !may()) return false;
     if (stop != nullptr && stop->stop_requested()) return false;
     const int32_t r = op_.perform(true);
-    if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR || r == ops::retry_later) return false;
+    if (r == -EAGAIN || r == -EINTR || r == ops::retry_later) return false;
     res = r;
     rt->driver().count_eager();
     return true;
