@@ -144,6 +144,20 @@ inline coil::file make_file(const std::string& path, const std::vector<std::byte
   return written ? coil::file(unique_fd(::open(path.c_str(), flags | O_CLOEXEC))) : coil::file{};
 }
 
+inline std::error_code ec(errc e) { return make_error_code(e); }
+
+// n bytes of a repeating pattern that differs with seed.
+inline std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+  std::vector<std::byte> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 37 + seed * 101 + i / 253) & 0xff);
+  return v;
+}
+
+// A packet started by hand (start(space)), without an awaiting task.
+struct bare_packet : packet_state {
+  using packet_state::packet_state;
+};
+
 // One read of a batch that read_concurrently starts.
 struct request {
   uint64_t address;

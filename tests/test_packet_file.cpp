@@ -15,20 +15,15 @@ namespace {
 
 using namespace coil;
 using namespace coil::packet;
+using model::ec;
 using model::make_file;
+using model::pattern;
 using model::read_concurrently;
 using model::request;
 
-std::error_code ec(errc e) { return make_error_code(e); }
 // Kernel errors arrive in system_category.
 std::error_code sys(int e) { return {e, std::system_category()}; }
 std::vector<failed_range> failures(const outcome& o) { return {o.failures().begin(), o.failures().end()}; }
-
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-  std::vector<std::byte> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 37 + seed * 101 + i / 253) & 0xff);
-  return v;
-}
 
 std::vector<std::byte> file_bytes(const std::string& path) {
   std::vector<std::byte> v(1 << 16);
@@ -215,11 +210,8 @@ TEST(PacketFile, WriteErrorsAreReported) {
 TEST(PacketFile, WithoutARuntimeViewsFailAtOnce) {
   test::temp_dir dir;
   file_space fs(make_file(dir.file("f"), pattern(64, 8)));
-  struct bare : packet_state {
-    using packet_state::packet_state;
-  };
   std::byte buf[8];
-  bare p(direction::read, buf, 0, sizeof buf);
+  model::bare_packet p(direction::read, buf, 0, sizeof buf);
   EXPECT_TRUE(p.start(fs));
   EXPECT_EQ(p.result().first_error(), ec(errc::no_runtime));
 }

@@ -23,17 +23,12 @@ namespace {
 
 using namespace coil;
 using namespace coil::packet;
+using model::ec;
 using model::make_file;
+using model::pattern;
 using model::read_concurrently;
 using model::request;
 
-std::error_code ec(errc e) { return make_error_code(e); }
-
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-  std::vector<std::byte> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 29 + seed * 67 + i / 251) & 0xff);
-  return v;
-}
 
 
 std::unique_ptr<mmap_space> open_mmap(file_space& fs, mmap_space_options opts = {}) {
@@ -92,11 +87,8 @@ TEST(PacketMmap, CopiesAtOnceWithoutBatchingOrWithoutARuntime) {
   file_space fs(make_file(dir.file("f"), data));
   auto ms = open_mmap(fs);
   ASSERT_TRUE(ms);
-  struct bare : packet_state {
-    using packet_state::packet_state;
-  };
   std::vector<std::byte> buf(5000);
-  bare p(direction::read, buf.data(), 3000, buf.size());
+  model::bare_packet p(direction::read, buf.data(), 3000, buf.size());
   ASSERT_EQ(runtime::current(), nullptr);
   EXPECT_TRUE(p.start(*ms));
   EXPECT_TRUE(p.result().all_ok());
