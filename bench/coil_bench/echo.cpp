@@ -163,14 +163,20 @@ coil::task<std::string> coil_server_multishot(coil::net::tcp_listener& l, uint64
   co_return std::string();
 }
 
-std::string serve_coil(coil::unique_fd listen_fd, uint64_t conns, bool multishot) {
+std::string serve_coil(coil::unique_fd listen_fd, uint64_t conns, bool multishot,
+                       std::optional<coil::runtime_stats>& stats) {
   auto l = coil::net::tcp_listener::from_fd(std::move(listen_fd));
   if (!l) return "listener: " + l.error().message();
   auto rt = coil::runtime::create();
   if (!rt) return "runtime: " + rt.error().message();
-  if (multishot) return (*rt)->block_on(coil_server_multishot(*l, conns));
-  (*rt)->block_on(coil_server(*l, conns));
-  return {};
+  std::string failure;
+  if (multishot) {
+    failure = (*rt)->block_on(coil_server_multishot(*l, conns));
+  } else {
+    (*rt)->block_on(coil_server(*l, conns));
+  }
+  stats = (*rt)->stats();
+  return failure;
 }
 
 // Raw liburing: one operation in flight per connection (recv, then send of
@@ -369,7 +375,7 @@ echo_result run_echo(const echo_config& cfg) {
   } else if (cfg.impl == "epoll") {
     out.failure = serve_epoll(lfd.get(), cfg.conns);
   } else {
-    out.failure = serve_coil(std::move(lfd), cfg.conns, cfg.impl == "coil-multishot");
+    out.failure = serve_coil(std::move(lfd), cfg.conns, cfg.impl == "coil-multishot", out.stats);
   }
   out.server_cpu_seconds = process_cpu_seconds() - cpu0;
   if (!out.failure.empty()) ::kill(child, SIGKILL);  // it may wait for a server that is gone

@@ -5,7 +5,10 @@
 // written here with raw liburing or raw epoll, so server CPU per round trip
 // compares the library with the code one would write by hand.
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "coil/rt/runtime.hpp"
 
 #include "common.hpp"
 
@@ -28,6 +31,7 @@ struct echo_result {
   double seconds = 0;             // the client's measuring window
   double server_cpu_seconds = 0;  // user + system time of the server process
   std::string failure;
+  std::optional<coil::runtime_stats> stats;  // coil's server only
   double trips_per_s() const noexcept { return seconds > 0 ? static_cast<double>(trips) / seconds : 0; }
   double server_cpu_us_per_trip() const noexcept {
     return trips > 0 ? server_cpu_seconds * 1e6 / static_cast<double>(trips) : 0;

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "benches.hpp"
@@ -153,6 +155,19 @@ double median(std::vector<double> v) {
   return v.size() % 2 != 0 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+// A distribution-free 95% confidence interval for the median: the order
+// statistics at ranks n/2 -+ 0.98 sqrt(n) (normal approximation of the
+// binomial; meaningful from about 10 samples).
+std::pair<double, double> median_ci95(std::vector<double> v) {
+  if (v.empty()) return {0, 0};
+  std::sort(v.begin(), v.end());
+  const double n = static_cast<double>(v.size());
+  const double half = 0.98 * std::sqrt(n);
+  const auto lo = static_cast<std::size_t>(std::max(0.0, std::floor(n / 2 - half)));
+  const auto hi = static_cast<std::size_t>(std::min(n - 1, std::ceil(n / 2 + half) - 1));
+  return {v[lo], v[hi]};
+}
+
 // Server CPU per trip moves by +-30% between runs on a shared VM (one
 // connection means a sleep and a wake per trip). Alternating the three
 // servers and taking the median of per-round ratios cancels drift that a
@@ -163,7 +178,10 @@ int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
   std::vector<double> vs_uring, vs_epoll;
   for (uint64_t round = 0; round < opts.rounds; ++round) {
     double got[3] = {};
-    for (int k = 0; k < 3; ++k) {
+    // The order rotates each round, so no server always runs first (just
+    // after the client's fork) or last.
+    for (int step = 0; step < 3; ++step) {
+      const int k = static_cast<int>((static_cast<uint64_t>(step) + round) % 3);
       echo_config cfg;
       cfg.impl = impls[k];
       cfg.conns = opts.conns;
@@ -190,11 +208,17 @@ int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
               static_cast<unsigned long long>(opts.conns), static_cast<unsigned long long>(opts.msg),
               static_cast<unsigned long long>(opts.rounds), opts.seconds, coil_impl.c_str(), median(us[0]),
               median(us[1]), median(us[2]), coil_impl.c_str(), median(vs_uring), coil_impl.c_str(), median(vs_epoll));
+  const auto ci_uring = median_ci95(vs_uring), ci_epoll = median_ci95(vs_epoll);
+  std::printf("  95%% confidence interval of the median ratio: %s/liburing %.3f..%.3f, %s/epoll %.3f..%.3f\n",
+              coil_impl.c_str(), ci_uring.first, ci_uring.second, coil_impl.c_str(), ci_epoll.first,
+              ci_epoll.second);
   json_object j;
   j.add("bench", "echo").add("impl", "paired").add("coil", coil_impl).add("conns", opts.conns).add("msg", opts.msg);
   j.add("rounds", opts.rounds).add("seconds", opts.seconds);
   j.add("coil_us_per_trip", median(us[0])).add("uring_us_per_trip", median(us[1])).add("epoll_us_per_trip", median(us[2]));
   j.add("coil_vs_uring", median(vs_uring)).add("coil_vs_epoll", median(vs_epoll));
+  j.add("coil_vs_uring_ci95_lo", ci_uring.first).add("coil_vs_uring_ci95_hi", ci_uring.second);
+  j.add("coil_vs_epoll_ci95_lo", ci_epoll.first).add("coil_vs_epoll_ci95_hi", ci_epoll.second);
   std::printf("%s\n", j.str().c_str());
   return 0;
 }
@@ -232,6 +256,7 @@ int cmd_echo(const options& opts) {
               cfg.impl.c_str(), static_cast<unsigned long long>(cfg.conns), static_cast<unsigned long long>(cfg.msg),
               r.seconds, human(r.trips_per_s()).c_str(), r.server_cpu_us_per_trip(),
               static_cast<unsigned long long>(r.errors));
+  print_stats_line("echo", r.stats, opts.stats);
   json_object j;
   j.add("bench", "echo").add("impl", cfg.impl).add("trips_per_s", r.trips_per_s());
   j.add("server_cpu_us_per_trip", r.server_cpu_us_per_trip()).add("conns", cfg.conns).add("msg", cfg.msg);
