@@ -152,6 +152,91 @@ TEST(NetEager, AFullBufferFallsBackToTheRing) {
   }());
 }
 
+// Blocking reads of got.size() bytes from fd on a thread (so no coil task
+// makes the sender's turn busy), starting late enough that the sender's first
+// send fills the socket buffer and comes back short.
+std::thread drain(int fd, std::vector<std::byte>& got) {
+  return std::thread([fd, &got] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::size_t at = 0;
+    while (at < got.size()) {
+      const ssize_t n = ::recv(fd, got.data() + at, got.size() - at, 0);
+      if (n <= 0) break;
+      at += static_cast<std::size_t>(n);
+    }
+  });
+}
+
+// send_all's (and sendv_all's) first send is eager; one that moves only part
+// of the bytes hands the rest to the ring loop, which must start at the byte
+// where it stopped (for iovecs, inside an entry; an empty entry on the way).
+task<void> short_eager_send_then_ring(bool vectored) {
+  auto p = net::unix_stream::pair();
+  CO_ASSERT_OK(p);
+  auto& [a, b] = *p;
+  CO_ASSERT_OK(a.set_send_buffer_size(4096));
+  const auto big = numbered(300 << 10, vectored ? 8 : 7);
+  const std::size_t cuts[] = {0, 100, 100, 200 << 10, big.size()};
+  std::vector<iovec> iov;
+  for (std::size_t i = 0; i + 1 < std::size(cuts); ++i) {
+    iov.push_back({const_cast<std::byte*>(big.data()) + cuts[i], cuts[i + 1] - cuts[i]});
+  }
+  std::vector<std::byte> got(big.size());
+  std::thread reader = drain(b.fd(), got);
+  const uint64_t eager0 = eager_count(), pushed0 = runtime::current()->driver().stats().pushed;
+  result<void> w;
+  if (vectored) {
+    w = co_await a.sendv_all(iov);
+  } else {
+    w = co_await a.send_all(big);
+  }
+  reader.join();
+  CO_ASSERT_OK(w);
+  EXPECT_GE(eager_count(), eager0 + 1);  // the first, short, send (later ones may be eager too)
+  EXPECT_GT(runtime::current()->driver().stats().pushed, pushed0);  // the second found the buffer full
+  EXPECT_TRUE(got == big);
+}
+
+TEST(NetEager, SendAllContinuesAShortEagerSendInTheRing) {
+  COIL_REQUIRE_URING();
+  test::run(short_eager_send_then_ring(false));
+  test::run(short_eager_send_then_ring(true));
+}
+
+// An eager send that fails is the call's result; nothing reaches the ring.
+// Empty buffers finish with no system call at all.
+TEST(NetEager, SendAllEagerErrorsAndEmptyBuffers) {
+  COIL_REQUIRE_URING();
+  test::run([]() -> task<void> {
+    auto p = net::unix_stream::pair();
+    CO_ASSERT_OK(p);
+    auto& [a, b] = *p;
+    const uint64_t eager0 = eager_count(), pushed0 = sends_pushed();
+    auto e = co_await a.send_all({});
+    CO_ASSERT_OK(e);
+    iovec none[2] = {{nullptr, 0}, {nullptr, 0}};
+    auto ev = co_await a.sendv_all(none);
+    CO_ASSERT_OK(ev);
+    EXPECT_EQ(eager_count(), eager0);
+    EXPECT_EQ(sends_pushed(), pushed0);
+    // Awaitable through with_timeout like a task.
+    const auto msg = numbered(64, 9);
+    auto t = co_await with_timeout(a.send_all(msg), std::chrono::seconds(5));
+    CO_ASSERT_OK(t);
+    std::vector<std::byte> got(64);
+    auto r = co_await b.recv_exact(got);
+    CO_ASSERT_OK(r);
+    EXPECT_EQ(got, msg);
+    b = net::unix_stream();  // the peer goes away
+    const uint64_t eager1 = eager_count(), pushed1 = sends_pushed();
+    auto w = co_await a.send_all(msg);
+    CO_ASSERT_TRUE(!w);
+    EXPECT_EQ(w.error(), std::errc::broken_pipe);
+    EXPECT_EQ(eager_count(), eager1 + 1);
+    EXPECT_EQ(sends_pushed(), pushed1);
+  }());
+}
+
 TEST(NetEager, OffByOptionAndUnderFaultInjection) {
   COIL_REQUIRE_URING();
   auto body = []() -> task<void> {

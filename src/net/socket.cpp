@@ -105,9 +105,9 @@ task<result<void>> stream_socket::recv_exact(std::span<std::byte> buf) {
       buf, [this](std::span<std::byte> b) { return recv(b); }, errc::unexpected_eof);
 }
 
-task<result<void>> stream_socket::send_all(std::span<const std::byte> buf) {
+task<result<void>> stream_socket::send_rest(std::span<const std::byte> buf, size_t sent) {
   return repeat(
-      buf, [this](std::span<const std::byte> b) { return send(b); }, errc::write_zero);
+      buf.subspan(sent), [this](std::span<const std::byte> b) { return send(b); }, errc::write_zero);
 }
 
 task<result<void>> stream_socket::send_all_zc(std::span<const std::byte> buf) {
@@ -127,9 +127,11 @@ task<result<void>> stream_socket::recvv_exact(std::span<const iovec> iov) {
       cursor(iov), [this](const iov_cursor& c) { return recvv(c.rest()); }, errc::unexpected_eof);
 }
 
-task<result<void>> stream_socket::sendv_all(std::span<const iovec> iov) {
+task<result<void>> stream_socket::send_rest(std::span<const iovec> iov, size_t sent) {
+  iov_cursor c = cursor(iov);
+  consume(c, sent);
   return repeat(
-      cursor(iov), [this](const iov_cursor& c) { return sendv(c.rest()); }, errc::write_zero);
+      std::move(c), [this](const iov_cursor& c) { return sendv(c.rest()); }, errc::write_zero);
 }
 
 }  // namespace coil::net

@@ -39,7 +39,6 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   rt->driver_ = std::move(*drv);
   rt->owner_ = std::this_thread::get_id();
   rt->clock_ = opts.clock;
-  rt->stamp_ms_ = coarse_clock_ms();
   rt->timers_.reserve(64);
   if (opts.remote) {
     if (auto r = rt->enable_remote(); !r) return fail(r.error());
@@ -311,7 +310,7 @@ result<void> runtime::shutdown(std::chrono::nanoseconds grace) noexcept {
   running_ = true;
   for (;;) {
     ++stats_.loop_turns;
-    stamp_ms_ = coarse_clock_ms();  // vDSO, no system call: operations stamp themselves with it
+    stamp_stale_ = true;
     run_ready();
     fire_timers();
     if (wake_fd_ >= 0) run_remote();
@@ -367,7 +366,7 @@ int64_t runtime::poll_once() noexcept {
   COIL_ASSERT(!running_, "runtime::poll_once called from inside the runtime");
   running_ = true;
   ++stats_.loop_turns;
-  stamp_ms_ = coarse_clock_ms();
+  stamp_stale_ = true;
   run_ready();
   fire_timers();
   if (wake_fd_ >= 0) run_remote();
@@ -400,7 +399,7 @@ int64_t runtime::poll_once() noexcept {
 bool runtime::run_until(const bool& done) {
   while (!done) {
     ++stats_.loop_turns;
-    stamp_ms_ = coarse_clock_ms();
+    stamp_stale_ = true;
     run_ready();
     if (done) break;
     fire_timers();

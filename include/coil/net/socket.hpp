@@ -41,6 +41,12 @@ struct pending_op : list_hook {
   bool writes = false;  // a send or connect: an eager send must not overtake it
 };
 using pending_list = intrusive_list<pending_op>;
+// A send or connect is pending: an eager send now would overtake it.
+inline bool writes_pending(pending_list& l) noexcept {
+  bool found = false;
+  l.for_each([&](pending_op& p) { found = found || p.writes; });
+  return found;
+}
 }  // namespace detail
 
 // Awaitable socket operation: coil's op_awaiter plus membership in the
@@ -65,7 +71,7 @@ class [[nodiscard]] socket_op : detail::pending_op {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
     if constexpr (coil::detail::op_eager<Op>()) {
-      if (inner_->try_now(coil::detail::stop_of(h), [this] { return !write_pending(); })) return false;
+      if (try_now(coil::detail::stop_of(h))) return false;
     }
     if (!inner_->await_suspend(h)) return false;
     waiter_.handle = h;
@@ -81,6 +87,13 @@ class [[nodiscard]] socket_op : detail::pending_op {
     return inner_->await_resume();
   }
 
+  // The eager path alone (see op_awaiter::try_now): true if one
+  // non-blocking call finished the op; await_resume gives its result.
+  bool try_now(stop_source* stop) noexcept {
+    static_assert(coil::detail::op_eager<Op>());
+    return inner_->try_now(stop, [this] { return !detail::writes_pending(*owner_); });
+  }
+
   // The op as the driver ran it (recv_from reads the sender's length here).
   Op& op() noexcept { return inner_->op(); }
   bool aborted() const noexcept { return !inner_; }
@@ -94,12 +107,6 @@ class [[nodiscard]] socket_op : detail::pending_op {
     self.list_hook::unlink();
     self.inner_.reset();
     self.rt_->schedule(self.waiter_);
-  }
-
-  bool write_pending() noexcept {
-    bool found = false;
-    owner_->for_each([&](detail::pending_op& p) { found = found || p.writes; });
-    return found;
   }
 
   std::optional<op_awaiter<Op, Out>> inner_;

@@ -3,14 +3,25 @@
 // sockets. Buffers (and iovec arrays) must stay valid until awaited.
 #include <sys/uio.h>
 
+#include <limits.h>
+
+#include <coroutine>
 #include <cstddef>
+#include <optional>
 #include <span>
+#include <type_traits>
 
 #include "coil/net/multishot.hpp"
 #include "coil/net/socket.hpp"
 #include "coil/rt/task.hpp"
 
 namespace coil::net {
+
+class stream_socket;
+namespace detail {
+template <class Buf>
+class send_all_op;
+}  // namespace detail
 
 // Byte-stream operations of TCP and Unix stream sockets.
 class stream_socket : public socket {
@@ -47,11 +58,13 @@ class stream_socket : public socket {
   // the stream ends first (bytes before that are in buf); send_all with
   // errc::write_zero if the kernel accepts nothing.
   task<result<void>> recv_exact(std::span<std::byte> buf);
-  // Sends all of buf, looping over short sends.
-  task<result<void>> send_all(std::span<const std::byte> buf);
-  // Same over an iovec array; iov is copied, the buffers are not.
+  // Sends all of buf, looping over short sends. Awaitable once, like a task;
+  // gives result<void>.
+  detail::send_all_op<std::span<const std::byte>> send_all(std::span<const std::byte> buf) noexcept;
+  // Same over an iovec array; iov is copied when a send is short, the
+  // buffers are not.
   task<result<void>> recvv_exact(std::span<const iovec> iov);
-  task<result<void>> sendv_all(std::span<const iovec> iov);
+  detail::send_all_op<std::span<const iovec>> sendv_all(std::span<const iovec> iov) noexcept;
   // send_all over send_zc: no copy of buf into the kernel where supported.
   task<result<void>> send_all_zc(std::span<const std::byte> buf);
   // The current runtime's driver can send zero-copy.
@@ -68,6 +81,97 @@ class stream_socket : public socket {
     if (!r) co_return fail(r.error());
     co_return std::move(s);
   }
+
+ private:
+  template <class Buf>
+  friend class detail::send_all_op;
+  // send_all / sendv_all past their first `sent` bytes, as a looping task.
+  task<result<void>> send_rest(std::span<const std::byte> buf, size_t sent);
+  task<result<void>> send_rest(std::span<const iovec> iov, size_t sent);
 };
+
+namespace detail {
+
+// What send_all and sendv_all return. Most sends take every byte at once: on
+// a quiet turn (see socket_op::try_now) one eager send does so and the call
+// finishes without a coroutine frame of its own. Otherwise (a busy turn, the
+// epoll driver, a short or refused send) the looping task runs on the rest.
+template <class Buf>
+class [[nodiscard]] send_all_op {
+ public:
+  send_all_op(stream_socket& s, Buf buf) noexcept : s_(&s), buf_(buf) {}
+  // Movable before it is awaited (with_timeout takes it by value).
+  send_all_op(send_all_op&&) noexcept = default;
+  send_all_op& operator=(send_all_op&&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    size_t sent = 0;
+    if (finish_now(coil::detail::stop_of(h), sent)) return h;
+    rest_ = s_->send_rest(buf_, sent);
+    return std::move(rest_).operator co_await().await_suspend(h);
+  }
+
+  result<void> await_resume() noexcept {
+    if (done_) return *done_;
+    return rest_.handle().promise().take();
+  }
+
+ private:
+  static size_t bytes(std::span<const std::byte> b) noexcept { return b.size(); }
+  static size_t bytes(std::span<const iovec> v) noexcept {
+    size_t n = 0;
+    for (const iovec& e : v) n += e.iov_len;
+    return n;
+  }
+  // True when done_ holds the outcome; else `sent` bytes went out already.
+  bool finish_now(stop_source* stop, size_t& sent) noexcept {
+    const size_t total = bytes(buf_);
+    if (total == 0) {
+      done_.emplace();
+      return true;
+    }
+    // The eager send alone (socket_op::try_now without building the op's
+    // awaiter): most calls end here.
+    auto idle = [this] { return !writes_pending(s_->pending_); };
+    int32_t res = 0;
+    if constexpr (std::is_same_v<Buf, std::span<const iovec>>) {
+      if (buf_.size() > IOV_MAX) return false;  // the loop sends IOV_MAX entries at a time
+      const ops::sendv op{s_->fd(), buf_.data(), static_cast<uint32_t>(buf_.size())};
+      if (!coil::detail::try_eager(op, stop, idle, res)) return false;
+    } else {
+      const ops::send op{s_->fd(), buf_.data(), stream_socket::clamp(buf_.size())};
+      if (!coil::detail::try_eager(op, stop, idle, res)) return false;
+    }
+    const result<size_t> n = ops::send::complete(res);
+    if (!n) {
+      done_.emplace(fail(n.error()));
+    } else if (*n == total) {
+      done_.emplace();
+    } else if (*n == 0) {
+      done_.emplace(fail(errc::write_zero));
+    } else {
+      sent = *n;
+      return false;
+    }
+    return true;
+  }
+
+  stream_socket* s_;
+  Buf buf_;
+  std::optional<result<void>> done_;
+  task<result<void>> rest_;
+};
+
+}  // namespace detail
+
+inline detail::send_all_op<std::span<const std::byte>> stream_socket::send_all(std::span<const std::byte> buf) noexcept {
+  return {*this, buf};
+}
+inline detail::send_all_op<std::span<const iovec>> stream_socket::sendv_all(std::span<const iovec> iov) noexcept {
+  return {*this, iov};
+}
 
 }  // namespace coil::net

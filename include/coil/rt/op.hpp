@@ -22,6 +22,22 @@
 
 namespace coil {
 
+namespace detail {
+// The eager path of op_awaiter::try_now for an op not (yet) in an awaiter:
+// true, with res set, if one non-blocking call finished it.
+template <class Op, class May>
+bool try_eager(const Op& op, stop_source* stop, May&& may, int32_t& res) noexcept {
+  static_assert(op_eager<Op>());
+  runtime* rt = runtime::current();
+  if (rt == nullptr || !rt->accepting() || !rt->quiet_turn() || !may()) return false;
+  if (stop != nullptr && stop->stop_requested()) return false;
+  const int32_t r = op.perform(true);
+  if (r == -EAGAIN || r == -EINTR || r == ops::retry_later) return false;
+  res = r;
+  rt->driver().count_eager();
+  return true;
+}
+}  // namespace detail
 
 // Out: the type await_resume returns; must be constructible from the result
 // of Op::complete (lets file::open return result<file> from result<unique_fd>).
@@ -94,15 +110,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   // caller's own condition, asked only on a quiet turn.
   template <class May>
   bool try_now(stop_source* stop, May&& may) noexcept {
-    static_assert(detail::op_eager<Op>());
-    runtime* rt = runtime::current();
-    if (rt == nullptr || !rt->accepting() || !rt->quiet_turn() || !may()) return false;
-    if (stop != nullptr && stop->stop_requested()) return false;
-    const int32_t r = op_.perform(true);
-    if (r == -EAGAIN || r == -EINTR || r == ops::retry_later) return false;
-    res = r;
-    rt->driver().count_eager();
-    return true;
+    return detail::try_eager(op_, stop, std::forward<May>(may), res);
   }
 
  private:

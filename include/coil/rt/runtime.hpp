@@ -119,9 +119,16 @@ class runtime {
   // line. Owner thread only: from a signal, wake the owner (signalfd, a
   // posted task) and call it there; the driver's lists are not thread-safe.
   void dump_in_flight(std::FILE* out) noexcept;
-  // coarse_clock_ms() read at the start of the current loop turn (once per
-  // turn): operations stamp themselves with it for listings.
-  uint32_t stamp_ms() const noexcept { return stamp_ms_; }
+  // coarse_clock_ms() read at most once per loop turn, at the first call:
+  // operations stamp themselves with it for listings. Turns that stamp
+  // nothing (an eager send, a multishot result) read no clock.
+  uint32_t stamp_ms() const noexcept {
+    if (stamp_stale_) [[unlikely]] {
+      stamp_ms_ = coarse_clock_ms();
+      stamp_stale_ = false;
+    }
+    return stamp_ms_;
+  }
   // False once destruction began: new operations fail with runtime_closed.
   bool accepting() const noexcept { return !closing_; }
   // No other task is ready and the driver has nothing queued: an eager op
@@ -208,7 +215,8 @@ class runtime {
   clockid_t clock_ = CLOCK_MONOTONIC;
   bool running_ = false;
   bool closing_ = false;
-  uint32_t stamp_ms_ = 0;
+  mutable uint32_t stamp_ms_ = 0;
+  mutable bool stamp_stale_ = true;
   runtime_stats stats_;
 
   // Remote posts: an intrusive lock-free stack (reversed to FIFO on drain).
