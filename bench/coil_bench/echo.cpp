@@ -36,11 +36,16 @@ void set_nodelay(int fd) {
   (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-double process_cpu_seconds() {
+struct cpu_times {
+  double user = 0;
+  double system = 0;
+};
+
+cpu_times process_cpu_seconds() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return {secs(u.ru_utime), secs(u.ru_stime)};
 }
 
 // ---- client (the child process) ---------------------------------------------------
@@ -369,7 +374,7 @@ echo_result run_echo(const echo_config& cfg) {
   }
   ::close(report[1]);
   if (cfg.server_cpu >= 0) (void)pin_to_cpu(cfg.server_cpu);
-  const double cpu0 = process_cpu_seconds();
+  const cpu_times cpu0 = process_cpu_seconds();
   if (cfg.impl == "uring") {
     out.failure = serve_uring(lfd.get(), cfg.conns);
   } else if (cfg.impl == "epoll") {
@@ -377,7 +382,9 @@ echo_result run_echo(const echo_config& cfg) {
   } else {
     out.failure = serve_coil(std::move(lfd), cfg.conns, cfg.impl == "coil-multishot", out.stats);
   }
-  out.server_cpu_seconds = process_cpu_seconds() - cpu0;
+  const cpu_times cpu1 = process_cpu_seconds();
+  out.server_user_seconds = cpu1.user - cpu0.user;
+  out.server_cpu_seconds = out.server_user_seconds + (cpu1.system - cpu0.system);
   if (!out.failure.empty()) ::kill(child, SIGKILL);  // it may wait for a server that is gone
   client_report rep{};
   if (::read(report[0], &rep, sizeof(rep)) != static_cast<ssize_t>(sizeof(rep)) && out.failure.empty()) {

@@ -28,13 +28,17 @@ struct echo_config {
 struct echo_result {
   uint64_t trips = 0;
   uint64_t errors = 0;
-  double seconds = 0;             // the client's measuring window
-  double server_cpu_seconds = 0;  // user + system time of the server process
+  double seconds = 0;              // the client's measuring window
+  double server_cpu_seconds = 0;   // user + system time of the server process
+  double server_user_seconds = 0;  // of which user time (the kernel splits by tick samples)
   std::string failure;
   std::optional<coil::runtime_stats> stats;  // coil's server only
   double trips_per_s() const noexcept { return seconds > 0 ? static_cast<double>(trips) / seconds : 0; }
   double server_cpu_us_per_trip() const noexcept {
     return trips > 0 ? server_cpu_seconds * 1e6 / static_cast<double>(trips) : 0;
+  }
+  double server_user_us_per_trip() const noexcept {
+    return trips > 0 ? server_user_seconds * 1e6 / static_cast<double>(trips) : 0;
   }
 };
 

@@ -174,7 +174,7 @@ std::pair<double, double> median_ci95(std::vector<double> v) {
 // coil run and a baseline run made minutes apart would not.
 int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
   const std::string impls[] = {coil_impl, "uring", "epoll"};
-  std::vector<double> us[3];
+  std::vector<double> us[3], user_us[3];
   std::vector<double> vs_uring, vs_epoll;
   for (uint64_t round = 0; round < opts.rounds; ++round) {
     double got[3] = {};
@@ -199,6 +199,7 @@ int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
       }
       got[k] = r.server_cpu_us_per_trip();
       us[k].push_back(got[k]);
+      user_us[k].push_back(r.server_user_us_per_trip());
     }
     vs_uring.push_back(got[0] / got[1]);
     vs_epoll.push_back(got[0] / got[2]);
@@ -212,11 +213,15 @@ int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
   std::printf("  95%% confidence interval of the median ratio: %s/liburing %.3f..%.3f, %s/epoll %.3f..%.3f\n",
               coil_impl.c_str(), ci_uring.first, ci_uring.second, coil_impl.c_str(), ci_epoll.first,
               ci_epoll.second);
+  std::printf("  of which user time (median): %s %.2f us, raw liburing %.2f us, raw epoll %.2f us\n", coil_impl.c_str(),
+              median(user_us[0]), median(user_us[1]), median(user_us[2]));
   json_object j;
   j.add("bench", "echo").add("impl", "paired").add("coil", coil_impl).add("conns", opts.conns).add("msg", opts.msg);
   j.add("rounds", opts.rounds).add("seconds", opts.seconds);
   j.add("coil_us_per_trip", median(us[0])).add("uring_us_per_trip", median(us[1])).add("epoll_us_per_trip", median(us[2]));
   j.add("coil_vs_uring", median(vs_uring)).add("coil_vs_epoll", median(vs_epoll));
+  j.add("coil_user_us_per_trip", median(user_us[0])).add("uring_user_us_per_trip", median(user_us[1]));
+  j.add("epoll_user_us_per_trip", median(user_us[2]));
   j.add("coil_vs_uring_ci95_lo", ci_uring.first).add("coil_vs_uring_ci95_hi", ci_uring.second);
   j.add("coil_vs_epoll_ci95_lo", ci_epoll.first).add("coil_vs_epoll_ci95_hi", ci_epoll.second);
   std::printf("%s\n", j.str().c_str());
@@ -259,7 +264,8 @@ int cmd_echo(const options& opts) {
   print_stats_line("echo", r.stats, opts.stats);
   json_object j;
   j.add("bench", "echo").add("impl", cfg.impl).add("trips_per_s", r.trips_per_s());
-  j.add("server_cpu_us_per_trip", r.server_cpu_us_per_trip()).add("conns", cfg.conns).add("msg", cfg.msg);
+  j.add("server_cpu_us_per_trip", r.server_cpu_us_per_trip()).add("server_user_us_per_trip", r.server_user_us_per_trip());
+  j.add("conns", cfg.conns).add("msg", cfg.msg);
   j.add("seconds", r.seconds).add("server_cpu_seconds", r.server_cpu_seconds).add("errors", r.errors);
   std::printf("%s\n", j.str().c_str());
   return r.errors == 0 ? 0 : 1;
