@@ -1,6 +1,7 @@
 #pragma once
 // Running tasks concurrently within one task.
 //   when_all(a, b, ...)  -> tuple of every result, after all finished.
+//                           a, b: tasks or single operations (recv, send_all...).
 //   when_any(a, b, ...)  -> variant holding the first finisher's result; the
 //                           others are cancelled and awaited before returning,
 //                           so nothing they own outlives the call.
@@ -24,6 +25,31 @@
 
 namespace coil {
 namespace detail {
+
+template <class A>
+using await_result_t = decltype(std::declval<A>().await_resume());
+
+template <class A>
+task<await_result_t<A>> as_task(A a) {
+  co_return co_await std::move(a);
+}
+
+template <class X>
+inline constexpr bool is_task_v = false;
+template <class T>
+inline constexpr bool is_task_v<task<T>> = true;
+
+// when_* take tasks; a single operation (socket.recv(...), send_all(...))
+// becomes one here.
+template <class T>
+task<T> to_task(task<T>&& t) noexcept {
+  return std::move(t);
+}
+template <class A>
+  requires(!is_task_v<A>)
+task<await_result_t<A>> to_task(A&& a) {
+  return as_task(std::move(a));
+}
 
 template <class T>
 struct non_void {
@@ -141,6 +167,13 @@ task<std::tuple<detail::non_void_t<Ts>...>> when_all(task<Ts>... ts) {
                        aw.tasks);
 }
 
+// The same over operations as well as tasks (each operation runs as a task).
+template <class... Xs>
+  requires(sizeof...(Xs) > 0 && !(detail::is_task_v<Xs> && ...))
+auto when_all(Xs... xs) {
+  return when_all(detail::to_task(std::move(xs))...);
+}
+
 template <class... Ts>
 // Runs every task concurrently; a variant holding the first finisher's
 // result, after the others were cancelled and awaited.
@@ -158,16 +191,15 @@ task<std::variant<detail::non_void_t<Ts>...>> when_any(task<Ts>... ts) {
   co_return std::move(*out);
 }
 
-namespace detail {
-template <class A>
-using await_result_t = decltype(std::declval<A>().await_resume());
-
-inline task<result<void>> sleep_task(std::chrono::nanoseconds d) { co_return co_await sleep_for(d); }
-
-template <class A>
-task<await_result_t<A>> as_task(A a) {
-  co_return co_await std::move(a);
+// The same over operations as well as tasks.
+template <class... Xs>
+  requires(sizeof...(Xs) > 0 && !(detail::is_task_v<Xs> && ...))
+auto when_any(Xs... xs) {
+  return when_any(detail::to_task(std::move(xs))...);
 }
+
+namespace detail {
+inline task<result<void>> sleep_task(std::chrono::nanoseconds d) { co_return co_await sleep_for(d); }
 }  // namespace detail
 
 // t must produce a result<X>; gives std::errc::timed_out if d passes first.
