@@ -25,6 +25,15 @@ std::vector<std::byte> numbered(std::size_t n, unsigned seed) {
   return v;
 }
 
+// A connected pair whose first end has a 4 KiB send buffer, so a large send
+// fills it and comes back short (or parks in the ring).
+result<std::pair<net::unix_stream, net::unix_stream>> tight_pair() {
+  auto p = net::unix_stream::pair();
+  if (!p) return p;
+  if (auto r = p->first.set_send_buffer_size(4096); !r) return fail(r.error());
+  return p;
+}
+
 task<void> send_everything(net::unix_stream& s, const std::vector<std::byte>& m) {
   auto w = co_await s.send_all(m);
   EXPECT_TRUE(w);
@@ -101,10 +110,9 @@ TEST(NetEager, BusyTurnsBatchInTheRing) {
 TEST(NetEager, NeverOvertakesAPendingSend) {
   COIL_REQUIRE_URING();
   test::run([]() -> task<void> {
-    auto p = net::unix_stream::pair();
+    auto p = tight_pair();
     CO_ASSERT_OK(p);
     auto& [a, b] = *p;
-    CO_ASSERT_OK(a.set_send_buffer_size(4096));
     const auto big = numbered(1 << 20, 3);
     const auto tail = numbered(100, 4);
     auto first = runtime::current()->spawn(send_everything(a, big));
@@ -136,10 +144,9 @@ TEST(NetEager, NeverOvertakesAPendingSend) {
 TEST(NetEager, AFullBufferFallsBackToTheRing) {
   COIL_REQUIRE_URING();
   test::run([]() -> task<void> {
-    auto p = net::unix_stream::pair();
+    auto p = tight_pair();
     CO_ASSERT_OK(p);
     auto& [a, b] = *p;
-    CO_ASSERT_OK(a.set_send_buffer_size(4096));
     const auto big = numbered(256 << 10, 5);
     const uint64_t pushed0 = sends_pushed();
     auto sender = runtime::current()->spawn(send_everything(a, big));
@@ -171,10 +178,9 @@ std::thread drain(int fd, std::vector<std::byte>& got) {
 // of the bytes hands the rest to the ring loop, which must start at the byte
 // where it stopped (for iovecs, inside an entry; an empty entry on the way).
 task<void> short_eager_send_then_ring(bool vectored) {
-  auto p = net::unix_stream::pair();
+  auto p = tight_pair();
   CO_ASSERT_OK(p);
   auto& [a, b] = *p;
-  CO_ASSERT_OK(a.set_send_buffer_size(4096));
   const auto big = numbered(300 << 10, vectored ? 8 : 7);
   const std::size_t cuts[] = {0, 100, 100, 200 << 10, big.size()};
   std::vector<iovec> iov;
