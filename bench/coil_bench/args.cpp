@@ -24,7 +24,7 @@ void print_usage(std::FILE* out) {
       "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
       "            [--device-batch N (io_uring: O_DIRECT reads per submit; default 4, 0: no cap)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
-      "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll | --mode multishot]\n"
+      "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll|uring-multishot | --mode multishot]\n"
       "            [--rounds N: coil, raw liburing and raw epoll alternately N times each; median paired ratios]\n"
       "  idle      --conns N (10000) [--mode plain|multishot (default)]: server RSS per idle connection\n"
       "  xcore     --tasks N in flight (128) --seconds S (3) [--baseline mutex | --mode channel] (cores 0 and 1)\n"
@@ -145,7 +145,7 @@ bool parse_args(int argc, char** argv, options& opts) {
       opts.file = value;
     } else if (name == "--baseline") {
       opts.baseline = value;
-      ok = value == "uring" || value == "pread" || value == "epoll" || value == "mutex";
+      ok = value == "uring" || value == "pread" || value == "epoll" || value == "mutex" || value == "uring-multishot";
     } else if (name == "--mode") {
       opts.mode = value;
       ok = value == "channel" || value == "multishot" || value == "plain";

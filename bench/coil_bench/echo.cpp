@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -34,6 +35,23 @@ constexpr size_t buf_size = 16 << 10;
 void set_nodelay(int fd) {
   const int one = 1;
   (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+// Sends every byte without blocking in send; a full socket buffer (rare
+// with small messages) waits in poll.
+void send_fully(int fd, const char* p, size_t n) {
+  size_t off = 0;
+  while (off < n) {
+    const ssize_t w = ::send(fd, p + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      off += static_cast<size_t>(w);
+    } else if (w < 0 && errno == EAGAIN) {
+      pollfd pf{fd, POLLOUT, 0};
+      (void)::poll(&pf, 1, -1);
+    } else {
+      return;
+    }
+  }
 }
 
 struct cpu_times {
@@ -196,18 +214,48 @@ struct raw_conn {
   std::vector<char> buf;
 };
 
+// The raw servers' shared steps: an SQE (submitting when the SQ is full), a
+// single-shot accept.
+io_uring_sqe* raw_sqe(io_uring& ring) {
+  io_uring_sqe* s = io_uring_get_sqe(&ring);
+  while (s == nullptr) {
+    io_uring_submit(&ring);
+    s = io_uring_get_sqe(&ring);
+  }
+  return s;
+}
+
+void raw_accept(io_uring& ring, int listen_fd) {
+  io_uring_sqe* s = raw_sqe(ring);
+  io_uring_prep_accept(s, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, k_accept);
+}
+
+// Submits and waits, then hands each completion to on_cqe(kind, connection,
+// cqe) until conns connections have closed. Returns an error text or "".
+template <class F>
+std::string raw_loop(io_uring& ring, const uint64_t& closed, uint64_t conns, F&& on_cqe) {
+  while (closed < conns) {
+    if (int r = io_uring_submit_and_wait(&ring, 1); r < 0 && r != -EINTR) {
+      return std::string("submit: ") + std::strerror(-r);
+    }
+    unsigned head, seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++seen;
+      const uint64_t d = io_uring_cqe_get_data64(cqe);
+      on_cqe(d & 3, d >> 2, *cqe);
+    }
+    io_uring_cq_advance(&ring, seen);
+  }
+  return {};
+}
+
 std::string serve_uring(int listen_fd, uint64_t conns) {
   io_uring ring;
   if (int r = setup_raw_ring(ring, 256); r < 0) return std::string("io_uring: ") + std::strerror(-r);
   std::vector<raw_conn> cs(conns);
-  auto sqe = [&]() {
-    io_uring_sqe* s = io_uring_get_sqe(&ring);
-    while (s == nullptr) {
-      io_uring_submit(&ring);
-      s = io_uring_get_sqe(&ring);
-    }
-    return s;
-  };
+  auto sqe = [&]() { return raw_sqe(ring); };
   auto recv = [&](uint64_t i) {
     io_uring_sqe* s = sqe();
     io_uring_prep_recv(s, cs[i].fd, cs[i].buf.data(), buf_size, 0);
@@ -218,66 +266,126 @@ std::string serve_uring(int listen_fd, uint64_t conns) {
     io_uring_prep_send(s, cs[i].fd, cs[i].buf.data() + cs[i].sent, cs[i].len - cs[i].sent, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(s, i << 2 | k_send);
   };
-  auto accept = [&]() {
-    io_uring_sqe* s = sqe();
-    io_uring_prep_accept(s, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(s, k_accept);
-  };
+  auto accept = [&]() { raw_accept(ring, listen_fd); };
   uint64_t accepted = 0, closed = 0;
   auto drop = [&](uint64_t i) {
     ::close(cs[i].fd);
     ++closed;
   };
   accept();
-  while (closed < conns) {
-    if (int r = io_uring_submit_and_wait(&ring, 1); r < 0 && r != -EINTR) {
-      io_uring_queue_exit(&ring);
-      return std::string("submit: ") + std::strerror(-r);
+  std::string failure = raw_loop(ring, closed, conns, [&](uint64_t kind, uint64_t i, const io_uring_cqe& cqe) {
+    const int res = cqe.res;
+    switch (kind) {
+      case k_accept:
+        if (res >= 0) {
+          set_nodelay(res);
+          cs[accepted].fd = res;
+          cs[accepted].buf.resize(buf_size);
+          recv(accepted++);
+        }
+        if (accepted < conns) accept();
+        break;
+      case k_recv:
+        if (res <= 0) {
+          drop(i);
+        } else {
+          cs[i].len = static_cast<uint32_t>(res);
+          cs[i].sent = 0;
+          send(i);
+        }
+        break;
+      case k_send:
+        if (res < 0) {
+          drop(i);
+          break;
+        }
+        cs[i].sent += static_cast<uint32_t>(res);
+        if (cs[i].sent < cs[i].len) {
+          send(i);
+        } else {
+          recv(i);
+        }
+        break;
     }
-    unsigned head, seen = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring, head, cqe) {
-      ++seen;
-      const uint64_t d = io_uring_cqe_get_data64(cqe);
-      const uint64_t i = d >> 2;
-      const int res = cqe->res;
-      switch (d & 3) {
-        case k_accept:
-          if (res >= 0) {
-            set_nodelay(res);
-            cs[accepted].fd = res;
-            cs[accepted].buf.resize(buf_size);
-            recv(accepted++);
-          }
-          if (accepted < conns) accept();
-          break;
-        case k_recv:
-          if (res <= 0) {
-            drop(i);
-          } else {
-            cs[i].len = static_cast<uint32_t>(res);
-            cs[i].sent = 0;
-            send(i);
-          }
-          break;
-        case k_send:
-          if (res < 0) {
-            drop(i);
-            break;
-          }
-          cs[i].sent += static_cast<uint32_t>(res);
-          if (cs[i].sent < cs[i].len) {
-            send(i);
-          } else {
-            recv(i);
-          }
-          break;
-      }
-    }
-    io_uring_cq_advance(&ring, seen);
-  }
+  });
   io_uring_queue_exit(&ring);
-  return {};
+  return failure;
+}
+
+// Raw liburing in the design of coil's multishot server, written by hand (the
+// floor for an io_uring server): multishot recv into a provided-buffer ring,
+// the echo sent at once with send(MSG_DONTWAIT) (a short send waits in poll,
+// as in the epoll server), the buffer handed back, one submit-and-wait per
+// loop. Accepts are single-shot; they happen once per connection.
+std::string serve_uring_multishot(int listen_fd, uint64_t conns) {
+  constexpr unsigned n_bufs = 256;  // as coil's server
+  io_uring ring;
+  if (int r = setup_raw_ring(ring, 256); r < 0) return std::string("io_uring: ") + std::strerror(-r);
+  // liburing 2.3 (Debian 12) has no io_uring_setup_buf_ring: map and register.
+  const size_t ring_bytes = n_bufs * sizeof(io_uring_buf);
+  void* mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    io_uring_queue_exit(&ring);
+    return std::string("mmap: ") + std::strerror(errno);
+  }
+  auto* br = static_cast<io_uring_buf_ring*>(mem);
+  io_uring_buf_ring_init(br);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(mem);
+  reg.ring_entries = n_bufs;
+  reg.bgid = 0;
+  if (int r = io_uring_register_buf_ring(&ring, &reg, 0); r < 0) {
+    ::munmap(mem, ring_bytes);
+    io_uring_queue_exit(&ring);
+    return std::string("buffer ring: ") + std::strerror(-r);
+  }
+  std::vector<char> bufs(n_bufs * buf_size);
+  const int mask = io_uring_buf_ring_mask(n_bufs);
+  for (unsigned b = 0; b < n_bufs; ++b) {
+    io_uring_buf_ring_add(br, bufs.data() + b * buf_size, buf_size, static_cast<unsigned short>(b), mask,
+                          static_cast<int>(b));
+  }
+  io_uring_buf_ring_advance(br, n_bufs);
+  std::vector<int> fds(conns, -1);
+  auto sqe = [&]() { return raw_sqe(ring); };
+  auto arm = [&](uint64_t i) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_recv_multishot(s, fds[i], nullptr, 0, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = 0;
+    io_uring_sqe_set_data64(s, i << 2 | k_recv);
+  };
+  auto accept = [&]() { raw_accept(ring, listen_fd); };
+  uint64_t accepted = 0, closed = 0;
+  accept();
+  std::string failure = raw_loop(ring, closed, conns, [&](uint64_t kind, uint64_t i, const io_uring_cqe& cqe) {
+    const int res = cqe.res;
+    const bool more = cqe.flags & IORING_CQE_F_MORE;
+    if (kind == k_accept) {
+      if (res >= 0) {
+        set_nodelay(res);
+        fds[accepted] = res;
+        arm(accepted++);
+      }
+      if (accepted < conns) accept();
+    } else if (res > 0) {
+      const auto bid = static_cast<unsigned short>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+      const char* p = bufs.data() + bid * buf_size;
+      send_fully(fds[i], p, static_cast<size_t>(res));
+      io_uring_buf_ring_add(br, bufs.data() + bid * buf_size, buf_size, bid, mask, 0);
+      io_uring_buf_ring_advance(br, 1);
+      if (!more) arm(i);
+    } else if (res == -ENOBUFS) {
+      if (!more) arm(i);
+    } else if (!more) {
+      ::close(fds[i]);  // EOF or error: the final CQE
+      ++closed;
+    }
+  });
+  (void)io_uring_unregister_buf_ring(&ring, 0);
+  io_uring_queue_exit(&ring);
+  ::munmap(mem, ring_bytes);
+  return failure;
 }
 
 // Raw epoll: level-triggered, non-blocking sockets, recv then send in the
@@ -322,18 +430,7 @@ std::string serve_epoll(int listen_fd, uint64_t conns) {
         continue;
       }
       if (r < 0) continue;
-      size_t off = 0;
-      while (off < static_cast<size_t>(r)) {
-        const ssize_t w = ::send(fd, buf.data() + off, static_cast<size_t>(r) - off, MSG_NOSIGNAL);
-        if (w > 0) {
-          off += static_cast<size_t>(w);
-        } else if (w < 0 && errno == EAGAIN) {
-          pollfd p{fd, POLLOUT, 0};  // rare with small messages: wait in place
-          (void)::poll(&p, 1, -1);
-        } else {
-          break;
-        }
-      }
+      send_fully(fd, buf.data(), static_cast<size_t>(r));
     }
   }
   ::close(ep);
@@ -377,6 +474,8 @@ echo_result run_echo(const echo_config& cfg) {
   const cpu_times cpu0 = process_cpu_seconds();
   if (cfg.impl == "uring") {
     out.failure = serve_uring(lfd.get(), cfg.conns);
+  } else if (cfg.impl == "uring-multishot") {
+    out.failure = serve_uring_multishot(lfd.get(), cfg.conns);
   } else if (cfg.impl == "epoll") {
     out.failure = serve_epoll(lfd.get(), cfg.conns);
   } else {

@@ -16,7 +16,8 @@ namespace coil_bench {
 
 struct echo_config {
   // server: coil, coil-multishot (multishot accept + recv into a buffer ring),
-  // uring (raw liburing) or epoll (raw epoll)
+  // uring (raw liburing), uring-multishot (raw liburing in coil-multishot's
+  // design) or epoll (raw epoll)
   std::string impl = "coil";
   uint64_t conns = 64;
   uint64_t msg = 64;

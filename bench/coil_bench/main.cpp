@@ -173,15 +173,18 @@ std::pair<double, double> median_ci95(std::vector<double> v) {
 // servers and taking the median of per-round ratios cancels drift that a
 // coil run and a baseline run made minutes apart would not.
 int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
-  const std::string impls[] = {coil_impl, "uring", "epoll"};
-  std::vector<double> us[3], user_us[3];
-  std::vector<double> vs_uring, vs_epoll;
+  // coil's server first, then the baselines; multishot adds the same design
+  // written by hand on raw liburing (the floor for any io_uring server).
+  std::vector<std::string> impls = {coil_impl, "uring", "epoll"};
+  if (coil_impl == "coil-multishot") impls.push_back("uring-multishot");
+  const size_t n_impl = impls.size();
+  std::vector<std::vector<double>> us(n_impl), user_us(n_impl), ratio(n_impl);
   for (uint64_t round = 0; round < opts.rounds; ++round) {
-    double got[3] = {};
+    std::vector<double> got(n_impl);
     // The order rotates each round, so no server always runs first (just
     // after the client's fork) or last.
-    for (int step = 0; step < 3; ++step) {
-      const int k = static_cast<int>((static_cast<uint64_t>(step) + round) % 3);
+    for (size_t step = 0; step < n_impl; ++step) {
+      const size_t k = (step + round) % n_impl;
       echo_config cfg;
       cfg.impl = impls[k];
       cfg.conns = opts.conns;
@@ -201,29 +204,37 @@ int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
       us[k].push_back(got[k]);
       user_us[k].push_back(r.server_user_us_per_trip());
     }
-    vs_uring.push_back(got[0] / got[1]);
-    vs_epoll.push_back(got[0] / got[2]);
+    for (size_t k = 1; k < n_impl; ++k) ratio[k].push_back(got[0] / got[k]);
   }
-  std::printf("echo, %llu conns, %llu-byte messages, %llu rounds of %.1f s: median server CPU per trip: %s %.2f us, "
-              "raw liburing %.2f us, raw epoll %.2f us; median paired ratios: %s/liburing %.3f, %s/epoll %.3f\n",
+  auto label = [](const std::string& impl) {
+    return impl == "uring" ? std::string("raw liburing") : impl == "epoll" ? std::string("raw epoll")
+         : impl == "uring-multishot" ? std::string("raw liburing multishot") : impl;
+  };
+  std::printf("echo, %llu conns, %llu-byte messages, %llu rounds of %.1f s: median server CPU per trip (user):",
               static_cast<unsigned long long>(opts.conns), static_cast<unsigned long long>(opts.msg),
-              static_cast<unsigned long long>(opts.rounds), opts.seconds, coil_impl.c_str(), median(us[0]),
-              median(us[1]), median(us[2]), coil_impl.c_str(), median(vs_uring), coil_impl.c_str(), median(vs_epoll));
-  const auto ci_uring = median_ci95(vs_uring), ci_epoll = median_ci95(vs_epoll);
-  std::printf("  95%% confidence interval of the median ratio: %s/liburing %.3f..%.3f, %s/epoll %.3f..%.3f\n",
-              coil_impl.c_str(), ci_uring.first, ci_uring.second, coil_impl.c_str(), ci_epoll.first,
-              ci_epoll.second);
-  std::printf("  of which user time (median): %s %.2f us, raw liburing %.2f us, raw epoll %.2f us\n", coil_impl.c_str(),
-              median(user_us[0]), median(user_us[1]), median(user_us[2]));
+              static_cast<unsigned long long>(opts.rounds), opts.seconds);
+  for (size_t k = 0; k < n_impl; ++k) {
+    std::printf("%s %s %.2f us (%.2f)", k ? "," : "", label(impls[k]).c_str(), median(us[k]), median(user_us[k]));
+  }
+  std::printf("\n  median paired ratio [95%% confidence interval]:");
+  for (size_t k = 1; k < n_impl; ++k) {
+    const auto ci = median_ci95(ratio[k]);
+    std::printf("%s %s/%s %.3f [%.3f..%.3f]", k > 1 ? "," : "", coil_impl.c_str(), impls[k].c_str(), median(ratio[k]),
+                ci.first, ci.second);
+  }
+  std::printf("\n");
   json_object j;
   j.add("bench", "echo").add("impl", "paired").add("coil", coil_impl).add("conns", opts.conns).add("msg", opts.msg);
   j.add("rounds", opts.rounds).add("seconds", opts.seconds);
-  j.add("coil_us_per_trip", median(us[0])).add("uring_us_per_trip", median(us[1])).add("epoll_us_per_trip", median(us[2]));
-  j.add("coil_vs_uring", median(vs_uring)).add("coil_vs_epoll", median(vs_epoll));
-  j.add("coil_user_us_per_trip", median(user_us[0])).add("uring_user_us_per_trip", median(user_us[1]));
-  j.add("epoll_user_us_per_trip", median(user_us[2]));
-  j.add("coil_vs_uring_ci95_lo", ci_uring.first).add("coil_vs_uring_ci95_hi", ci_uring.second);
-  j.add("coil_vs_epoll_ci95_lo", ci_epoll.first).add("coil_vs_epoll_ci95_hi", ci_epoll.second);
+  j.add("coil_us_per_trip", median(us[0])).add("coil_user_us_per_trip", median(user_us[0]));
+  for (size_t k = 1; k < n_impl; ++k) {
+    std::string key = impls[k];
+    for (char& c : key) c = c == '-' ? '_' : c;
+    const auto ci = median_ci95(ratio[k]);
+    const std::string vs = "coil_vs_" + key;
+    j.add((key + "_us_per_trip").c_str(), median(us[k])).add((key + "_user_us_per_trip").c_str(), median(user_us[k]));
+    j.add(vs.c_str(), median(ratio[k])).add((vs + "_ci95_lo").c_str(), ci.first).add((vs + "_ci95_hi").c_str(), ci.second);
+  }
   std::printf("%s\n", j.str().c_str());
   return 0;
 }
@@ -233,8 +244,9 @@ int cmd_echo(const options& opts) {
     std::fprintf(stderr, "coil-bench: echo --rounds runs both baselines itself (no --baseline)\n");
     return 2;
   }
-  if (!opts.baseline.empty() && opts.baseline != "uring" && opts.baseline != "epoll") {
-    std::fprintf(stderr, "coil-bench: echo supports --baseline uring|epoll\n");
+  if (!opts.baseline.empty() && opts.baseline != "uring" && opts.baseline != "epoll" &&
+      opts.baseline != "uring-multishot") {
+    std::fprintf(stderr, "coil-bench: echo supports --baseline uring|epoll|uring-multishot\n");
     return 2;
   }
   if (!opts.mode.empty() && (opts.mode != "multishot" || !opts.baseline.empty())) {
