@@ -2,10 +2,13 @@
 // kernel allows it and degrades to plain operation elsewhere (the epoll
 // driver runs the same code with the raw fd and buffer).
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.hpp"
@@ -137,6 +140,47 @@ TEST(Registered, SqpollRingWorksOrFallsBack) {
   }(), opts);
   EXPECT_EQ(ok, 1000);
   if (!active) GTEST_SKIP() << "kernel refused SQPOLL; the runtime fell back to a plain ring (checked above)";
+}
+
+}  // namespace
+
+namespace {
+
+// Parking (waiting in io_uring_enter with nothing to submit) with the ring fd
+// registered or not: data written later by another thread arrives, and a
+// deadline still ends a park.
+TEST(Registered, ParksWithAndWithoutARegisteredRingFd) {
+  COIL_REQUIRE_URING();
+  for (const bool registered : {true, false}) {
+    SCOPED_TRACE(registered ? "registered ring fd" : "plain ring fd");
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    runtime_options opts;
+    opts.uring.register_ring_fd = registered;
+    std::string got;
+    uint64_t parks = 0;
+    std::thread writer([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      EXPECT_EQ(::write(sv[1], "late", 4), 4);
+    });
+    test::run([&]() -> task<void> {
+      // The recv is submitted by a park that a deadline ends; the next park
+      // has nothing to submit and no deadline.
+      auto tick = []() -> task<void> { co_await sleep_for(std::chrono::milliseconds(5)); };
+      auto ticker = runtime::current()->spawn(tick());
+      char buf[8];
+      auto r = co_await op_awaiter<ops::recv>(ops::recv{sv[0], buf, sizeof buf, 0});
+      CO_ASSERT_OK(r);
+      got.assign(buf, *r);
+      co_await ticker;
+      parks = runtime::current()->stats().parks;
+    }(), opts);
+    writer.join();
+    EXPECT_EQ(got, "late");
+    EXPECT_GE(parks, 2u);
+    ::close(sv[0]);
+    ::close(sv[1]);
+  }
 }
 
 }  // namespace

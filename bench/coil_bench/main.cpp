@@ -233,7 +233,8 @@ int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
     const auto ci = median_ci95(ratio[k]);
     const std::string vs = "coil_vs_" + key;
     j.add((key + "_us_per_trip").c_str(), median(us[k])).add((key + "_user_us_per_trip").c_str(), median(user_us[k]));
-    j.add(vs.c_str(), median(ratio[k])).add((vs + "_ci95_lo").c_str(), ci.first).add((vs + "_ci95_hi").c_str(), ci.second);
+    j.add(vs.c_str(), median(ratio[k]));
+    j.add((vs + "_ci95_lo").c_str(), ci.first).add((vs + "_ci95_hi").c_str(), ci.second);
   }
   std::printf("%s\n", j.str().c_str());
   return 0;

@@ -83,7 +83,9 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
     // Probing needs 5.6; assume the basics rather than refusing to run.
     for (int op = 0; op <= IORING_OP_WRITE; ++op) d->probe_[op / 8] |= static_cast<unsigned char>(1u << (op % 8));
   }
-  if (opts.register_ring_fd) (void)io_uring_register_ring_fd(&d->ring_);  // optional speedup
+  if (opts.register_ring_fd && io_uring_register_ring_fd(&d->ring_) == 1) {  // optional speedup
+    d->park_flags_ |= IORING_ENTER_REGISTERED_RING;
+  }
   d->fixed_files_cap_ = opts.fixed_files;
   d->fixed_buffers_cap_ = opts.fixed_buffers;
   if (opts.iowq_max_workers[0] != 0 || opts.iowq_max_workers[1] != 0) {
@@ -405,7 +407,14 @@ result<void> uring_driver::flush() noexcept { return enter(false, -1); }
 
 result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
   if (!finished_.empty()) return flush();
-  return enter(true, timeout_ns);
+  if (timeout_ns >= 0 || unsubmitted_ != 0 || sqpoll_active()) return enter(true, timeout_ns);
+  // The usual park (nothing to submit, no deadline): one io_uring_enter,
+  // without liburing's submit path and the SQ ring lines it reads.
+  if (io_uring_cq_ready(&ring_) != 0) return {};
+  ++stats_.enter_calls;
+  const int r = io_uring_enter(static_cast<unsigned>(ring_.enter_ring_fd), 0, 1, park_flags_, nullptr);
+  if (r >= 0 || r == -EINTR || r == -EAGAIN || r == -EBUSY) [[likely]] return {};
+  return fail(errno_code(-r));
 }
 
 std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {

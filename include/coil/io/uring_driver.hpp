@@ -177,6 +177,7 @@ class uring_driver {
   // NODROP bound everything.
   uint32_t unbounded_ = 0;
   bool nodrop_ = false;
+  unsigned park_flags_ = IORING_ENTER_GETEVENTS;  // wait()'s io_uring_enter flags
   bool eager_send_ = true;  // uring_options::eager_send
   uint32_t unsubmitted_ = 0;
   uint32_t submit_batch_ = 0;  // uring_options::submit_batch
