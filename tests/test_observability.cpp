@@ -1,11 +1,14 @@
 // Observability: per-opcode counters, cancel and queueing counters, and the
 // listing of pending operations (opcode, fd, age, task name), on both drivers.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.hpp"
@@ -231,6 +234,82 @@ TEST(Observability, BatchingFactorIsSubmissionsPerSystemCall) {
     EXPECT_GE(s.batching_factor(), 50.0);
   }
   EXPECT_EQ(s.of(IORING_OP_NOP).completed, 100u);
+}
+
+}  // namespace
+
+namespace {
+
+// This thread's time in I/O wait (delay accounting), in clock ticks; -1 when
+// the kernel does not keep it.
+long blkio_ticks_of_this_thread() {
+  std::FILE* f = std::fopen("/proc/thread-self/stat", "r");
+  if (f == nullptr) return -1;
+  char line[1024] = {};
+  const bool got = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  if (!got) return -1;
+  const char* p = std::strrchr(line, ')');
+  if (p == nullptr) return -1;
+  // Fields after the command name start at field 3; delayacct_blkio_ticks is 42.
+  long value = -1;
+  int field = 2;
+  for (char* tok = std::strtok(const_cast<char*>(p + 1), " "); tok != nullptr; tok = std::strtok(nullptr, " ")) {
+    if (++field == 42) {
+      value = std::strtol(tok, nullptr, 10);
+      break;
+    }
+  }
+  return value;
+}
+
+// A runtime parked on a socket shows as idle, not as I/O wait (which
+// monitoring reads as a slow disk): 300 ms parked in a recv add no blkio
+// ticks to the thread.
+TEST(Observability, ParkedOnASocketIsNotIoWait) {
+  COIL_REQUIRE_URING();
+  const char* knob = "/proc/sys/kernel/task_delayacct";
+  char was = '1';
+  if (std::FILE* f = std::fopen(knob, "r")) {
+    was = static_cast<char>(std::fgetc(f));
+    std::fclose(f);
+  }
+  if (was == '0') {
+    std::FILE* f = std::fopen(knob, "w");
+    if (f == nullptr || std::fputc('1', f) == EOF || std::fclose(f) != 0) GTEST_SKIP() << "cannot turn on delay accounting";
+  }
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  bool supported = false;
+  long before = -1, after = -1;
+  std::thread writer([&] {
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(::write(sv[1], "x", 1), 1);
+  });
+  // Delay accounting covers threads started after it is on.
+  std::thread parked([&] {
+    test::run([&]() -> task<void> {
+      supported = runtime::current()->driver().uring()->parks_without_iowait();
+      before = blkio_ticks_of_this_thread();
+      char c;
+      auto r = co_await op_awaiter<ops::recv>(ops::recv{sv[0], &c, 1, 0});
+      CO_ASSERT_OK(r);
+      after = blkio_ticks_of_this_thread();
+    }());
+  });
+  parked.join();
+  writer.join();
+  ::close(sv[0]);
+  ::close(sv[1]);
+  if (was == '0') {
+    if (std::FILE* f = std::fopen(knob, "w")) {
+      std::fputc('0', f);
+      std::fclose(f);
+    }
+  }
+  if (!supported) GTEST_SKIP() << "the kernel has no IORING_ENTER_NO_IOWAIT (6.15+)";
+  ASSERT_GE(before, 0);
+  EXPECT_LE(after - before, 3) << "ticks of I/O wait while parked on a socket (300 ms is 30)";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "coil/io/uring_driver.hpp"
 
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -17,6 +18,10 @@ namespace {
 
 // user_data of the driver's own cancel requests; never a valid completion.
 constexpr uint64_t internal_user_data = 0;
+
+// 6.15+ (newer than Debian 12's headers): waits not counted as I/O wait.
+constexpr unsigned enter_no_iowait = 1u << 7;  // IORING_ENTER_NO_IOWAIT
+constexpr unsigned feat_no_iowait = 1u << 17;  // IORING_FEAT_NO_IOWAIT
 
 int64_t now_ns() noexcept {
   timespec ts;
@@ -86,6 +91,10 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   if (opts.register_ring_fd && io_uring_register_ring_fd(&d->ring_) == 1) {  // optional speedup
     d->park_flags_ |= IORING_ENTER_REGISTERED_RING;
   }
+  // wait() enters directly where timeouts travel as EXT_ARG (5.11+); SQPOLL
+  // rings keep liburing's path (its tail and wakeup rules differ).
+  d->direct_park_ = (d->ring_.features & IORING_FEAT_EXT_ARG) && !d->sqpoll_active();
+  if (d->ring_.features & feat_no_iowait) d->no_iowait_flag_ = enter_no_iowait;
   d->fixed_files_cap_ = opts.fixed_files;
   d->fixed_buffers_cap_ = opts.fixed_buffers;
   if (opts.iowq_max_workers[0] != 0 || opts.iowq_max_workers[1] != 0) {
@@ -387,12 +396,7 @@ result<void> uring_driver::enter(bool wait, int64_t timeout_ns) noexcept {
     ++stats_.enter_calls;
     // With a timeout liburing reports the submit count through the ring, not r;
     // the SQ being drained is what matters.
-    const unsigned left = io_uring_sq_ready(&ring_);
-    if (left == 0) unsubmitted_device_ = 0;
-    if (left < unsubmitted_) {
-      stats_.submitted += unsubmitted_ - left;
-      unsubmitted_ = left;
-    }
+    note_submitted();
     if (r >= 0 || r == -ETIME || r == -EINTR) return {};
     if (r == -EAGAIN || r == -EBUSY) {
       // The kernel is short of resources or holds unflushed completions:
@@ -407,14 +411,56 @@ result<void> uring_driver::flush() noexcept { return enter(false, -1); }
 
 result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
   if (!finished_.empty()) return flush();
-  if (timeout_ns >= 0 || unsubmitted_ != 0 || sqpoll_active()) return enter(true, timeout_ns);
-  // The usual park (nothing to submit, no deadline): one io_uring_enter,
-  // without liburing's submit path and the SQ ring lines it reads.
-  if (io_uring_cq_ready(&ring_) != 0) return {};
+  if (!direct_park_) return enter(true, timeout_ns);
+  // One io_uring_enter that submits what is queued and parks, made here
+  // rather than through liburing so it can carry NO_IOWAIT and skip the
+  // submit path's extra reads of the rings.
+  const unsigned to_submit = publish_sqes();
+  if (to_submit == 0 && io_uring_cq_ready(&ring_) != 0) return {};
+  // Parked on peers only (sockets, multishot): not I/O wait, which tools
+  // read as a slow disk. With file or device I/O in flight the kernel's
+  // iowait hint stays (cpufreq boosts for low-depth storage I/O).
+  unsigned flags = park_flags_ | (in_flight_ == unbounded_ ? no_iowait_flag_ : 0u);
+  __kernel_timespec ts{};
+  io_uring_getevents_arg arg{};
+  void* argp = nullptr;
+  size_t argsz = 0;
+  if (timeout_ns >= 0) {
+    ts.tv_sec = timeout_ns / 1'000'000'000LL;
+    ts.tv_nsec = timeout_ns % 1'000'000'000LL;
+    arg.sigmask_sz = _NSIG / 8;
+    arg.ts = reinterpret_cast<uint64_t>(&ts);
+    flags |= IORING_ENTER_EXT_ARG;
+    argp = &arg;
+    argsz = sizeof(arg);
+  }
+  const int r = io_uring_enter2(static_cast<unsigned>(ring_.enter_ring_fd), to_submit, 1, flags,
+                                static_cast<sigset_t*>(argp), argsz);
   ++stats_.enter_calls;
-  const int r = io_uring_enter(static_cast<unsigned>(ring_.enter_ring_fd), 0, 1, park_flags_, nullptr);
-  if (r >= 0 || r == -EINTR || r == -EAGAIN || r == -EBUSY) [[likely]] return {};
+  note_submitted();
+  if (r >= 0 || r == -ETIME || r == -EINTR || r == -EAGAIN || r == -EBUSY) [[likely]] return {};
   return fail(errno_code(-r));
+}
+
+unsigned uring_driver::publish_sqes() noexcept {
+  // What io_uring_submit does before entering: make the SQEs filled since
+  // the last call visible to the kernel (its tail). Without SQPOLL the kernel
+  // reads it in this thread's own system call.
+  io_uring_sq& sq = ring_.sq;
+  if (sq.sqe_head != sq.sqe_tail) {
+    sq.sqe_head = sq.sqe_tail;
+    io_uring_smp_store_release(sq.ktail, sq.sqe_tail);
+  }
+  return sq.sqe_tail - IO_URING_READ_ONCE(*sq.khead);
+}
+
+void uring_driver::note_submitted() noexcept {
+  const unsigned left = io_uring_sq_ready(&ring_);
+  if (left == 0) unsubmitted_device_ = 0;
+  if (left < unsubmitted_) {
+    stats_.submitted += unsubmitted_ - left;
+    unsubmitted_ = left;
+  }
 }
 
 std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {

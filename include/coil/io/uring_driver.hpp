@@ -116,6 +116,9 @@ class uring_driver {
   // Reading it (to clear) is the caller's job.
   result<int> notify_fd() noexcept;
   bool sqpoll_active() const noexcept { return ring_.flags & IORING_SETUP_SQPOLL; }
+  // Parks on sockets alone are not counted as I/O wait (IORING_ENTER_NO_IOWAIT,
+  // 6.15+); with file or device I/O in flight they still are.
+  bool parks_without_iowait() const noexcept { return no_iowait_flag_ != 0; }
 
   // Registered (fixed) files: the kernel keeps a reference, so ops on the
   // slot skip the per-op file lookup (use ops::fixed<Op>). Returns the slot.
@@ -153,6 +156,8 @@ class uring_driver {
   void fill_from_waiting() noexcept;
   void issue_waiting_cancels() noexcept;
   result<void> enter(bool wait, int64_t timeout_ns) noexcept;
+  unsigned publish_sqes() noexcept;
+  void note_submitted() noexcept;
   void account_in_flight() noexcept;
   bool is_unbounded(const completion& c) const noexcept { return c.unbounded && nodrop_; }
   static void deliver(completion& c, intrusive_list<completion>& out) noexcept {
@@ -178,6 +183,8 @@ class uring_driver {
   uint32_t unbounded_ = 0;
   bool nodrop_ = false;
   unsigned park_flags_ = IORING_ENTER_GETEVENTS;  // wait()'s io_uring_enter flags
+  unsigned no_iowait_flag_ = 0;  // IORING_ENTER_NO_IOWAIT where the kernel has it
+  bool direct_park_ = false;     // wait() calls io_uring_enter itself
   bool eager_send_ = true;  // uring_options::eager_send
   uint32_t unsubmitted_ = 0;
   uint32_t submit_batch_ = 0;  // uring_options::submit_batch
