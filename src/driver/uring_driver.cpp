@@ -415,7 +415,7 @@ result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
   // One io_uring_enter that submits what is queued and parks, made here
   // rather than through liburing so it can carry NO_IOWAIT and skip the
   // submit path's extra reads of the rings.
-  const unsigned to_submit = publish_sqes();
+  const unsigned to_submit = unsubmitted_ != 0 ? publish_sqes() : 0u;
   if (to_submit == 0 && io_uring_cq_ready(&ring_) != 0) return {};
   // Parked on peers only (sockets, multishot): not I/O wait, which tools
   // read as a slow disk. With file or device I/O in flight the kernel's
@@ -437,7 +437,7 @@ result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
   const int r = io_uring_enter2(static_cast<unsigned>(ring_.enter_ring_fd), to_submit, 1, flags,
                                 static_cast<sigset_t*>(argp), argsz);
   ++stats_.enter_calls;
-  note_submitted();
+  if (to_submit != 0) note_submitted();
   if (r >= 0 || r == -ETIME || r == -EINTR || r == -EAGAIN || r == -EBUSY) [[likely]] return {};
   return fail(errno_code(-r));
 }
