@@ -129,6 +129,13 @@ json_object stats_json(const char* bench, const char* impl, const coil::runtime_
   return j;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 != 0 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
 std::string human(double v) {
   char buf[32];
   if (v >= 1e9) {

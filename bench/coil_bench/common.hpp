@@ -162,6 +162,8 @@ bool warm_page_cache(const std::string& path);
 coil::task<void> stop_after(double seconds, bool& stop, progress* prog, const uint64_t& count, const char* unit);
 
 // "1.23 M" style, for tables.
+// The median (0 for none).
+double median(std::vector<double> v);
 std::string human(double v);
 // "1.00 GiB" style, for sizes.
 std::string human_bytes(uint64_t n);

@@ -148,13 +148,6 @@ int cmd_timers(const options& opts) {
   return r.errors == 0 ? 0 : 1;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 != 0 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
 // A distribution-free 95% confidence interval for the median: the order
 // statistics at ranks n/2 -+ 0.98 sqrt(n) (normal approximation of the
 // binomial; meaningful from about 10 samples).
