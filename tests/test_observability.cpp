@@ -268,16 +268,31 @@ long blkio_ticks_of_this_thread() {
 // ticks to the thread.
 TEST(Observability, ParkedOnASocketIsNotIoWait) {
   COIL_REQUIRE_URING();
-  const char* knob = "/proc/sys/kernel/task_delayacct";
-  char was = '1';
-  if (std::FILE* f = std::fopen(knob, "r")) {
-    was = static_cast<char>(std::fgetc(f));
-    std::fclose(f);
-  }
-  if (was == '0') {
-    std::FILE* f = std::fopen(knob, "w");
-    if (f == nullptr || std::fputc('1', f) == EOF || std::fclose(f) != 0) GTEST_SKIP() << "cannot turn on delay accounting";
-  }
+  // Delay accounting on for this test, back as it was whatever happens.
+  struct delayacct_on {
+    const char* knob = "/proc/sys/kernel/task_delayacct";
+    bool turned_on = false;
+    static bool write(const char* path, char v) {
+      std::FILE* f = std::fopen(path, "w");
+      if (f == nullptr) return false;
+      const bool wrote = std::fputc(v, f) != EOF;
+      return std::fclose(f) == 0 && wrote;
+    }
+    bool enable() {
+      char was = '1';
+      if (std::FILE* f = std::fopen(knob, "r")) {
+        was = static_cast<char>(std::fgetc(f));
+        std::fclose(f);
+      }
+      if (was != '0') return true;
+      turned_on = write(knob, '1');
+      return turned_on;
+    }
+    ~delayacct_on() {
+      if (turned_on) (void)write(knob, '0');
+    }
+  } delayacct;
+  if (!delayacct.enable()) GTEST_SKIP() << "cannot turn on delay accounting";
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   bool supported = false;
@@ -301,12 +316,6 @@ TEST(Observability, ParkedOnASocketIsNotIoWait) {
   writer.join();
   ::close(sv[0]);
   ::close(sv[1]);
-  if (was == '0') {
-    if (std::FILE* f = std::fopen(knob, "w")) {
-      std::fputc('0', f);
-      std::fclose(f);
-    }
-  }
   if (!supported) GTEST_SKIP() << "the kernel has no IORING_ENTER_NO_IOWAIT (6.15+)";
   ASSERT_GE(before, 0);
   EXPECT_LE(after - before, 3) << "ticks of I/O wait while parked on a socket (300 ms is 30)";

@@ -5,8 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -146,9 +146,9 @@ TEST(Registered, SqpollRingWorksOrFallsBack) {
 
 namespace {
 
-// Parking (waiting in io_uring_enter with nothing to submit) with the ring fd
-// registered or not: data written later by another thread arrives, and a
-// deadline still ends a park.
+// wait()'s own io_uring_enter, with the ring fd registered or not: a park
+// that submits and has a deadline, then one with nothing to submit and no
+// deadline that data written later by another thread ends.
 TEST(Registered, ParksWithAndWithoutARegisteredRingFd) {
   COIL_REQUIRE_URING();
   for (const bool registered : {true, false}) {

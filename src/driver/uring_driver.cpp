@@ -421,13 +421,13 @@ result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
   // read as a slow disk. With file or device I/O in flight the kernel's
   // iowait hint stays (cpufreq boosts for low-depth storage I/O).
   unsigned flags = park_flags_ | (in_flight_ == unbounded_ ? no_iowait_flag_ : 0u);
-  __kernel_timespec ts{};
-  io_uring_getevents_arg arg{};
+  __kernel_timespec ts;  // filled only for a deadline
+  io_uring_getevents_arg arg;
   void* argp = nullptr;
   size_t argsz = 0;
   if (timeout_ns >= 0) {
-    ts.tv_sec = timeout_ns / 1'000'000'000LL;
-    ts.tv_nsec = timeout_ns % 1'000'000'000LL;
+    ts = {timeout_ns / 1'000'000'000LL, timeout_ns % 1'000'000'000LL};
+    arg = {};
     arg.sigmask_sz = _NSIG / 8;
     arg.ts = reinterpret_cast<uint64_t>(&ts);
     flags |= IORING_ENTER_EXT_ARG;
