@@ -251,17 +251,8 @@ bool uring_driver::has_required_opcodes() const noexcept {
   return true;
 }
 
-bool uring_driver::supports(uint8_t opcode) const noexcept {
-  return (probe_[opcode / 8] >> (opcode % 8)) & 1u;
-}
-
 uint32_t uring_driver::cq_overflow() const noexcept {
   return *ring_.cq.koverflow;
-}
-
-void uring_driver::account_in_flight() noexcept {
-  ++in_flight_;
-  if (in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
 }
 
 io_uring_sqe* uring_driver::next_sqe() noexcept {
@@ -285,20 +276,17 @@ bool uring_driver::try_issue(completion& c) noexcept {
   if (!unbounded && in_flight_ - unbounded_ >= op_limit_) return false;
   io_uring_sqe* sqe = next_sqe();
   if (sqe == nullptr) return false;
-  c.ops->prep(c, *sqe);
-  io_uring_sqe_set_data(sqe, &c);
-  c.state = op_state::in_flight;
   c.unlink();  // from waiting_, when it waited for room
-  in_flight_ops_.push_back(c);
-  ++unsubmitted_;
-  if (unbounded) ++unbounded_;
-  account_in_flight();
+  issue(c, *sqe, unbounded);
+  return true;
+}
+
+void uring_driver::submit_early(const completion& c) noexcept {
   if (submit_batch_ != 0 && unsubmitted_ >= submit_batch_) {
     (void)enter(false, -1);
   } else if (c.device && device_submit_batch_ != 0 && ++unsubmitted_device_ >= device_submit_batch_) {
     (void)enter(false, -1);
   }
-  return true;
 }
 
 bool uring_driver::try_issue_cancel(completion& c) noexcept {
@@ -313,12 +301,8 @@ bool uring_driver::try_issue_cancel(completion& c) noexcept {
   return true;
 }
 
-void uring_driver::push(completion& c) noexcept {
-  COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
-  COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
-  ++stats_.pushed;
-  ++stats_.by_opcode[opcode_slot(c.ops->opcode)].pushed;
-  c.cancel_requested = c.cancel_issued = false;
+void uring_driver::push_slow(completion& c) noexcept {
+  count_push(c);
   if (!supports(c.ops->opcode)) {
     c.res = -EOPNOTSUPP;
     c.cqe_flags = 0;
@@ -472,10 +456,14 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
     deliver(*c, out);
     ++n;
   }
-  io_uring_cqe* cqe;
-  unsigned head, seen = 0;
-  io_uring_for_each_cqe(&ring_, head, cqe) {
-    ++seen;
+  // The tail is read once (liburing's loop re-reads it per CQE); later
+  // CQEs wait for the next reap.
+  io_uring_cq& cq = ring_.cq;
+  const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+  const unsigned shift = (ring_.flags & IORING_SETUP_CQE32) ? 1u : 0u;
+  unsigned head = *cq.khead;
+  for (; head != tail; ++head) {
+    const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
     if (cqe->user_data == internal_user_data) {
       --in_flight_;
       continue;
@@ -504,7 +492,7 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
     deliver(*c, out);
     ++n;
   }
-  io_uring_cq_advance(&ring_, seen);
+  io_uring_smp_store_release(cq.khead, head);
   stats_.completed += n;
   if (!waiting_.empty() || cancels_waiting_ != 0) fill_from_waiting();
   return n;

@@ -12,8 +12,12 @@
 #include "coil/rt/aio_op.hpp"
 
 namespace coil {
+namespace detail {
+constinit thread_local runtime* current_runtime = nullptr;
+}
+using detail::current_runtime;
+
 namespace {
-thread_local runtime* current_runtime = nullptr;
 
 // fork() without exec: the child's copy of the parent's runtime shares the
 // parent's ring memory and must never be driven (or destroyed: that would
@@ -47,7 +51,6 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   return rt;
 }
 
-runtime* runtime::current() noexcept { return current_runtime; }
 
 void detail::fd_closing(int fd) noexcept {
   if (current_runtime != nullptr) current_runtime->driver().forget_fd(fd);

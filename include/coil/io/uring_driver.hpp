@@ -16,6 +16,7 @@
 
 #include <liburing.h>
 
+#include "coil/core/assert.hpp"
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
 #include "coil/io/completion.hpp"
@@ -77,7 +78,21 @@ class uring_driver {
   // Queues c (c.ops set, state idle). Fills an SQE now if room allows,
   // otherwise c waits in user space. Never fails: an opcode the kernel lacks
   // completes with -EOPNOTSUPP at the next reap.
-  void push(completion& c) noexcept;
+  void push(completion& c) noexcept {
+    COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
+    COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
+    // Inline for the common case: nothing waits for room (FIFO), the op fits
+    // the CQ bound and the kernel has it; an SQE is free.
+    const bool unbounded = is_unbounded(c);
+    if (waiting_.empty() && (unbounded || in_flight_ - unbounded_ < op_limit_) && supports(c.ops->opcode)) [[likely]] {
+      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]] {
+        count_push(c);
+        issue(c, *sqe, unbounded);
+        return;
+      }
+    }
+    push_slow(c);
+  }
 
   // Asks the kernel to cancel c. c still completes exactly once (with
   // -ECANCELED, or its real result if it finished first). No-op when c is not
@@ -100,7 +115,7 @@ class uring_driver {
   // arrive meanwhile are appended to out. On return c is done and unlinked.
   void cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept;
 
-  bool supports(uint8_t opcode) const noexcept;
+  bool supports(uint8_t opcode) const noexcept { return (probe_[opcode / 8] >> (opcode % 8)) & 1u; }
   uint32_t in_flight() const noexcept { return in_flight_; }
   uint32_t capacity() const noexcept { return capacity_; }
   bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty();
@@ -151,6 +166,24 @@ class uring_driver {
  private:
   uring_driver() = default;
   io_uring_sqe* next_sqe() noexcept;
+  void push_slow(completion& c) noexcept;
+  void count_push(completion& c) noexcept {
+    ++stats_.pushed;
+    ++stats_.by_opcode[opcode_slot(c.ops->opcode)].pushed;
+    c.cancel_requested = c.cancel_issued = false;
+  }
+  // Hands c (not linked anywhere) to the kernel in sqe.
+  void issue(completion& c, io_uring_sqe& sqe, bool unbounded) noexcept {
+    c.ops->prep(c, sqe);
+    io_uring_sqe_set_data(&sqe, &c);
+    c.state = op_state::in_flight;
+    in_flight_ops_.push_back(c);
+    ++unsubmitted_;
+    unbounded_ += unbounded;
+    account_in_flight();
+    if (submit_batch_ != 0 || c.device) [[unlikely]] submit_early(c);
+  }
+  void submit_early(const completion& c) noexcept;
   bool try_issue(completion& c) noexcept;
   bool try_issue_cancel(completion& c) noexcept;
   void fill_from_waiting() noexcept;
@@ -158,7 +191,10 @@ class uring_driver {
   result<void> enter(bool wait, int64_t timeout_ns) noexcept;
   unsigned publish_sqes() noexcept;
   void note_submitted() noexcept;
-  void account_in_flight() noexcept;
+  void account_in_flight() noexcept {
+    ++in_flight_;
+    if (in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
+  }
   bool is_unbounded(const completion& c) const noexcept { return c.unbounded && nodrop_; }
   static void deliver(completion& c, intrusive_list<completion>& out) noexcept {
     if (c.ops->on_cqe != nullptr) {

@@ -48,7 +48,13 @@ struct runtime_stats {
   uint64_t wakeups = 0;       // eventfd writes received
 };
 
+class runtime;
+
 namespace detail {
+// The calling thread's runtime (runtime::current()). constinit: no dynamic
+// initialisation, so reads need no TLS wrapper call.
+extern constinit thread_local runtime* current_runtime;
+
 // A completion whose owner is a suspended coroutine.
 struct rt_completion : completion {
   std::coroutine_handle<> waiter;
@@ -87,7 +93,7 @@ class runtime {
   // The runtime owned by the calling thread, or nullptr. In a child forked
   // without exec this is nullptr: the child may create its own runtime but
   // must not touch the parent's (its copy shares the parent's ring memory).
-  static runtime* current() noexcept;
+  static runtime* current() noexcept { return detail::current_runtime; }
 
   // Runs t to completion on this thread, driving everything else meanwhile.
   // If t waits for something that can never happen (no I/O, timer or ready
