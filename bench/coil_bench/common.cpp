@@ -118,6 +118,7 @@ json_object stats_json(const char* bench, const char* impl, const coil::runtime_
       .add("io.in_flight_max", static_cast<uint64_t>(s.io.in_flight_max))
       .add("io.cancels", s.io.cancels)
       .add("io.eager", s.io.eager)
+      .add("io.drained_skips", s.io.drained_skips)
       .add("io.batching_factor", s.io.batching_factor());
   // Per opcode, only those used: "io.read.pushed", "io.read.completed"...
   for (std::size_t op = 0; op < coil::opcode_slots; ++op) {

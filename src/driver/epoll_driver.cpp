@@ -31,7 +31,7 @@ int64_t monotonic_ns() noexcept {
 
 // epoll data of the worker eventfd; fds are never this large.
 constexpr uint64_t worker_token = ~uint64_t{0};
-constexpr uint32_t fd_events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr uint32_t fd_events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
 
 }  // namespace
 
@@ -87,6 +87,7 @@ void epoll_driver::forget_fd(int fd) noexcept {
   if (s.registered) (void)::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   s.registered = false;
   s.not_pollable = false;
+  s.input_drained = s.reads_always_tried = false;
 }
 
 void epoll_driver::push(completion& c) noexcept {
@@ -156,8 +157,18 @@ void epoll_driver::start(completion& c) noexcept {
     return;
   }
   fd_state* s = c.fd >= 0 ? &state_of(c.fd) : nullptr;
+  if (s != nullptr && c.drains && s->input_drained && !s->reads_always_tried) {
+    // Edge-triggered: data arriving after the read that emptied the queue
+    // raised an edge, so waiting for it saves a recv that says EAGAIN (one
+    // of four system calls per request-response turn). Not once the peer's
+    // end or urgent data was seen (reads_always_tried).
+    ++stats_.drained_skips;
+    await_ready(c, *s);
+    return;
+  }
   ++stats_.submitted;
   const int32_t r = ops.perform(c, true);
+  if (s != nullptr && c.drains) s->input_drained = c.drained;
   if (r == coil::ops::retry_later) {
     back_off(c);
     return;
@@ -170,24 +181,28 @@ void epoll_driver::start(completion& c) noexcept {
     offload(c);
     return;
   }
-  if (!s->registered) {
+  await_ready(c, *s);
+}
+
+void epoll_driver::await_ready(completion& c, fd_state& s) noexcept {
+  if (!s.registered) {
     epoll_event ev{};
     ev.events = fd_events;
     ev.data.u64 = static_cast<uint64_t>(c.fd);
     if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c.fd, &ev) != 0 && errno != EEXIST) {
       if (errno == EPERM) {  // regular files and the like never report readiness
-        s->not_pollable = true;
+        s.not_pollable = true;
         offload(c);
       } else {
         finish(c, -errno, 0);
       }
       return;
     }
-    s->registered = true;
+    s.registered = true;
   }
   ++stats_.queued_for_space;
   c.state = op_state::in_flight;
-  s->waiters.push_back(c);
+  s.waiters.push_back(c);
   if (++in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
 }
 
@@ -317,6 +332,8 @@ void epoll_driver::run_pending() noexcept {
 void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
   if (static_cast<std::size_t>(fd) >= fds_.size() || !fds_[static_cast<std::size_t>(fd)]) return;
   fd_state& s = *fds_[static_cast<std::size_t>(fd)];
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) s.input_drained = false;
+  if (events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLPRI)) s.reads_always_tried = true;
   if (s.waiters.empty()) return;
   const bool all = events & (EPOLLERR | EPOLLHUP);
   // Retry in FIFO order; an op that still gets -EAGAIN keeps waiting (the next
@@ -331,6 +348,7 @@ void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
     }
     ++stats_.submitted;
     const int32_t r = c->ops->perform(*c, true);
+    if (c->drains) s.input_drained = c->drained;
     if (r == -EAGAIN) {
       s.waiters.push_back(*c);
       continue;

@@ -87,10 +87,18 @@ class epoll_driver {
     intrusive_list<completion> waiters;
     bool registered = false;    // in the epoll set (edge-triggered)
     bool not_pollable = false;  // epoll refused it (regular file): use workers
+    // A stream read left the receive queue empty and no input edge came
+    // since: the next read waits for one (completion::drains).
+    bool input_drained = false;
+    // The peer's end, an error or urgent data was seen: a short read stops
+    // at an end of stream or an urgent mark with more to read and no edge
+    // to come, so reads of this fd are always tried.
+    bool reads_always_tried = false;
   };
   epoll_driver() = default;
   fd_state& state_of(int fd) noexcept;
   void start(completion& c) noexcept;
+  void await_ready(completion& c, fd_state& s) noexcept;
   void finish(completion& c, int32_t res, uint32_t flags) noexcept;
   void settle(completion& c, int32_t res) noexcept;
   void back_off(completion& c) noexcept;

@@ -38,15 +38,17 @@ struct op_vtable_for {
   static void prep(completion& c, io_uring_sqe& sqe) noexcept { Self::op_ref(c).prep(sqe); }
   static int32_t perform(completion& c, bool nowait) noexcept {
     const Op& op = Self::op_ref(c);
+    int32_t r;
     if constexpr (requires { op.out_flags; }) {
       // Readiness emulation of CQE flags (a provided buffer's id).
       op.out_flags = 0;
-      const int32_t r = op.perform(nowait);
+      r = op.perform(nowait);
       c.cqe_flags = op.out_flags;
-      return r;
     } else {
-      return op.perform(nowait);
+      r = op.perform(nowait);
     }
+    if constexpr (requires { op.drained(r); }) c.drained = op.drained(r);
+    return r;
   }
   static constexpr auto hook() noexcept {
     if constexpr (op_is_multishot<Op>()) {
@@ -83,6 +85,11 @@ void bind_op(completion& c, const Op& op) noexcept {
   // through a file: it may wait on a peer too. Positional ones are files.
   if constexpr (requires { op.at_stream_position(); }) c.unbounded = c.unbounded || op.at_stream_position();
   c.device = op_device_io<Op>();
+  if constexpr (requires { op.drains(); }) {
+    c.drains = op.drains();
+  } else {
+    c.drains = false;
+  }
 }
 }  // namespace detail
 

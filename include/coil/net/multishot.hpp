@@ -297,8 +297,8 @@ class recv_stream : public detail::multishot_stream<recv_stream, ops::recv_multi
   using base = detail::multishot_stream<recv_stream, ops::recv_multishot>;
 
  public:
-  recv_stream(int fd, buffer_ring& ring, int flags, detail::pending_list* owner) noexcept
-      : base(ops::recv_multishot{fd, &ring, flags}, owner), ring_(ring) {
+  recv_stream(int fd, buffer_ring& ring, int flags, bool short_means_empty, detail::pending_list* owner) noexcept
+      : base(ops::recv_multishot{fd, &ring, flags, short_means_empty}, owner), ring_(ring) {
     buffer_ring::starved_hook::on_available = &rearm_starved;
     ring_.attach();
   }

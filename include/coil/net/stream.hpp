@@ -31,7 +31,7 @@ class stream_socket : public socket {
   // One recv/send; may transfer less than asked. recv gives 0 at end of
   // stream. flags are MSG_* extras (MSG_NOSIGNAL is always added to sends).
   socket_op<ops::recv> recv(std::span<std::byte> buf, int flags = 0) noexcept {
-    return make(ops::recv{fd(), buf.data(), clamp(buf.size()), flags});
+    return make(ops::recv{fd(), buf.data(), clamp(buf.size()), flags, short_means_empty_});
   }
   // One send; may be short.
   socket_op<ops::send> send(std::span<const std::byte> buf, int flags = 0) noexcept {
@@ -39,7 +39,9 @@ class stream_socket : public socket {
   }
   // Multishot recv into ring's buffers: a stream of received buffers (see
   // net/multishot.hpp). Idle, it holds no buffer.
-  recv_stream recv_multishot(buffer_ring& ring, int flags = 0) noexcept { return recv_stream(fd(), ring, flags, &pending_); }
+  recv_stream recv_multishot(buffer_ring& ring, int flags = 0) noexcept {
+    return recv_stream(fd(), ring, flags, short_means_empty_, &pending_);
+  }
   // Zero-copy send where io_uring has it (6.0+), else a plain send. Completes
   // once the kernel no longer reads buf.
   socket_op<ops::send_zc> send_zc(std::span<const std::byte> buf, int flags = 0) noexcept {
@@ -71,6 +73,8 @@ class stream_socket : public socket {
   static bool zero_copy_available() noexcept;
 
  protected:
+  bool short_means_empty_ = false;  // TCP (see ops::recv)
+
   // Creates a Stream socket for addr's family and connects it.
   template <class Stream>
   static task<result<Stream>> connect_as(socket_address addr) {

@@ -11,8 +11,10 @@ namespace coil::net {
 // A TCP connection.
 class tcp_stream : public stream_socket {
  public:
-  tcp_stream() noexcept = default;
-  tcp_stream(unique_fd fd) noexcept : stream_socket(std::move(fd)) {}  // NOLINT: implicit, for accept's result
+  tcp_stream() noexcept { short_means_empty_ = true; }
+  tcp_stream(unique_fd fd) noexcept : stream_socket(std::move(fd)) {  // NOLINT: implicit, for accept's result
+    short_means_empty_ = true;
+  }
 
   // Connects to addr (IPv4 or IPv6). addr is copied into the task.
   static task<result<tcp_stream>> connect(socket_address addr);

@@ -30,6 +30,9 @@ namespace coil::ops {
 
 namespace detail {
 inline int dontwait(bool nowait) noexcept { return nowait ? MSG_DONTWAIT : 0; }
+// A recv with these flags takes from the receive queue (peeking, OOB and
+// error-queue reads say nothing about what is left in it).
+inline bool reads_queue(int flags) noexcept { return (flags & (MSG_PEEK | MSG_OOB | MSG_ERRQUEUE)) == 0; }
 // A msghdr over iov (and, for datagrams, a peer address).
 inline msghdr msg_over(const iovec* iov, uint32_t iovcnt, const sockaddr* name = nullptr,
                        socklen_t namelen = 0) noexcept {
@@ -138,6 +141,7 @@ struct recv_multishot {
   int fd;
   buffer_ring* ring;
   int flags = 0;
+  bool short_means_empty = false;  // see recv
   mutable uint32_t out_flags = 0;  // readiness path: the CQE flags io_uring would give
   void prep(io_uring_sqe& s) const noexcept {
     io_uring_prep_recv_multishot(&s, fd, nullptr, 0, flags);
@@ -155,6 +159,10 @@ struct recv_multishot {
     }
     out_flags = IORING_CQE_F_BUFFER | (uint32_t{id} << IORING_CQE_BUFFER_SHIFT);
     return r;
+  }
+  bool drains() const noexcept { return short_means_empty && detail::reads_queue(flags); }
+  bool drained(int32_t r) const noexcept {
+    return drains() && (r == -EAGAIN || (r > 0 && static_cast<uint32_t>(r) < ring->buffer_size()));
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
@@ -209,9 +217,18 @@ struct recv {
   void* buf;
   uint32_t len;
   int flags = 0;
+  // TCP: a read comes back short only at the end of what is queued, an
+  // urgent mark or the end of stream (readiness drivers skip the next try).
+  // Not Unix streams: their reads also stop at other writers' credentials
+  // and at passed descriptors, with more queued.
+  bool short_means_empty = false;
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_recv(&s, fd, buf, len, flags); }
   int32_t perform(bool nowait) const noexcept {
     return detail::kernel_ret(::recv(fd, buf, len, flags | detail::dontwait(nowait)));
+  }
+  bool drains() const noexcept { return short_means_empty && detail::reads_queue(flags); }
+  bool drained(int32_t r) const noexcept {
+    return drains() && (r == -EAGAIN || (r > 0 && static_cast<uint32_t>(r) < len));
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
