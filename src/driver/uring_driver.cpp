@@ -461,7 +461,8 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
   io_uring_cq& cq = ring_.cq;
   const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
   const unsigned shift = (ring_.flags & IORING_SETUP_CQE32) ? 1u : 0u;
-  unsigned head = *cq.khead;
+  const unsigned first = *cq.khead;
+  unsigned head = first;
   for (; head != tail; ++head) {
     const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
     if (cqe->user_data == internal_user_data) {
@@ -492,7 +493,7 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
     deliver(*c, out);
     ++n;
   }
-  io_uring_smp_store_release(cq.khead, head);
+  if (head != first) io_uring_smp_store_release(cq.khead, head);
   stats_.completed += n;
   if (!waiting_.empty() || cancels_waiting_ != 0) fill_from_waiting();
   return n;

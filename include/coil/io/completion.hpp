@@ -63,9 +63,10 @@ struct completion : list_hook {
   // Goes to a block device (O_DIRECT): io_uring submits these in small
   // batches (uring_options::device_submit_batch).
   bool device : 1 = false;
-  // A read of a stream socket's receive queue (readiness drivers): while
-  // the fd's input is known empty since its last readiness edge, it waits
-  // for the next edge instead of trying a recv that would say EAGAIN.
+  // A TCP read whose short result means an empty queue (readiness drivers,
+  // ops::recv::short_means_empty): while the fd's input is known empty since
+  // its last readiness edge, it waits for the next edge instead of trying a
+  // recv that would say EAGAIN.
   bool drains : 1 = false;
   bool drained : 1 = false;  // set by perform: the attempt left the queue empty
   int32_t fd = -1;             // descriptor readiness applies to (epoll)

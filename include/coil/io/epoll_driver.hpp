@@ -87,8 +87,8 @@ class epoll_driver {
     intrusive_list<completion> waiters;
     bool registered = false;    // in the epoll set (edge-triggered)
     bool not_pollable = false;  // epoll refused it (regular file): use workers
-    // A stream read left the receive queue empty and no input edge came
-    // since: the next read waits for one (completion::drains).
+    // A TCP read left the receive queue empty and no input edge came
+    // since: the next such read waits for one (completion::drains).
     bool input_drained = false;
     // The peer's end, an error or urgent data was seen: a short read stops
     // at an end of stream or an urgent mark with more to read and no edge
