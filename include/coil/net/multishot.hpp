@@ -298,7 +298,7 @@ class recv_stream : public detail::multishot_stream<recv_stream, ops::recv_multi
 
  public:
   recv_stream(int fd, buffer_ring& ring, int flags, bool short_means_empty, detail::pending_list* owner) noexcept
-      : base(ops::recv_multishot{fd, &ring, flags, short_means_empty}, owner), ring_(ring) {
+      : base(ops::recv_multishot{fd, short_means_empty, &ring, flags}, owner), ring_(ring) {
     buffer_ring::starved_hook::on_available = &rearm_starved;
     ring_.attach();
   }

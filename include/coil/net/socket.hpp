@@ -123,7 +123,7 @@ class socket {
  public:
   socket() noexcept = default;
   explicit socket(unique_fd fd) noexcept : fd_(std::move(fd)) {}
-  socket(socket&& o) noexcept : fd_(std::move(o.fd_)) {
+  socket(socket&& o) noexcept : fd_(std::move(o.fd_)), short_means_empty_(o.short_means_empty_) {
     COIL_ASSERT(o.pending_.empty(), "moving a socket while operations on it are pending");
   }
   socket& operator=(socket&& o) noexcept {
@@ -131,6 +131,7 @@ class socket {
       COIL_ASSERT(o.pending_.empty(), "moving a socket while operations on it are pending");
       abort_pending();
       fd_ = std::move(o.fd_);
+      short_means_empty_ = o.short_means_empty_;
     }
     return *this;
   }
@@ -195,6 +196,9 @@ class socket {
   }
 
   unique_fd fd_;
+  // TCP: a short read means an empty receive queue (ops::recv). Here, in
+  // fd_'s padding, so that idle connections stay small.
+  bool short_means_empty_ = false;
   detail::pending_list pending_;
 };
 

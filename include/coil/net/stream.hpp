@@ -73,8 +73,6 @@ class stream_socket : public socket {
   static bool zero_copy_available() noexcept;
 
  protected:
-  bool short_means_empty_ = false;  // TCP (see ops::recv)
-
   // Creates a Stream socket for addr's family and connects it.
   template <class Stream>
   static task<result<Stream>> connect_as(socket_address addr) {

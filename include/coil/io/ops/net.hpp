@@ -139,9 +139,9 @@ struct recv_multishot {
   static constexpr bool multishot = true;
   static constexpr bool zero_ends = true;
   int fd;
-  buffer_ring* ring;
+  bool short_means_empty = false;  // see recv (here: in fd's padding, idle streams stay small)
+  buffer_ring* ring = nullptr;
   int flags = 0;
-  bool short_means_empty = false;  // see recv
   mutable uint32_t out_flags = 0;  // readiness path: the CQE flags io_uring would give
   void prep(io_uring_sqe& s) const noexcept {
     io_uring_prep_recv_multishot(&s, fd, nullptr, 0, flags);
