@@ -94,7 +94,9 @@ TEST(CoresBlocking, RuntimeDestroyedWhileAJobRunsDoesNotHangOrDangle) {
     auto s = (*rt)->block_on([]() -> task<result<void>> { co_return co_await sleep_for(5ms); }());
     EXPECT_TRUE(s);
   }  // the waiting frame goes; the job runs on
-  for (int i = 0; i < 200 && finished.load() == 0; ++i) std::this_thread::sleep_for(5ms);
+  // A deadline, not a count of sleeps: a loaded machine may run the job late.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (finished.load() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(finished.load(), 1);
 }
 

@@ -44,6 +44,9 @@ TEST(Embed, PollLoopDrivesTimersPipesAndFiles) {
 
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  // Before the writer exists: its write is then at least 20 ms after this,
+  // however late this thread runs again.
+  const auto start = std::chrono::steady_clock::now();
   // Another thread writes the pipe later: only the fd can tell the host.
   std::thread writer([w = p[1]] {
     std::this_thread::sleep_for(20ms);
@@ -64,7 +67,6 @@ TEST(Embed, PollLoopDrivesTimersPipesAndFiles) {
     finished = true;
   };
   auto h = (*rt)->spawn(body());
-  const auto start = std::chrono::steady_clock::now();
   const int polls = host_loop(**rt, *fd, [&] { return finished; });
   writer.join();
   EXPECT_TRUE(finished);
