@@ -63,7 +63,26 @@ task<bool> in_epoll_set(Socket& a, Socket& b, std::vector<std::byte>& in) {
   const std::byte x{42};
   auto wr = co_await when_all(a.recv(in), b.send(std::span(&x, 1)));
   auto& [r, w] = wr;
-  co_return r&& w&&* r == 1;
+  const bool ok = r && w && *r == 1;
+  co_return ok;
+}
+
+// Runs body(a, b, in) on an epoll runtime with a fresh Socket::pair() whose
+// a is already in the epoll set.
+template <class Socket, class F>
+void on_registered_pair(F body) {
+  auto p = Socket::pair();
+  ASSERT_TRUE(p);
+  auto& a = p->first;
+  auto& b = p->second;
+  test::run(
+      [&]() -> task<void> {
+        std::vector<std::byte> in(64);
+        const bool set = co_await in_epoll_set(a, b, in);
+        CO_ASSERT_TRUE(set);
+        co_await body(a, b, in);
+      }(),
+      on_epoll());
 }
 
 // A ping-pong against a thread echoing on the raw peer: each reply arrives
@@ -207,15 +226,8 @@ TEST(EpollReadiness, UrgentDataDoesNotHideTheRestOfTheStream) {
 // A Unix stream read stops after bytes that carried descriptors, with more
 // queued: Unix stream reads are always tried.
 TEST(EpollReadiness, UnixStreamReadsAreAlwaysTried) {
-  auto p = net::unix_stream::pair();
-  ASSERT_TRUE(p);
-  auto& a = p->first;
-  auto& b = p->second;
-  test::run(
-      [&]() -> task<void> {
-        std::vector<std::byte> in(64);
-        const bool set = co_await in_epoll_set(a, b, in);
-        CO_ASSERT_TRUE(set);
+  on_registered_pair<net::unix_stream>(
+      [](net::unix_stream& a, net::unix_stream& b, std::vector<std::byte>& in) -> task<void> {
         // "abc" with a descriptor attached, then "def".
         char data[] = "abc";
         iovec iov{data, 3};
@@ -244,22 +256,14 @@ TEST(EpollReadiness, UnixStreamReadsAreAlwaysTried) {
         }
         EXPECT_EQ(0, std::memcmp(in.data(), "abcdef", 6));
         EXPECT_EQ(io_stats().drained_skips, 0u);
-      }(),
-      on_epoll());
+      });
 }
 
 // Short datagrams say nothing about what else is queued: two queued
 // datagrams read one by one, no waiting.
 TEST(EpollReadiness, ShortDatagramsDoNotMarkTheQueueEmpty) {
-  auto p = net::unix_datagram::pair();
-  ASSERT_TRUE(p);
-  auto& a = p->first;
-  auto& b = p->second;
-  test::run(
-      [&]() -> task<void> {
-        std::vector<std::byte> in(64);
-        const bool set = co_await in_epoll_set(a, b, in);
-        CO_ASSERT_TRUE(set);
+  on_registered_pair<net::unix_datagram>(
+      [](net::unix_datagram& a, net::unix_datagram& b, std::vector<std::byte>& in) -> task<void> {
         const auto one = message(10, 3), two = message(12, 4);
         CO_ASSERT_TRUE(::send(b.fd(), one.data(), one.size(), 0) == 10);
         CO_ASSERT_TRUE(::send(b.fd(), two.data(), two.size(), 0) == 12);
@@ -273,8 +277,7 @@ TEST(EpollReadiness, ShortDatagramsDoNotMarkTheQueueEmpty) {
         EXPECT_EQ(*r1, 12u);
         EXPECT_EQ(0, std::memcmp(in.data(), two.data(), 12));
         EXPECT_EQ(io_stats().drained_skips, 0u);
-      }(),
-      on_epoll());
+      });
 }
 
 // A short peek leaves the bytes queued: the read after it takes them at once.
