@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "echo.hpp"
 
 namespace coil_bench {
 
@@ -24,8 +25,10 @@ void print_usage(std::FILE* out) {
       "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
       "            [--device-batch N (io_uring: O_DIRECT reads per submit; default 4, 0: no cap)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
-      "  echo      --conns N (64) --msg B (64) --seconds S (3) [--baseline uring|epoll|uring-multishot | --mode multishot]\n"
+      "  echo      --conns N (64) --msg B (64) --seconds S (3) [--mode multishot]\n"
+      "            [--baseline uring|epoll|uring-multishot|asio|asio-uring|libuv (peers: coil-peer-* programs)]\n"
       "            [--rounds N: coil, raw liburing and raw epoll alternately N times each; median paired ratios]\n"
+      "            [--peers: with --rounds, also Boost.Asio (epoll and io_uring) and libuv]\n"
       "  idle      --conns N (10000) [--mode plain|multishot (default)]: server RSS per idle connection\n"
       "  xcore     --tasks N in flight (128) --seconds S (3) [--baseline mutex | --mode channel] (cores 0 and 1)\n"
       "  scatter   --file PATH --reads N (100000) --size OBJECT_BYTES (64) --locality P (0.5) --seconds S (3)\n"
@@ -98,8 +101,8 @@ bool parse_args(int argc, char** argv, options& opts) {
       has_inline_value = true;
     }
     // Flags without a value first.
-    if (name == "--direct" || name == "--stats") {
-      (name == "--direct" ? opts.direct : opts.stats) = true;
+    if (name == "--direct" || name == "--stats" || name == "--peers") {
+      (name == "--direct" ? opts.direct : name == "--stats" ? opts.stats : opts.peers) = true;
       continue;
     }
     if (name == "-h" || name == "--help") {
@@ -145,7 +148,8 @@ bool parse_args(int argc, char** argv, options& opts) {
       opts.file = value;
     } else if (name == "--baseline") {
       opts.baseline = value;
-      ok = value == "uring" || value == "pread" || value == "epoll" || value == "mutex" || value == "uring-multishot";
+      ok = value == "uring" || value == "pread" || value == "epoll" || value == "mutex" || value == "uring-multishot" ||
+           is_echo_peer(value);
     } else if (name == "--mode") {
       opts.mode = value;
       ok = value == "channel" || value == "multishot" || value == "plain";

@@ -41,6 +41,7 @@ struct options {
   int cpu = -1;
   bool direct = false;
   bool stats = false;
+  bool peers = false;  // echo --rounds: also the servers written with other libraries
   bool seconds_given = false;
 };
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -437,7 +438,48 @@ std::string serve_epoll(int listen_fd, uint64_t conns) {
   return {};
 }
 
+// Peers (the same server written with another library) are separate
+// programs beside this one, each built from bench/peers/: the listener is
+// passed by number, the CPU time comes from wait4 (startup included, as
+// coil's servers count creating their runtime).
+std::string serve_peer(const std::string& impl, int listen_fd, uint64_t conns, cpu_times& used) {
+  std::string path = echo_peer_path(impl);
+  if (path.empty()) {
+    return "no coil-peer-" + impl + " beside coil-bench (built where Debian's libboost1.81-dev and libuv1-dev are)";
+  }
+  std::string fd_arg = std::to_string(listen_fd), conns_arg = std::to_string(conns);
+  char* argv[] = {path.data(), fd_arg.data(), conns_arg.data(), nullptr};
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::string("fork: ") + std::strerror(errno);
+  if (pid == 0) {
+    (void)::fcntl(listen_fd, F_SETFD, 0);  // the one descriptor the peer inherits
+    ::execv(argv[0], argv);
+    ::_exit(127);
+  }
+  int status = 0;
+  rusage u{};
+  if (::wait4(pid, &status, 0, &u) < 0) return std::string("wait4: ") + std::strerror(errno);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  used = {secs(u.ru_utime), secs(u.ru_stime)};
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return path + " failed (wait status " + std::to_string(status) + ")";
+  }
+  return {};
+}
+
 }  // namespace
+
+std::string echo_peer_path(const std::string& impl) {
+  char self[PATH_MAX];
+  const ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) return {};
+  std::string path(self, static_cast<size_t>(len));
+  path = path.substr(0, path.rfind('/') + 1) + "coil-peer-" + impl;
+  return ::access(path.c_str(), X_OK) == 0 ? path : std::string();
+}
+
+bool is_echo_peer(const std::string& impl) { return impl == "asio" || impl == "asio-uring" || impl == "libuv"; }
 
 echo_result run_echo(const echo_config& cfg) {
   echo_result out;
@@ -471,8 +513,12 @@ echo_result run_echo(const echo_config& cfg) {
   }
   ::close(report[1]);
   if (cfg.server_cpu >= 0) (void)pin_to_cpu(cfg.server_cpu);
-  const cpu_times cpu0 = process_cpu_seconds();
-  if (cfg.impl == "uring") {
+  cpu_times cpu0 = process_cpu_seconds();
+  cpu_times cpu1{};
+  if (is_echo_peer(cfg.impl)) {
+    cpu0 = {};
+    out.failure = serve_peer(cfg.impl, lfd.get(), cfg.conns, cpu1);
+  } else if (cfg.impl == "uring") {
     out.failure = serve_uring(lfd.get(), cfg.conns);
   } else if (cfg.impl == "uring-multishot") {
     out.failure = serve_uring_multishot(lfd.get(), cfg.conns);
@@ -481,7 +527,7 @@ echo_result run_echo(const echo_config& cfg) {
   } else {
     out.failure = serve_coil(std::move(lfd), cfg.conns, cfg.impl == "coil-multishot", out.stats);
   }
-  const cpu_times cpu1 = process_cpu_seconds();
+  if (!is_echo_peer(cfg.impl)) cpu1 = process_cpu_seconds();
   out.server_user_seconds = cpu1.user - cpu0.user;
   out.server_cpu_seconds = out.server_user_seconds + (cpu1.system - cpu0.system);
   if (!out.failure.empty()) ::kill(child, SIGKILL);  // it may wait for a server that is gone
@@ -495,6 +541,49 @@ echo_result run_echo(const echo_config& cfg) {
   out.trips = rep.trips;
   out.errors = rep.errors;
   out.seconds = rep.seconds;
+  return out;
+}
+
+std::vector<double> echo_rounds_result::ratios(size_t a, size_t b) const {
+  std::vector<double> out;
+  for (size_t r = 0; r < us[a].size() && r < us[b].size(); ++r) {
+    if (us[b][r] > 0) out.push_back(us[a][r] / us[b][r]);
+  }
+  return out;
+}
+
+echo_rounds_result run_echo_rounds(const std::vector<std::string>& impls, const echo_config& base, uint64_t rounds,
+                                   const std::string& progress_label) {
+  const size_t n = impls.size();
+  echo_rounds_result out;
+  out.us.resize(n);
+  out.user_us.resize(n);
+  out.pooled.resize(n);
+  for (uint64_t round = 0; round < rounds; ++round) {
+    for (size_t step = 0; step < n; ++step) {
+      const size_t k = (step + round) % n;
+      echo_config cfg = base;
+      cfg.impl = impls[k];
+      echo_result r;
+      if (progress_label.empty()) {
+        r = run_echo(cfg);
+      } else {
+        progress prog(progress_label + " " + cfg.impl + " round " + std::to_string(round + 1), cfg.seconds);
+        r = run_echo(cfg);
+      }
+      if (!r.failure.empty() || r.errors != 0 || r.trips == 0) {
+        out.failure = cfg.impl + ": " + (r.failure.empty() ? "errors " + std::to_string(r.errors) : r.failure);
+        return out;
+      }
+      out.us[k].push_back(r.server_cpu_us_per_trip());
+      out.user_us[k].push_back(r.server_user_us_per_trip());
+      echo_result& sum = out.pooled[k];
+      sum.trips += r.trips;
+      sum.seconds += r.seconds;
+      sum.server_cpu_seconds += r.server_cpu_seconds;
+      sum.server_user_seconds += r.server_user_seconds;
+    }
+  }
   return out;
 }
 

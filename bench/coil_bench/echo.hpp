@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "coil/rt/runtime.hpp"
 
@@ -17,7 +18,8 @@ namespace coil_bench {
 struct echo_config {
   // server: coil, coil-multishot (multishot accept + recv into a buffer ring),
   // uring (raw liburing), uring-multishot (raw liburing in coil-multishot's
-  // design) or epoll (raw epoll)
+  // design), epoll (raw epoll), or a peer library's server: asio (Boost.Asio
+  // on epoll), asio-uring (on its io_uring backend), libuv
   std::string impl = "coil";
   uint64_t conns = 64;
   uint64_t msg = 64;
@@ -44,5 +46,25 @@ struct echo_result {
 };
 
 echo_result run_echo(const echo_config& cfg);
+
+// Paired rounds: every server in impls runs once per round, in an order that
+// rotates each round (none always runs first, just after the client's fork,
+// or last). Server CPU per trip moves by tens of percent between runs on a
+// shared VM; ratios within a round cancel the drift.
+struct echo_rounds_result {
+  std::vector<std::vector<double>> us;       // [impl][round]: server CPU per trip
+  std::vector<std::vector<double>> user_us;  // of which user time
+  std::vector<echo_result> pooled;           // [impl]: trips, seconds and CPU summed
+  std::string failure;                       // the first failed run, if any
+  // impls[a] / impls[b], one ratio per round.
+  std::vector<double> ratios(size_t a, size_t b) const;
+};
+// progress_label: "" runs quietly (the caller shows its own progress).
+echo_rounds_result run_echo_rounds(const std::vector<std::string>& impls, const echo_config& base, uint64_t rounds,
+                                   const std::string& progress_label);
+// A server written with another library (a coil-peer-* program).
+bool is_echo_peer(const std::string& impl);
+// Its program beside coil-bench (coil-peer-IMPL), or "" when it was not built.
+std::string echo_peer_path(const std::string& impl);
 
 }  // namespace coil_bench

@@ -162,48 +162,40 @@ std::pair<double, double> median_ci95(std::vector<double> v) {
 }
 
 // Server CPU per trip moves by +-30% between runs on a shared VM (one
-// connection means a sleep and a wake per trip). Alternating the three
-// servers and taking the median of per-round ratios cancels drift that a
-// coil run and a baseline run made minutes apart would not.
+// connection means a sleep and a wake per trip): the servers alternate, and
+// the medians of per-round ratios cancel drift that a coil run and a
+// baseline run made minutes apart would not.
 int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
   // coil's server first, then the baselines; multishot adds the same design
   // written by hand on raw liburing (the floor for any io_uring server).
   std::vector<std::string> impls = {coil_impl, "uring", "epoll"};
   if (coil_impl == "coil-multishot") impls.push_back("uring-multishot");
+  const size_t floor_k = impls.size() - 1;  // uring-multishot, when present
+  if (opts.peers) impls.insert(impls.end(), {"asio", "asio-uring", "libuv"});
   const size_t n_impl = impls.size();
-  std::vector<std::vector<double>> us(n_impl), user_us(n_impl), ratio(n_impl);
-  std::vector<double> floor_vs_epoll;  // the hand-written multishot server against epoll
-  for (uint64_t round = 0; round < opts.rounds; ++round) {
-    std::vector<double> got(n_impl);
-    // The order rotates each round, so no server always runs first (just
-    // after the client's fork) or last.
-    for (size_t step = 0; step < n_impl; ++step) {
-      const size_t k = (step + round) % n_impl;
-      echo_config cfg;
-      cfg.impl = impls[k];
-      cfg.conns = opts.conns;
-      cfg.msg = opts.msg;
-      cfg.seconds = opts.seconds;
-      echo_result r;
-      {
-        progress prog("echo " + cfg.impl + " round " + std::to_string(round + 1), opts.seconds);
-        r = run_echo(cfg);
-      }
-      if (!r.failure.empty() || r.errors != 0 || r.trips == 0) {
-        std::fprintf(stderr, "coil-bench: echo %s: %s (errors %llu)\n", cfg.impl.c_str(), r.failure.c_str(),
-                     static_cast<unsigned long long>(r.errors));
-        return 1;
-      }
-      got[k] = r.server_cpu_us_per_trip();
-      us[k].push_back(got[k]);
-      user_us[k].push_back(r.server_user_us_per_trip());
-    }
-    for (size_t k = 1; k < n_impl; ++k) ratio[k].push_back(got[0] / got[k]);
-    if (n_impl > 3) floor_vs_epoll.push_back(got[3] / got[2]);
+  echo_config base;
+  base.conns = opts.conns;
+  base.msg = opts.msg;
+  base.seconds = opts.seconds;
+  const echo_rounds_result rr = run_echo_rounds(impls, base, opts.rounds, "echo");
+  if (!rr.failure.empty()) {
+    std::fprintf(stderr, "coil-bench: echo %s\n", rr.failure.c_str());
+    return 1;
   }
+  const auto& us = rr.us;
+  const auto& user_us = rr.user_us;
+  std::vector<std::vector<double>> ratio(n_impl);
+  for (size_t k = 1; k < n_impl; ++k) ratio[k] = rr.ratios(0, k);
+  // the hand-written multishot server against epoll
+  const std::vector<double> floor_vs_epoll =
+      impls[floor_k] == "uring-multishot" ? rr.ratios(floor_k, 2) : std::vector<double>{};
   auto label = [](const std::string& impl) {
-    return impl == "uring" ? std::string("raw liburing") : impl == "epoll" ? std::string("raw epoll")
-         : impl == "uring-multishot" ? std::string("raw liburing multishot") : impl;
+    if (impl == "uring") return std::string("raw liburing");
+    if (impl == "epoll") return std::string("raw epoll");
+    if (impl == "uring-multishot") return std::string("raw liburing multishot");
+    if (impl == "asio") return std::string("Asio (epoll)");
+    if (impl == "asio-uring") return std::string("Asio (io_uring)");
+    return impl;
   };
   std::printf("echo, %llu conns, %llu-byte messages, %llu rounds of %.1f s: median server CPU per trip (user):",
               static_cast<unsigned long long>(opts.conns), static_cast<unsigned long long>(opts.msg),
@@ -246,8 +238,12 @@ int cmd_echo(const options& opts) {
     return 2;
   }
   if (!opts.baseline.empty() && opts.baseline != "uring" && opts.baseline != "epoll" &&
-      opts.baseline != "uring-multishot") {
-    std::fprintf(stderr, "coil-bench: echo supports --baseline uring|epoll|uring-multishot\n");
+      opts.baseline != "uring-multishot" && !is_echo_peer(opts.baseline)) {
+    std::fprintf(stderr, "coil-bench: echo supports --baseline uring|epoll|uring-multishot|asio|asio-uring|libuv\n");
+    return 2;
+  }
+  if (opts.peers && opts.rounds == 0) {
+    std::fprintf(stderr, "coil-bench: echo --peers goes with --rounds (one peer alone: --baseline asio|...)\n");
     return 2;
   }
   if (!opts.mode.empty() && (opts.mode != "multishot" || !opts.baseline.empty())) {

@@ -17,8 +17,8 @@
 namespace coil_bench {
 namespace {
 
-constexpr double default_step_seconds = 4.0;  // ten timed steps: ~45 s, plus preparing the file
-constexpr int step_count = 10;
+constexpr double default_step_seconds = 4.0;  // eleven timed steps: ~55 s, plus preparing the file
+constexpr int step_count = 11;
 
 // snprintf rather than string concatenation: g++ 12 at -O3 reports a false
 // -Wrestrict on `"literal" + std::string` chains.
@@ -36,7 +36,7 @@ void table_row(const char* bench, const char* impl, double ops, const measured& 
   const std::string r = human(rate) + " " + unit;
   const double wall_ns = ops > 0 ? m.seconds * 1e9 / ops : 0;
   const double cpu_ns = ops > 0 ? m.cpu_seconds * 1e9 / ops : 0;
-  std::printf("  %-19s %-6s %15s %9.1f %9.1f   %s\n", bench, impl, r.c_str(), wall_ns, cpu_ns, versus.c_str());
+  std::printf("  %-19s %-10s %15s %9.1f %9.1f   %s\n", bench, impl, r.c_str(), wall_ns, cpu_ns, versus.c_str());
 }
 
 // "0.76x / 0.80x raw uring": wall-clock and CPU-time ratios of coil to a
@@ -115,42 +115,37 @@ int run_tour(const options& opts) {
     tm = run_timers_coil(tcfg, &p);
   }
   // Echo: server on CPU 0, client process on CPU 1 (forked), 64 connections
-  // of 64-byte messages; the baseline is a raw epoll server. Four pairs of
-  // short runs in alternating order: the ratio is the median of the pairs'
+  // of 64-byte messages; the baseline is a raw epoll server. Four rounds of
+  // short runs in alternating order: the ratio is the median of the rounds'
   // (one pair swings by tens of percent on a shared VM), the rates pool them.
-  echo_result echo_coil, echo_epoll;
-  std::vector<double> echo_pair_ratios;
-  double previous_us = 0;
+  echo_config ecfg;
+  ecfg.seconds = secs / 4;
+  echo_rounds_result echo;
   {
     progress p(step_label(7, "echo coil and epoll, 4 pairs"), 2 * secs);
-    constexpr int pairs = 4;
-    for (int k = 0; k < 2 * pairs; ++k) {
-      const bool coil_turn = (k % 2 == 0) == (k / 2 % 2 == 0);  // coil, epoll, epoll, coil, ...
-      echo_config ecfg;
-      ecfg.impl = coil_turn ? "coil" : "epoll";
-      ecfg.seconds = secs / pairs;
-      const echo_result r = run_echo(ecfg);
-      echo_result& sum = coil_turn ? echo_coil : echo_epoll;
-      sum.trips += r.trips;
-      sum.errors += r.errors;
-      sum.seconds += r.seconds;
-      sum.server_cpu_seconds += r.server_cpu_seconds;
-      sum.server_user_seconds += r.server_user_seconds;
-      if (!r.failure.empty()) sum.failure = r.failure;
-      if (k % 2 == 1) {
-        const double coil_us = coil_turn ? r.server_cpu_us_per_trip() : previous_us;
-        const double epoll_us = coil_turn ? previous_us : r.server_cpu_us_per_trip();
-        if (coil_us > 0 && epoll_us > 0) echo_pair_ratios.push_back(coil_us / epoll_us);
-      }
-      previous_us = r.server_cpu_us_per_trip();
-    }
+    echo = run_echo_rounds({"coil", "epoll"}, ecfg, 4, "");
+    p.finish();
+  }
+  // Peers: the same server written with Boost.Asio (on epoll, and on its
+  // io_uring backend) and libuv, where they were built; three shorter rounds.
+  std::vector<std::string> peer_impls = {"coil"};
+  for (const char* impl : {"asio", "asio-uring", "libuv"}) {
+    if (!echo_peer_path(impl).empty()) peer_impls.push_back(impl);
+  }
+  echo_rounds_result peers;
+  constexpr uint64_t peer_rounds = 3;
+  if (peer_impls.size() > 1) {
+    ecfg.seconds = secs / 8;
+    progress p(step_label(8, "echo coil and peers, 3 rounds"),
+               ecfg.seconds * peer_rounds * static_cast<double>(peer_impls.size()));
+    peers = run_echo_rounds(peer_impls, ecfg, peer_rounds, "");
     p.finish();
   }
   // Memory: 10,000 idle connections, each waiting in a multishot recv on one
   // shared buffer ring (the clients are a second process).
   idle_result idle;
   {
-    progress p(step_label(8, "idle 10,000 connections"), 2);
+    progress p(step_label(9, "idle 10,000 connections"), 2);
     idle = run_idle_fresh(idle_config{});
     p.finish();
   }
@@ -158,11 +153,11 @@ int run_tour(const options& opts) {
   // through a mapping (mmap_space) and by a pread loop.
   scatter_step_result sc_coil, sc_pread;
   {
-    progress p(step_label(9, "scatter coil-mmap"), secs);
+    progress p(step_label(10, "scatter coil-mmap"), secs);
     sc_coil = run_scatter_step(rcfg.path, rcfg.file_size, "coil-mmap", secs, &p);
   }
   {
-    progress p(step_label(10, "scatter pread"), secs);
+    progress p(step_label(11, "scatter pread"), secs);
     sc_pread = run_scatter_step(rcfg.path, rcfg.file_size, "pread", secs, &p);
   }
   for (const auto* r : {&sc_coil, &sc_pread}) {
@@ -178,7 +173,7 @@ int run_tour(const options& opts) {
   std::snprintf(timer_name, sizeof timer_name, "timers %llux%llu-%llums", static_cast<unsigned long long>(tcfg.tasks),
                 static_cast<unsigned long long>(tcfg.min_ms), static_cast<unsigned long long>(tcfg.max_ms));
   const auto ops = [](uint64_t n) { return static_cast<double>(n); };
-  std::printf("\n  %-19s %-6s %15s %9s %9s   %s\n", "benchmark", "impl", "rate", "ns/op", "cpu ns/op",
+  std::printf("\n  %-19s %-10s %15s %9s %9s   %s\n", "benchmark", "impl", "rate", "ns/op", "cpu ns/op",
               "coil vs baseline (wall / cpu)");
   table_row(nop_name, "coil", ops(nop_coil.ops), nop_coil, "ops/s",
             versus(ops(nop_coil.ops), nop_coil, ops(nop_uring.ops), nop_uring, "raw uring (target >= 0.5x)"));
@@ -192,21 +187,28 @@ int run_tour(const options& opts) {
   std::printf("  timers: %.0f%% of the no-lateness rate (%s/s); lateness p50 %.1f us, p99 %.1f us, max %.1f us\n",
               100 * tm.fired_per_s() / tm.ideal_per_s, human(tm.ideal_per_s).c_str(), tm.late_p50_us, tm.late_p99_us,
               tm.late_max_us);
-  for (const auto* e : {&echo_coil, &echo_epoll}) {
-    if (!e->failure.empty()) std::fprintf(stderr, "coil-bench: echo: %s\n", e->failure.c_str());
-  }
-  const double echo_cpu_ratio = !echo_pair_ratios.empty() ? median(echo_pair_ratios)
-                                : echo_epoll.server_cpu_us_per_trip() > 0
-                                    ? echo_coil.server_cpu_us_per_trip() / echo_epoll.server_cpu_us_per_trip()
-                                    : 0.0;
-  std::printf("  %-19s %-6s %11s trips/s %6.2f us server CPU per trip   coil/epoll CPU per trip: %.2fx "
+  if (!echo.failure.empty()) std::fprintf(stderr, "coil-bench: echo %s\n", echo.failure.c_str());
+  if (!peers.failure.empty()) std::fprintf(stderr, "coil-bench: echo %s\n", peers.failure.c_str());
+  const echo_result& echo_coil = echo.pooled[0];
+  const echo_result& echo_epoll = echo.pooled[1];
+  const double echo_cpu_ratio = median(echo.ratios(0, 1));
+  std::printf("  %-19s %-10s %11s trips/s %6.2f us server CPU per trip   coil/epoll CPU per trip: %.2fx "
               "(median of 4 pairs; target <= 1)\n",
               "echo 64 conns x 64B", "coil", human(echo_coil.trips_per_s()).c_str(), echo_coil.server_cpu_us_per_trip(),
               echo_cpu_ratio);
-  std::printf("  %-19s %-6s %11s trips/s %6.2f us server CPU per trip\n", "echo 64 conns x 64B", "epoll",
+  std::printf("  %-19s %-10s %11s trips/s %6.2f us server CPU per trip\n", "echo 64 conns x 64B", "epoll",
               human(echo_epoll.trips_per_s()).c_str(), echo_epoll.server_cpu_us_per_trip());
+  for (size_t k = 1; k < peer_impls.size() && peers.failure.empty(); ++k) {
+    const echo_result& r = peers.pooled[k];
+    std::printf("  %-19s %-10s %11s trips/s %6.2f us server CPU per trip   coil/%s: %.2fx (median of 3 rounds)\n",
+                "echo 64 conns x 64B", peer_impls[k].c_str(), human(r.trips_per_s()).c_str(),
+                r.server_cpu_us_per_trip(), peer_impls[k].c_str(), median(peers.ratios(0, k)));
+  }
+  if (peer_impls.size() == 1) {
+    std::printf("  echo peers (Boost.Asio, libuv): not built; scripts/deps installs libboost1.81-dev and libuv1-dev\n");
+  }
   if (idle.failure.empty()) {
-    std::printf("  %-19s %-6s %11.0f bytes of server memory per idle connection (multishot recv, shared ring; "
+    std::printf("  %-19s %-10s %11.0f bytes of server memory per idle connection (multishot recv, shared ring; "
                 "target < 1024)\n",
                 "idle 10,000 conns", "coil", idle.rss_bytes_per_conn);
   } else {
@@ -222,8 +224,7 @@ int run_tour(const options& opts) {
   stats_line(opts.stats, "timers", tm.stats);
 
   const uint64_t errors = nop_coil.errors + nop_uring.errors + rr_coil.errors + rr_uring.errors + rr_pread.errors +
-                          tm.errors + echo_coil.errors + echo_epoll.errors +
-                          (echo_coil.failure.empty() && echo_epoll.failure.empty() ? 0 : 1) +
+                          tm.errors + (echo.failure.empty() ? 0 : 1) + (peers.failure.empty() ? 0 : 1) +
                           (idle.failure.empty() || idle.fd_limit ? 0 : 1) +
                           (rr_coil.failure.empty() && rr_uring.failure.empty() && rr_pread.failure.empty() ? 0 : 1) +
                           sc_coil.errors + sc_pread.errors +
@@ -245,6 +246,12 @@ int run_tour(const options& opts) {
   j.add("echo_coil_server_cpu_us_per_trip", echo_coil.server_cpu_us_per_trip());
   j.add("echo_epoll_server_cpu_us_per_trip", echo_epoll.server_cpu_us_per_trip());
   j.add("echo_cpu_ratio_epoll", echo_cpu_ratio);
+  for (size_t k = 1; k < peer_impls.size() && peers.failure.empty(); ++k) {
+    std::string key = peer_impls[k];
+    for (char& c : key) c = c == '-' ? '_' : c;
+    j.add(("echo_" + key + "_server_cpu_us_per_trip").c_str(), peers.pooled[k].server_cpu_us_per_trip());
+    j.add(("echo_cpu_ratio_" + key).c_str(), median(peers.ratios(0, k)));
+  }
   if (idle.failure.empty()) j.add("idle_rss_bytes_per_conn", idle.rss_bytes_per_conn);
   j.add("scatter_coil_mmap_reads_per_s", sc_coil.reads_per_s()).add("scatter_pread_reads_per_s", sc_pread.reads_per_s());
   j.add("scatter_ratio_pread", ratio(sc_coil.reads_per_s(), sc_pread.reads_per_s()));
