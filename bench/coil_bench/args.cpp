@@ -20,7 +20,7 @@ void print_usage(std::FILE* out) {
       "commands:\n"
       "  nop       --tasks N (128) --seconds S (3) [--baseline uring]\n"
       "  randread  --file PATH --bs B (4096) --qd N (32) --seconds S (3) [--direct]\n"
-      "            [--size BYTES (1G, used when creating PATH)] [--baseline uring|pread]\n"
+      "            [--size BYTES (1G, used when creating PATH)] [--baseline uring|pread|asio-uring]\n"
       "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
       "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
       "            [--device-batch N (io_uring: O_DIRECT reads per submit; default 4, 0: no cap)]\n"

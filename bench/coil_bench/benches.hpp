@@ -53,6 +53,9 @@ struct randread_result : measured {
 randread_result run_randread_coil(const randread_config& cfg, progress* prog);
 randread_result run_randread_uring(const randread_config& cfg, progress* prog);
 randread_result run_randread_pread(const randread_config& cfg, progress* prog);
+// A peer library's reader (asio-uring: Boost.Asio's random_access_file), as a
+// separate program; buffered reads only.
+randread_result run_randread_peer(const randread_config& cfg, const std::string& impl);
 
 // ---- timers: many tasks sleeping short random durations -------------------------
 struct timers_config {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <iterator>
@@ -29,6 +30,15 @@ int64_t run_clock::thread_cpu_ns() noexcept {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+std::string peer_path(const std::string& impl) {
+  char self[PATH_MAX];
+  const ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) return {};
+  std::string path(self, static_cast<size_t>(len));
+  path = path.substr(0, path.rfind('/') + 1) + "coil-peer-" + impl;
+  return ::access(path.c_str(), X_OK) == 0 ? path : std::string();
 }
 
 bool pin_to_cpu(int cpu) {

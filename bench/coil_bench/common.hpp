@@ -13,6 +13,7 @@
 
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/task.hpp"
+#include "rng.hpp"
 
 namespace coil_bench {
 
@@ -80,21 +81,10 @@ class run_clock {
 // Pins the whole process to one CPU; returns false (errno set) on failure.
 bool pin_to_cpu(int cpu);
 
-// splitmix64: cheap, decent quality, and per-task state (no shared RNG).
-struct rng {
-  uint64_t state;
-  explicit rng(uint64_t seed) noexcept : state(seed) {}
-  uint64_t next() noexcept {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n) without division (Lemire's multiply-shift).
-  uint64_t below(uint64_t n) noexcept {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-  }
-};
+// A peer library's program beside coil-bench (coil-peer-IMPL, built from
+// bench/peers/ where Debian's libboost1.81-dev and libuv1-dev are), or ""
+// when it was not built.
+std::string peer_path(const std::string& impl);
 
 // One flat JSON object built field by field. Keys are trusted literals.
 class json_object {

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -443,12 +442,13 @@ std::string serve_epoll(int listen_fd, uint64_t conns) {
 // passed by number, the CPU time comes from wait4 (startup included, as
 // coil's servers count creating their runtime).
 std::string serve_peer(const std::string& impl, int listen_fd, uint64_t conns, cpu_times& used) {
-  std::string path = echo_peer_path(impl);
+  std::string path = peer_path(impl);
   if (path.empty()) {
     return "no coil-peer-" + impl + " beside coil-bench (built where Debian's libboost1.81-dev and libuv1-dev are)";
   }
   std::string fd_arg = std::to_string(listen_fd), conns_arg = std::to_string(conns);
-  char* argv[] = {path.data(), fd_arg.data(), conns_arg.data(), nullptr};
+  char mode[] = "echo";
+  char* argv[] = {path.data(), mode, fd_arg.data(), conns_arg.data(), nullptr};
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) return std::string("fork: ") + std::strerror(errno);
@@ -469,15 +469,6 @@ std::string serve_peer(const std::string& impl, int listen_fd, uint64_t conns, c
 }
 
 }  // namespace
-
-std::string echo_peer_path(const std::string& impl) {
-  char self[PATH_MAX];
-  const ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (len <= 0) return {};
-  std::string path(self, static_cast<size_t>(len));
-  path = path.substr(0, path.rfind('/') + 1) + "coil-peer-" + impl;
-  return ::access(path.c_str(), X_OK) == 0 ? path : std::string();
-}
 
 bool is_echo_peer(const std::string& impl) { return impl == "asio" || impl == "asio-uring" || impl == "libuv"; }
 

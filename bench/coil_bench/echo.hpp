@@ -64,7 +64,6 @@ echo_rounds_result run_echo_rounds(const std::vector<std::string>& impls, const 
                                    const std::string& progress_label);
 // A server written with another library (a coil-peer-* program).
 bool is_echo_peer(const std::string& impl);
-// Its program beside coil-bench (coil-peer-IMPL), or "" when it was not built.
-std::string echo_peer_path(const std::string& impl);
+
 
 }  // namespace coil_bench

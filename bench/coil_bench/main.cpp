@@ -54,6 +54,10 @@ int cmd_nop(const options& opts) {
 
 int cmd_randread(const options& opts) {
   const std::string impl = opts.baseline.empty() ? "coil" : opts.baseline;
+  if (impl != "coil" && impl != "uring" && impl != "pread" && impl != "asio-uring") {
+    std::fprintf(stderr, "coil-bench: randread supports --baseline uring|pread|asio-uring\n");
+    return 2;
+  }
   randread_config cfg;
   const bool own_file = opts.file.empty();
   cfg.path = own_file ? default_data_path() : opts.file;
@@ -93,6 +97,8 @@ int cmd_randread(const options& opts) {
       r = run_randread_uring(cfg, &prog);
     } else if (impl == "pread") {
       r = run_randread_pread(cfg, &prog);
+    } else if (impl == "asio-uring") {
+      r = run_randread_peer(cfg, impl);
     } else {
       r = run_randread_coil(cfg, &prog);
     }

@@ -17,8 +17,8 @@
 namespace coil_bench {
 namespace {
 
-constexpr double default_step_seconds = 4.0;  // eleven timed steps: ~55 s, plus preparing the file
-constexpr int step_count = 11;
+constexpr double default_step_seconds = 4.0;  // twelve timed steps: ~60 s, plus preparing the file
+constexpr int step_count = 12;
 
 // snprintf rather than string concatenation: g++ 12 at -O3 reports a false
 // -Wrestrict on `"literal" + std::string` chains.
@@ -110,8 +110,15 @@ int run_tour(const options& opts) {
     progress p(step_label(5, "randread pread"), secs);
     rr_pread = run_randread_pread(rcfg, &p);
   }
+  // A peer: Boost.Asio's random_access_file on its io_uring backend, where built.
+  const bool asio_files = !peer_path("asio-uring").empty();
+  randread_result rr_asio;
+  if (asio_files) {
+    progress p(step_label(6, "randread asio-uring"), secs);
+    rr_asio = run_randread_peer(rcfg, "asio-uring");
+  }
   {
-    progress p(step_label(6, "timers coil"), secs);
+    progress p(step_label(7, "timers coil"), secs);
     tm = run_timers_coil(tcfg, &p);
   }
   // Echo: server on CPU 0, client process on CPU 1 (forked), 64 connections
@@ -122,7 +129,7 @@ int run_tour(const options& opts) {
   ecfg.seconds = secs / 4;
   echo_rounds_result echo;
   {
-    progress p(step_label(7, "echo coil and epoll, 4 pairs"), 2 * secs);
+    progress p(step_label(8, "echo coil and epoll, 4 pairs"), 2 * secs);
     echo = run_echo_rounds({"coil", "epoll"}, ecfg, 4, "");
     p.finish();
   }
@@ -130,13 +137,13 @@ int run_tour(const options& opts) {
   // io_uring backend) and libuv, where they were built; three shorter rounds.
   std::vector<std::string> peer_impls = {"coil"};
   for (const char* impl : {"asio", "asio-uring", "libuv"}) {
-    if (!echo_peer_path(impl).empty()) peer_impls.push_back(impl);
+    if (!peer_path(impl).empty()) peer_impls.push_back(impl);
   }
   echo_rounds_result peers;
   constexpr uint64_t peer_rounds = 3;
   if (peer_impls.size() > 1) {
     ecfg.seconds = secs / 8;
-    progress p(step_label(8, "echo coil and peers, 3 rounds"),
+    progress p(step_label(9, "echo coil and peers, 3 rounds"),
                ecfg.seconds * peer_rounds * static_cast<double>(peer_impls.size()));
     peers = run_echo_rounds(peer_impls, ecfg, peer_rounds, "");
     p.finish();
@@ -145,7 +152,7 @@ int run_tour(const options& opts) {
   // shared buffer ring (the clients are a second process).
   idle_result idle;
   {
-    progress p(step_label(9, "idle 10,000 connections"), 2);
+    progress p(step_label(10, "idle 10,000 connections"), 2);
     idle = run_idle_fresh(idle_config{});
     p.finish();
   }
@@ -153,17 +160,17 @@ int run_tour(const options& opts) {
   // through a mapping (mmap_space) and by a pread loop.
   scatter_step_result sc_coil, sc_pread;
   {
-    progress p(step_label(10, "scatter coil-mmap"), secs);
+    progress p(step_label(11, "scatter coil-mmap"), secs);
     sc_coil = run_scatter_step(rcfg.path, rcfg.file_size, "coil-mmap", secs, &p);
   }
   {
-    progress p(step_label(11, "scatter pread"), secs);
+    progress p(step_label(12, "scatter pread"), secs);
     sc_pread = run_scatter_step(rcfg.path, rcfg.file_size, "pread", secs, &p);
   }
   for (const auto* r : {&sc_coil, &sc_pread}) {
     if (!r->failure.empty()) std::fprintf(stderr, "coil-bench: scatter: %s\n", r->failure.c_str());
   }
-  for (const auto* r : {&rr_coil, &rr_uring, &rr_pread}) {
+  for (const auto* r : {&rr_coil, &rr_uring, &rr_pread, &rr_asio}) {
     if (!r->failure.empty()) std::fprintf(stderr, "coil-bench: randread: %s\n", r->failure.c_str());
   }
 
@@ -183,6 +190,10 @@ int run_tour(const options& opts) {
   table_row("randread 4K qd32", "uring", ops(rr_uring.reads), rr_uring, "IOPS", "");
   table_row("randread 4K qd1", "pread", ops(rr_pread.reads), rr_pread, "IOPS",
             "coil: " + versus(ops(rr_coil.reads), rr_coil, ops(rr_pread.reads), rr_pread, "pread"));
+  if (asio_files) {
+    table_row("randread 4K qd32", "asio-uring", ops(rr_asio.reads), rr_asio, "IOPS",
+              "coil: " + versus(ops(rr_coil.reads), rr_coil, ops(rr_asio.reads), rr_asio, "Asio on io_uring"));
+  }
   table_row(timer_name, "coil", ops(tm.fired), tm, "fired/s", "");
   std::printf("  timers: %.0f%% of the no-lateness rate (%s/s); lateness p50 %.1f us, p99 %.1f us, max %.1f us\n",
               100 * tm.fired_per_s() / tm.ideal_per_s, human(tm.ideal_per_s).c_str(), tm.late_p50_us, tm.late_p99_us,
@@ -227,6 +238,7 @@ int run_tour(const options& opts) {
                           tm.errors + (echo.failure.empty() ? 0 : 1) + (peers.failure.empty() ? 0 : 1) +
                           (idle.failure.empty() || idle.fd_limit ? 0 : 1) +
                           (rr_coil.failure.empty() && rr_uring.failure.empty() && rr_pread.failure.empty() ? 0 : 1) +
+                          rr_asio.errors + (rr_asio.failure.empty() ? 0 : 1) +
                           sc_coil.errors + sc_pread.errors +
                           (sc_coil.failure.empty() && sc_pread.failure.empty() ? 0 : 1);
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
@@ -240,6 +252,10 @@ int run_tour(const options& opts) {
   j.add("randread_ratio_uring", ratio(rr_coil.iops(), rr_uring.iops()));
   j.add("randread_cpu_ratio_uring", ratio(rr_coil.iops_per_cpu_s(), rr_uring.iops_per_cpu_s()));
   j.add("randread_ratio_pread", ratio(rr_coil.iops(), rr_pread.iops()));
+  if (asio_files) {
+    j.add("randread_asio_uring_iops", rr_asio.iops());
+    j.add("randread_ratio_asio_uring", ratio(rr_coil.iops(), rr_asio.iops()));
+  }
   j.add("timers_fired_per_s", tm.fired_per_s()).add("timers_ideal_per_s", tm.ideal_per_s);
   j.add("timers_late_p50_us", tm.late_p50_us).add("timers_late_p99_us", tm.late_p99_us);
   j.add("echo_coil_trips_per_s", echo_coil.trips_per_s()).add("echo_epoll_trips_per_s", echo_epoll.trips_per_s());

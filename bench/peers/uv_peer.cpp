@@ -1,4 +1,4 @@
-// coil-peer-libuv LISTEN_FD CONNS
+// coil-peer-libuv echo LISTEN_FD CONNS
 //
 // The echo server of `coil-bench echo`, written with libuv (Debian's 1.44) as
 // its guide teaches: uv_read_start into a buffer per connection, the echo
@@ -91,16 +91,16 @@ void on_connection(uv_stream_t* l, int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s LISTEN_FD CONNS\n", argv[0]);
+  if (argc != 4 || std::strcmp(argv[1], "echo") != 0) {
+    std::fprintf(stderr, "usage: %s echo LISTEN_FD CONNS\n", argv[0]);
     return 2;
   }
   server srv;
-  srv.conns = std::strtoull(argv[2], nullptr, 10);
+  srv.conns = std::strtoull(argv[3], nullptr, 10);
   uv_loop_t* loop = uv_default_loop();
   loop->data = &srv;
   int r = uv_tcp_init(loop, &srv.listener);
-  if (r == 0) r = uv_tcp_open(&srv.listener, std::atoi(argv[1]));
+  if (r == 0) r = uv_tcp_open(&srv.listener, std::atoi(argv[2]));
   if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(&srv.listener), 4096, on_connection);
   if (r < 0) {
     std::fprintf(stderr, "libuv: listen: %s\n", uv_strerror(r));
