@@ -24,7 +24,7 @@ void print_usage(std::FILE* out) {
       "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
       "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
       "            [--device-batch N (io_uring: O_DIRECT reads per submit; default 4, 0: no cap)]\n"
-      "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3)\n"
+      "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3) [--baseline asio]\n"
       "  echo      --conns N (64) --msg B (64) --seconds S (3) [--mode multishot]\n"
       "            [--baseline uring|epoll|uring-multishot|asio|asio-uring|libuv (peers: coil-peer-* programs)]\n"
       "            [--rounds N: coil, raw liburing and raw epoll alternately N times each; median paired ratios]\n"

@@ -74,9 +74,13 @@ struct timers_result : measured {
   uint64_t errors = 0;
   double fired_per_s() const noexcept { return seconds > 0 ? static_cast<double>(fired) / seconds : 0; }
   std::optional<coil::runtime_stats> stats;
+  std::string failure;  // a peer that could not run
 };
 
 timers_result run_timers_coil(const timers_config& cfg, progress* prog);
+// The same sleepers on a peer library (asio: Boost.Asio's steady_timer), as a
+// separate program.
+timers_result run_timers_peer(const timers_config& cfg, const std::string& impl);
 
 // The tour: every benchmark above with baselines, a table, one JSON summary.
 // One scatter implementation as a tour step: 100,000 64-byte objects at

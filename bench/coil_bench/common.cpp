@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,40 @@ std::string peer_path(const std::string& impl) {
   std::string path(self, static_cast<size_t>(len));
   path = path.substr(0, path.rfind('/') + 1) + "coil-peer-" + impl;
   return ::access(path.c_str(), X_OK) == 0 ? path : std::string();
+}
+
+std::string missing_peer(const std::string& impl) {
+  return "no coil-peer-" + impl + " beside coil-bench (built where Debian's libboost1.81-dev and libuv1-dev are)";
+}
+
+std::string run_peer(const std::string& path, std::vector<std::string> args, std::string& output) {
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) < 0) return std::string("pipe: ") + std::strerror(errno);
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(path.c_str()));
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(report[1], STDOUT_FILENO);  // dup2 clears close-on-exec on the copy
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  const int fork_errno = errno;
+  ::close(report[1]);
+  output.clear();
+  char buf[256];
+  for (ssize_t n; pid > 0 && (n = ::read(report[0], buf, sizeof buf)) != 0;) {
+    if (n > 0) output.append(buf, static_cast<size_t>(n));
+    if (n < 0 && errno != EINTR) break;
+  }
+  ::close(report[0]);
+  if (pid < 0) return std::string("fork: ") + std::strerror(fork_errno);
+  int status = 0;
+  if (::waitpid(pid, &status, 0) < 0) return std::string("waitpid: ") + std::strerror(errno);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return path + " failed (wait status " + std::to_string(status) + ")";
+  return {};
 }
 
 bool pin_to_cpu(int cpu) {

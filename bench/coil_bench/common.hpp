@@ -85,6 +85,11 @@ bool pin_to_cpu(int cpu);
 // bench/peers/ where Debian's libboost1.81-dev and libuv1-dev are), or ""
 // when it was not built.
 std::string peer_path(const std::string& impl);
+// Why a peer cannot run: its program was not built.
+std::string missing_peer(const std::string& impl);
+// Runs a peer program with args, its standard output collected in output;
+// "" when it exited 0, else why not.
+std::string run_peer(const std::string& path, std::vector<std::string> args, std::string& output);
 
 // One flat JSON object built field by field. Keys are trusted literals.
 class json_object {

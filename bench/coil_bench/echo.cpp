@@ -444,7 +444,7 @@ std::string serve_epoll(int listen_fd, uint64_t conns) {
 std::string serve_peer(const std::string& impl, int listen_fd, uint64_t conns, cpu_times& used) {
   std::string path = peer_path(impl);
   if (path.empty()) {
-    return "no coil-peer-" + impl + " beside coil-bench (built where Debian's libboost1.81-dev and libuv1-dev are)";
+    return missing_peer(impl);
   }
   std::string fd_arg = std::to_string(listen_fd), conns_arg = std::to_string(conns);
   char mode[] = "echo";

@@ -128,6 +128,11 @@ int cmd_randread(const options& opts) {
 }
 
 int cmd_timers(const options& opts) {
+  const std::string impl = opts.baseline.empty() ? "coil" : opts.baseline;
+  if (impl != "coil" && impl != "asio") {
+    std::fprintf(stderr, "coil-bench: timers supports --baseline asio\n");
+    return 2;
+  }
   timers_config cfg;
   cfg.tasks = opts.timer_tasks;
   cfg.min_ms = opts.timer_min_ms;
@@ -135,21 +140,27 @@ int cmd_timers(const options& opts) {
   cfg.seconds = opts.seconds;
   timers_result r;
   {
-    progress prog("timers coil", opts.seconds);
-    r = run_timers_coil(cfg, &prog);
+    progress prog("timers " + impl, opts.seconds);
+    r = impl == "coil" ? run_timers_coil(cfg, &prog) : run_timers_peer(cfg, impl);
   }
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "coil-bench: timers %s: %s\n", impl.c_str(), r.failure.c_str());
+    return 1;
+  }
+  const double fired = static_cast<double>(r.fired);
   std::printf(
-      "timers coil: %llu tasks sleeping %llu-%llu ms, %.2f s: %s fired/s (%.0f%% of the ideal %s/s), "
-      "late p50 %.1f us, p99 %.1f us, max %.1f us, errors %llu\n",
-      static_cast<unsigned long long>(cfg.tasks), static_cast<unsigned long long>(cfg.min_ms),
+      "timers %s: %llu tasks sleeping %llu-%llu ms, %.2f s: %s fired/s (%.0f%% of the ideal %s/s; %.0f ns of CPU time "
+      "each), late p50 %.1f us, p99 %.1f us, max %.1f us, errors %llu\n",
+      impl.c_str(), static_cast<unsigned long long>(cfg.tasks), static_cast<unsigned long long>(cfg.min_ms),
       static_cast<unsigned long long>(cfg.max_ms), r.seconds, human(r.fired_per_s()).c_str(),
-      100 * r.fired_per_s() / r.ideal_per_s, human(r.ideal_per_s).c_str(), r.late_p50_us, r.late_p99_us, r.late_max_us,
-      static_cast<unsigned long long>(r.errors));
+      100 * r.fired_per_s() / r.ideal_per_s, human(r.ideal_per_s).c_str(), fired > 0 ? r.cpu_seconds * 1e9 / fired : 0,
+      r.late_p50_us, r.late_p99_us, r.late_max_us, static_cast<unsigned long long>(r.errors));
   print_stats_line("timers", r.stats, opts.stats);
   json_object j;
-  j.add("bench", "timers").add("impl", "coil").add("fired_per_s", r.fired_per_s());
+  j.add("bench", "timers").add("impl", impl).add("fired_per_s", r.fired_per_s());
   j.add("ideal_per_s", r.ideal_per_s).add("late_p50_us", r.late_p50_us).add("late_p99_us", r.late_p99_us);
   j.add("late_max_us", r.late_max_us).add("tasks", cfg.tasks).add("errors", r.errors);
+  j.add("cpu_ns_per_fired", fired > 0 ? r.cpu_seconds * 1e9 / fired : 0);
   std::printf("%s\n", j.str().c_str());
   return r.errors == 0 ? 0 : 1;
 }

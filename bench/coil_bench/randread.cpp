@@ -3,7 +3,6 @@
 // out of the page cache is the same for all three implementations); with
 // --direct it measures the device.
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -239,42 +238,18 @@ randread_result run_randread_peer(const randread_config& cfg, const std::string&
   randread_result out;
   const std::string path = peer_path(impl);
   if (path.empty()) {
-    out.failure = "no coil-peer-" + impl + " beside coil-bench (built where Debian's libboost1.81-dev is)";
+    out.failure = missing_peer(impl);
     return out;
   }
   if (cfg.direct || !cfg.driver.empty() || cfg.submit_batch || cfg.device_submit_batch) {
     out.failure = impl + " runs buffered reads with its own defaults (no --direct, --driver or batch options)";
     return out;
   }
-  int report[2];
-  if (::pipe2(report, O_CLOEXEC) < 0) {
-    out.failure = std::string("pipe: ") + std::strerror(errno);
-    return out;
-  }
-  std::string file = cfg.path, bs = std::to_string(cfg.bs), qd = std::to_string(cfg.qd);
-  std::string secs = std::to_string(cfg.seconds);
-  char mode[] = "randread";
-  char* argv[] = {const_cast<char*>(path.c_str()), mode, file.data(), bs.data(), qd.data(), secs.data(), nullptr};
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(report[1], STDOUT_FILENO);  // dup2 clears close-on-exec on the copy
-    ::execv(argv[0], argv);
-    ::_exit(127);
-  }
-  ::close(report[1]);
   std::string text;
-  char buf[256];
-  for (ssize_t n; (n = ::read(report[0], buf, sizeof buf)) != 0;) {
-    if (n > 0) text.append(buf, static_cast<size_t>(n));
-    if (n < 0 && errno != EINTR) break;
-  }
-  ::close(report[0]);
-  int status = 0;
-  if (pid < 0 || ::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    out.failure = path + " failed" + (pid < 0 ? std::string(": fork: ") + std::strerror(errno) : std::string());
-    return out;
-  }
+  out.failure = run_peer(path, {"randread", cfg.path, std::to_string(cfg.bs), std::to_string(cfg.qd),
+                                std::to_string(cfg.seconds)},
+                         text);
+  if (!out.failure.empty()) return out;
   unsigned long long reads = 0, errors = 0;
   if (std::sscanf(text.c_str(), "%llu %llu %lf %lf", &reads, &errors, &out.seconds, &out.cpu_seconds) != 4) {
     out.failure = path + " printed no result: " + text;

@@ -2,61 +2,18 @@
 // how many timers the runtime fires per second and how late they fire
 // (resumed-at minus deadline), which includes waiting behind the other
 // tasks resumed in the same loop turn: the lateness a task really sees.
-#include <algorithm>
-#include <array>
-#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <vector>
 
 #include "benches.hpp"
+#include "histogram.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/time.hpp"
 
 namespace coil_bench {
 namespace {
-
-// Log-linear histogram of nanosecond values: 32 linear buckets per power of
-// two, so any percentile is within ~3% without keeping every sample.
-class latency_histogram {
- public:
-  void record(uint64_t ns) noexcept {
-    ++counts_[index_of(ns)];
-    ++total_;
-    max_ = std::max(max_, ns);
-  }
-  // The smallest bucket bound with at least q of the samples at or below it.
-  uint64_t quantile(double q) const noexcept {
-    if (total_ == 0) return 0;
-    const auto want = static_cast<uint64_t>(q * static_cast<double>(total_));
-    uint64_t seen = 0;
-    for (std::size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen > want) return std::min(upper_bound_of(i), max_);
-    }
-    return max_;
-  }
-  uint64_t max() const noexcept { return max_; }
-
- private:
-  static constexpr unsigned sub_bits = 5;
-  static constexpr uint64_t sub = uint64_t{1} << sub_bits;
-  static std::size_t index_of(uint64_t v) noexcept {
-    if (v < sub) return static_cast<std::size_t>(v);
-    const unsigned msb = 63u - static_cast<unsigned>(std::countl_zero(v));
-    const unsigned shift = msb - sub_bits;
-    return static_cast<std::size_t>((shift + 1) * sub + ((v >> shift) & (sub - 1)));
-  }
-  static uint64_t upper_bound_of(std::size_t i) noexcept {
-    if (i < sub) return i;
-    const unsigned shift = static_cast<unsigned>(i / sub) - 1;
-    return ((sub + i % sub + 1) << shift) - 1;
-  }
-  std::array<uint64_t, (64 - sub_bits + 1) * sub> counts_{};
-  uint64_t total_ = 0;
-  uint64_t max_ = 0;
-};
 
 struct timer_shared {
   bool stop = false;
@@ -98,6 +55,12 @@ coil::task<void> timers_main(const timers_config& cfg, progress* prog, timer_sha
   for (auto& h : sleepers) co_await h;
 }
 
+// tasks / mean sleep: the rate with zero lateness.
+double ideal_rate(const timers_config& cfg) {
+  const double mean_ms = static_cast<double>(cfg.min_ms + cfg.max_ms) / 2;
+  return static_cast<double>(cfg.tasks) / (mean_ms * 1e-3);
+}
+
 }  // namespace
 
 timers_result run_timers_coil(const timers_config& cfg, progress* prog) {
@@ -112,12 +75,38 @@ timers_result run_timers_coil(const timers_config& cfg, progress* prog) {
   (*rt)->block_on(timers_main(cfg, prog, *s, out));
   out.fired = s->fired;
   out.errors = s->errors;
-  const double mean_ms = static_cast<double>(cfg.min_ms + cfg.max_ms) / 2;
-  out.ideal_per_s = static_cast<double>(cfg.tasks) / (mean_ms * 1e-3);
+  out.ideal_per_s = ideal_rate(cfg);
   out.late_p50_us = static_cast<double>(s->lateness.quantile(0.50)) * 1e-3;
   out.late_p99_us = static_cast<double>(s->lateness.quantile(0.99)) * 1e-3;
   out.late_max_us = static_cast<double>(s->lateness.max()) * 1e-3;
   out.stats = (*rt)->stats();
+  return out;
+}
+
+timers_result run_timers_peer(const timers_config& cfg, const std::string& impl) {
+  timers_result out;
+  const std::string path = peer_path(impl);
+  if (path.empty()) {
+    out.failure = missing_peer(impl);
+    return out;
+  }
+  std::string text;
+  out.failure = run_peer(path, {"timers", std::to_string(cfg.tasks), std::to_string(cfg.min_ms),
+                                std::to_string(cfg.max_ms), std::to_string(cfg.seconds)},
+                         text);
+  if (!out.failure.empty()) return out;
+  unsigned long long fired = 0, errors = 0, p50 = 0, p99 = 0, max = 0;
+  if (std::sscanf(text.c_str(), "%llu %llu %lf %lf %llu %llu %llu", &fired, &errors, &out.seconds, &out.cpu_seconds,
+                  &p50, &p99, &max) != 7) {
+    out.failure = path + " printed no result: " + text;
+    return out;
+  }
+  out.fired = fired;
+  out.errors = errors;
+  out.ideal_per_s = ideal_rate(cfg);
+  out.late_p50_us = static_cast<double>(p50) * 1e-3;
+  out.late_p99_us = static_cast<double>(p99) * 1e-3;
+  out.late_max_us = static_cast<double>(max) * 1e-3;
   return out;
 }
 

@@ -17,8 +17,8 @@
 namespace coil_bench {
 namespace {
 
-constexpr double default_step_seconds = 4.0;  // twelve timed steps: ~60 s, plus preparing the file
-constexpr int step_count = 12;
+constexpr double default_step_seconds = 4.0;  // thirteen timed steps: ~60 s, plus preparing the file
+constexpr int step_count = 13;
 
 // snprintf rather than string concatenation: g++ 12 at -O3 reports a false
 // -Wrestrict on `"literal" + std::string` chains.
@@ -121,6 +121,12 @@ int run_tour(const options& opts) {
     progress p(step_label(7, "timers coil"), secs);
     tm = run_timers_coil(tcfg, &p);
   }
+  const bool asio_built = !peer_path("asio").empty();
+  timers_result tm_asio;
+  if (asio_built) {
+    progress p(step_label(8, "timers asio"), secs);
+    tm_asio = run_timers_peer(tcfg, "asio");
+  }
   // Echo: server on CPU 0, client process on CPU 1 (forked), 64 connections
   // of 64-byte messages; the baseline is a raw epoll server. Four rounds of
   // short runs in alternating order: the ratio is the median of the rounds'
@@ -129,7 +135,7 @@ int run_tour(const options& opts) {
   ecfg.seconds = secs / 4;
   echo_rounds_result echo;
   {
-    progress p(step_label(8, "echo coil and epoll, 4 pairs"), 2 * secs);
+    progress p(step_label(9, "echo coil and epoll, 4 pairs"), 2 * secs);
     echo = run_echo_rounds({"coil", "epoll"}, ecfg, 4, "");
     p.finish();
   }
@@ -143,7 +149,7 @@ int run_tour(const options& opts) {
   constexpr uint64_t peer_rounds = 3;
   if (peer_impls.size() > 1) {
     ecfg.seconds = secs / 8;
-    progress p(step_label(9, "echo coil and peers, 3 rounds"),
+    progress p(step_label(10, "echo coil and peers, 3 rounds"),
                ecfg.seconds * peer_rounds * static_cast<double>(peer_impls.size()));
     peers = run_echo_rounds(peer_impls, ecfg, peer_rounds, "");
     p.finish();
@@ -152,7 +158,7 @@ int run_tour(const options& opts) {
   // shared buffer ring (the clients are a second process).
   idle_result idle;
   {
-    progress p(step_label(10, "idle 10,000 connections"), 2);
+    progress p(step_label(11, "idle 10,000 connections"), 2);
     idle = run_idle_fresh(idle_config{});
     p.finish();
   }
@@ -160,11 +166,11 @@ int run_tour(const options& opts) {
   // through a mapping (mmap_space) and by a pread loop.
   scatter_step_result sc_coil, sc_pread;
   {
-    progress p(step_label(11, "scatter coil-mmap"), secs);
+    progress p(step_label(12, "scatter coil-mmap"), secs);
     sc_coil = run_scatter_step(rcfg.path, rcfg.file_size, "coil-mmap", secs, &p);
   }
   {
-    progress p(step_label(12, "scatter pread"), secs);
+    progress p(step_label(13, "scatter pread"), secs);
     sc_pread = run_scatter_step(rcfg.path, rcfg.file_size, "pread", secs, &p);
   }
   for (const auto* r : {&sc_coil, &sc_pread}) {
@@ -198,6 +204,15 @@ int run_tour(const options& opts) {
   std::printf("  timers: %.0f%% of the no-lateness rate (%s/s); lateness p50 %.1f us, p99 %.1f us, max %.1f us\n",
               100 * tm.fired_per_s() / tm.ideal_per_s, human(tm.ideal_per_s).c_str(), tm.late_p50_us, tm.late_p99_us,
               tm.late_max_us);
+  if (asio_built && tm_asio.failure.empty()) {
+    table_row(timer_name, "asio", ops(tm_asio.fired), tm_asio, "fired/s",
+              "coil: " + versus(ops(tm.fired), tm, ops(tm_asio.fired), tm_asio, "Asio"));
+    std::printf("  timers asio: %.0f%% of the no-lateness rate; lateness p50 %.1f us, p99 %.1f us, max %.1f us\n",
+                100 * tm_asio.fired_per_s() / tm_asio.ideal_per_s, tm_asio.late_p50_us, tm_asio.late_p99_us,
+                tm_asio.late_max_us);
+  } else if (!tm_asio.failure.empty()) {
+    std::fprintf(stderr, "coil-bench: timers asio: %s\n", tm_asio.failure.c_str());
+  }
   if (!echo.failure.empty()) std::fprintf(stderr, "coil-bench: echo %s\n", echo.failure.c_str());
   if (!peers.failure.empty()) std::fprintf(stderr, "coil-bench: echo %s\n", peers.failure.c_str());
   const echo_result& echo_coil = echo.pooled[0];
@@ -238,7 +253,8 @@ int run_tour(const options& opts) {
                           tm.errors + (echo.failure.empty() ? 0 : 1) + (peers.failure.empty() ? 0 : 1) +
                           (idle.failure.empty() || idle.fd_limit ? 0 : 1) +
                           (rr_coil.failure.empty() && rr_uring.failure.empty() && rr_pread.failure.empty() ? 0 : 1) +
-                          rr_asio.errors + (rr_asio.failure.empty() ? 0 : 1) +
+                          rr_asio.errors + (rr_asio.failure.empty() ? 0 : 1) + tm_asio.errors +
+                          (tm_asio.failure.empty() ? 0 : 1) +
                           sc_coil.errors + sc_pread.errors +
                           (sc_coil.failure.empty() && sc_pread.failure.empty() ? 0 : 1);
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
@@ -258,6 +274,13 @@ int run_tour(const options& opts) {
   }
   j.add("timers_fired_per_s", tm.fired_per_s()).add("timers_ideal_per_s", tm.ideal_per_s);
   j.add("timers_late_p50_us", tm.late_p50_us).add("timers_late_p99_us", tm.late_p99_us);
+  if (asio_built) {
+    j.add("timers_asio_fired_per_s", tm_asio.fired_per_s()).add("timers_asio_late_p99_us", tm_asio.late_p99_us);
+    const auto per_cpu_s = [](const timers_result& t) {
+      return t.cpu_seconds > 0 ? static_cast<double>(t.fired) / t.cpu_seconds : 0.0;
+    };
+    j.add("timers_cpu_ratio_asio", ratio(per_cpu_s(tm), per_cpu_s(tm_asio)));
+  }
   j.add("echo_coil_trips_per_s", echo_coil.trips_per_s()).add("echo_epoll_trips_per_s", echo_epoll.trips_per_s());
   j.add("echo_coil_server_cpu_us_per_trip", echo_coil.server_cpu_us_per_trip());
   j.add("echo_epoll_server_cpu_us_per_trip", echo_epoll.server_cpu_us_per_trip());

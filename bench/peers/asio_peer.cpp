@@ -12,8 +12,13 @@
 //                                reads the CPU time from wait4)
 //   randread PATH BS QD SECONDS  QD coroutines reading BS-byte blocks at random
 //                                offsets (coil-bench's sequence) through a
-//                                random_access_file; prints
-//                                "reads errors seconds cpu_seconds"
+//                                random_access_file (io_uring build only);
+//                                prints "reads errors seconds cpu_seconds"
+//   timers TASKS MIN_MS MAX_MS SECONDS
+//                                TASKS coroutines each sleeping a random
+//                                MIN..MAX ms on a steady_timer, over and over;
+//                                prints "fired errors seconds cpu_seconds
+//                                p50_ns p99_ns max_ns" of lateness
 #include <time.h>
 
 #include <array>
@@ -27,6 +32,7 @@
 
 #include <boost/asio.hpp>
 
+#include "coil_bench/histogram.hpp"
 #include "coil_bench/rng.hpp"
 
 namespace {
@@ -68,13 +74,62 @@ int echo(int listen_fd, std::size_t conns) {
   return closed == conns ? 0 : 1;
 }
 
-#if defined(BOOST_ASIO_HAS_FILE)
 double clock_seconds(clockid_t id) {
   timespec ts;
   clock_gettime(id, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+struct timer_shared {
+  bool stop = false;
+  unsigned long long fired = 0;
+  unsigned long long errors = 0;
+  coil_bench::latency_histogram lateness;
+};
+
+asio::awaitable<void> sleeper(std::uint64_t min_ns, std::uint64_t span_ns, std::uint64_t seed, timer_shared& s) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  coil_bench::rng r(seed);
+  while (!s.stop) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(min_ns + r.below(span_ns));
+    t.expires_at(deadline);
+    auto [ec] = co_await t.async_wait(no_throw);
+    const auto late = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - deadline);
+    if (ec || late.count() < 0) {
+      ++s.errors;  // a timer must never fire early
+      continue;
+    }
+    if (s.stop) break;  // sleeps that end after the clock stopped are not counted
+    s.lateness.record(static_cast<std::uint64_t>(late.count()));
+    ++s.fired;
+  }
+}
+
+int timers(std::size_t tasks, std::uint64_t min_ms, std::uint64_t max_ms, double seconds) {
+  if (tasks == 0 || min_ms == 0 || min_ms > max_ms) return 2;
+  asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
+  auto s = std::make_unique<timer_shared>();  // the histogram is 15 KiB
+  const std::uint64_t min_ns = min_ms * 1'000'000, span_ns = (max_ms - min_ms) * 1'000'000 + 1;
+  const double wall0 = clock_seconds(CLOCK_MONOTONIC), cpu0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
+  double wall = 0, cpu = 0;
+  for (std::size_t i = 0; i < tasks; ++i) asio::co_spawn(io, sleeper(min_ns, span_ns, i + 1, *s), asio::detached);
+  asio::steady_timer stop_at(io, std::chrono::duration_cast<asio::steady_timer::duration>(
+                                     std::chrono::duration<double>(seconds)));
+  // As coil-bench's timers: the clock stops with the run, not after the drain.
+  stop_at.async_wait([&](const boost::system::error_code&) {
+    s->stop = true;
+    wall = clock_seconds(CLOCK_MONOTONIC) - wall0;
+    cpu = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+  });
+  io.run();
+  std::printf("%llu %llu %.9f %.9f %llu %llu %llu\n", s->fired, s->errors, wall, cpu,
+              static_cast<unsigned long long>(s->lateness.quantile(0.50)),
+              static_cast<unsigned long long>(s->lateness.quantile(0.99)),
+              static_cast<unsigned long long>(s->lateness.max()));
+  return 0;
+}
+
+#if defined(BOOST_ASIO_HAS_FILE)
 struct read_shared {
   bool stop = false;
   unsigned long long reads = 0;
@@ -137,10 +192,15 @@ int main(int argc, char** argv) {
       return randread(argv[2], std::strtoull(argv[3], nullptr, 10), std::strtoull(argv[4], nullptr, 10),
                       std::strtod(argv[5], nullptr));
     }
+    if (mode == "timers" && argc == 6) {
+      return timers(std::strtoull(argv[2], nullptr, 10), std::strtoull(argv[3], nullptr, 10),
+                    std::strtoull(argv[4], nullptr, 10), std::strtod(argv[5], nullptr));
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "asio: %s\n", e.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: %s echo LISTEN_FD CONNS | randread PATH BS QD SECONDS\n", argv[0]);
+  std::fprintf(stderr, "usage: %s echo LISTEN_FD CONNS | randread PATH BS QD SECONDS | timers TASKS MIN_MS MAX_MS SECONDS\n",
+               argv[0]);
   return 2;
 }
