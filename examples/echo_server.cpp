@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "coil/coil.hpp"
+#include "listen_address.hpp"
 
 namespace {
 
@@ -176,23 +177,12 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  coil::net::socket_address where;
-  if (std::string_view(argv[1]).find(':') != std::string_view::npos) {
-    auto a = coil::net::socket_address::parse(argv[1]);
-    if (!a) {
-      std::fprintf(stderr, "echo_server: bad address %s\n", argv[1]);
-      return 2;
-    }
-    where = *a;
-  } else {
-    char* end = nullptr;
-    const long port = std::strtol(argv[1], &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535) {
-      std::fprintf(stderr, "echo_server: bad port %s\n", argv[1]);
-      return 2;
-    }
-    where = coil::net::socket_address::ipv4_any(static_cast<uint16_t>(port));
+  const auto parsed = listen_address(argv[1]);
+  if (!parsed) {
+    std::fprintf(stderr, "echo_server: bad address or port %s\n", argv[1]);
+    return 2;
   }
+  const coil::net::socket_address where = *parsed;
   if (cores > 0) return run_cores(where, static_cast<unsigned>(cores));
   auto listener = coil::net::tcp_listener::bind(where);
   if (!listener) {

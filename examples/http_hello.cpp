@@ -1,4 +1,4 @@
-// http_hello PORT
+// http_hello PORT|HOST:PORT
 //
 // A minimal HTTP/1.1 server answering every request with "Hello, world!".
 // Keep-alive by default (HTTP/1.1), "Connection: close" honoured, and
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "coil/coil.hpp"
+#include "listen_address.hpp"
 
 namespace {
 
@@ -124,13 +125,12 @@ coil::task<int> run(coil::net::tcp_listener& listener) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: http_hello PORT\n");
+  const auto where = argc == 2 ? listen_address(argv[1]) : std::nullopt;
+  if (!where) {
+    std::fprintf(stderr, "usage: http_hello PORT|HOST:PORT\n");
     return 2;
   }
-  const long port = std::strtol(argv[1], nullptr, 10);
-  if (port < 0 || port > 65535) return 2;
-  auto listener = coil::net::tcp_listener::bind(coil::net::socket_address::ipv4_any(static_cast<uint16_t>(port)));
+  auto listener = coil::net::tcp_listener::bind(*where);
   if (!listener) {
     std::fprintf(stderr, "http_hello: bind: %s\n", listener.error().message().c_str());
     return 1;

@@ -1,5 +1,6 @@
-// udp_echo PORT            serve: send every datagram back to its sender
-// udp_echo PORT --ping N   client: N datagrams to 127.0.0.1:PORT, check each echo
+// udp_echo PORT|HOST:PORT            serve: send every datagram back to its sender
+// udp_echo PORT|HOST:PORT --ping N   client: N datagrams to HOST:PORT (PORT alone:
+//                                    127.0.0.1), check each echo
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "coil/coil.hpp"
+#include "listen_address.hpp"
 
 namespace {
 
@@ -51,16 +53,18 @@ coil::task<int> ping(udp_socket& s, long count) {
 int main(int argc, char** argv) {
   const bool client = argc == 4 && std::strcmp(argv[2], "--ping") == 0;
   if (argc != 2 && !client) {
-    std::fprintf(stderr, "usage: udp_echo PORT [--ping N]\n");
+    std::fprintf(stderr, "usage: udp_echo PORT|HOST:PORT [--ping N]\n");
     return 2;
   }
-  const long port = std::strtol(argv[1], nullptr, 10);
-  if (port < 0 || port > 65535) return 2;
+  auto where = listen_address(argv[1]);
+  if (!where) {
+    std::fprintf(stderr, "udp_echo: bad address or port %s\n", argv[1]);
+    return 2;
+  }
+  if (client && std::strchr(argv[1], ':') == nullptr) where = socket_address::ipv4_loopback(where->port());
   auto rt = coil::runtime::create();
   if (!rt) return 1;
-  const auto local = socket_address::ipv4_loopback(static_cast<uint16_t>(port));
-  auto s =
-      client ? udp_socket::connect_to(local) : udp_socket::bind(socket_address::ipv4_any(static_cast<uint16_t>(port)));
+  auto s = client ? udp_socket::connect_to(*where) : udp_socket::bind(*where);
   if (!s) {
     std::fprintf(stderr, "udp_echo: %s\n", s.error().message().c_str());
     return 1;
