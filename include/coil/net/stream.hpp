@@ -49,7 +49,7 @@ class stream_socket : public socket {
   }
   // Vectored: one recvmsg/sendmsg over iov.
   socket_op<ops::recvv> recvv(std::span<const iovec> iov, int flags = 0) noexcept {
-    return make(ops::recvv{fd(), iov.data(), static_cast<uint32_t>(iov.size()), flags});
+    return make(ops::recvv{fd(), iov.data(), static_cast<uint32_t>(iov.size()), flags, short_means_empty_});
   }
   // Vectored: one sendmsg over iov.
   socket_op<ops::sendv> sendv(std::span<const iovec> iov, int flags = 0) noexcept {

@@ -298,6 +298,7 @@ struct recvv {
   const iovec* iov;
   uint32_t iovcnt;
   int flags = 0;
+  bool short_means_empty = false;  // see recv
   mutable msghdr msg_{};
   void prep(io_uring_sqe& s) const noexcept {
     fill();
@@ -306,6 +307,15 @@ struct recvv {
   int32_t perform(bool nowait) const noexcept {
     fill();
     return detail::kernel_ret(::recvmsg(fd, &msg_, flags | detail::dontwait(nowait)));
+  }
+  bool drains() const noexcept { return short_means_empty && detail::reads_queue(flags); }
+  bool drained(int32_t r) const noexcept {
+    if (!drains()) return false;
+    if (r == -EAGAIN) return true;
+    if (r <= 0) return false;
+    size_t room = 0;
+    for (uint32_t i = 0; i < iovcnt; ++i) room += iov[i].iov_len;
+    return static_cast<size_t>(r) < room;
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 
