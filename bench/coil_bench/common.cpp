@@ -46,7 +46,9 @@ std::string missing_peer(const std::string& impl) {
   return "no coil-peer-" + impl + " beside coil-bench (built where Debian's libboost1.81-dev and libuv1-dev are)";
 }
 
-std::string run_peer(const std::string& path, std::vector<std::string> args, std::string& output) {
+std::string run_peer(const std::string& impl, std::vector<std::string> args, std::string& output) {
+  const std::string path = peer_path(impl);
+  if (path.empty()) return missing_peer(impl);
   int report[2];
   if (::pipe2(report, O_CLOEXEC) < 0) return std::string("pipe: ") + std::strerror(errno);
   std::vector<char*> argv;

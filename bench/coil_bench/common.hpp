@@ -87,9 +87,9 @@ bool pin_to_cpu(int cpu);
 std::string peer_path(const std::string& impl);
 // Why a peer cannot run: its program was not built.
 std::string missing_peer(const std::string& impl);
-// Runs a peer program with args, its standard output collected in output;
-// "" when it exited 0, else why not.
-std::string run_peer(const std::string& path, std::vector<std::string> args, std::string& output);
+// Runs impl's peer program with args, its standard output collected in
+// output; "" when it exited 0, else why not (missing_peer if not built).
+std::string run_peer(const std::string& impl, std::vector<std::string> args, std::string& output);
 
 // One flat JSON object built field by field. Keys are trusted literals.
 class json_object {

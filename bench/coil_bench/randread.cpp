@@ -236,23 +236,18 @@ randread_result run_randread_pread(const randread_config& cfg, progress* prog) {
 
 randread_result run_randread_peer(const randread_config& cfg, const std::string& impl) {
   randread_result out;
-  const std::string path = peer_path(impl);
-  if (path.empty()) {
-    out.failure = missing_peer(impl);
-    return out;
-  }
   if (cfg.direct || !cfg.driver.empty() || cfg.submit_batch || cfg.device_submit_batch) {
     out.failure = impl + " runs buffered reads with its own defaults (no --direct, --driver or batch options)";
     return out;
   }
   std::string text;
-  out.failure = run_peer(path, {"randread", cfg.path, std::to_string(cfg.bs), std::to_string(cfg.qd),
+  out.failure = run_peer(impl, {"randread", cfg.path, std::to_string(cfg.bs), std::to_string(cfg.qd),
                                 std::to_string(cfg.seconds)},
                          text);
   if (!out.failure.empty()) return out;
   unsigned long long reads = 0, errors = 0;
   if (std::sscanf(text.c_str(), "%llu %llu %lf %lf", &reads, &errors, &out.seconds, &out.cpu_seconds) != 4) {
-    out.failure = path + " printed no result: " + text;
+    out.failure = "coil-peer-" + impl + " printed no result: " + text;
     return out;
   }
   out.reads = reads;

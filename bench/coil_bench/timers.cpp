@@ -85,20 +85,15 @@ timers_result run_timers_coil(const timers_config& cfg, progress* prog) {
 
 timers_result run_timers_peer(const timers_config& cfg, const std::string& impl) {
   timers_result out;
-  const std::string path = peer_path(impl);
-  if (path.empty()) {
-    out.failure = missing_peer(impl);
-    return out;
-  }
   std::string text;
-  out.failure = run_peer(path, {"timers", std::to_string(cfg.tasks), std::to_string(cfg.min_ms),
+  out.failure = run_peer(impl, {"timers", std::to_string(cfg.tasks), std::to_string(cfg.min_ms),
                                 std::to_string(cfg.max_ms), std::to_string(cfg.seconds)},
                          text);
   if (!out.failure.empty()) return out;
   unsigned long long fired = 0, errors = 0, p50 = 0, p99 = 0, max = 0;
   if (std::sscanf(text.c_str(), "%llu %llu %lf %lf %llu %llu %llu", &fired, &errors, &out.seconds, &out.cpu_seconds,
                   &p50, &p99, &max) != 7) {
-    out.failure = path + " printed no result: " + text;
+    out.failure = "coil-peer-" + impl + " printed no result: " + text;
     return out;
   }
   out.fired = fired;
