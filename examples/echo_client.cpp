@@ -1,4 +1,5 @@
 // echo_client HOST:PORT [--conns N (16)] [--msg BYTES (64)] [--seconds S (5)]
+// HOST is a name (localhost) or an IP literal ([::1] for IPv6).
 //
 // Load generator for an echo server: N connections, each sending a message
 // and waiting for it to come back, over and over. Prints round trips per
@@ -16,7 +17,7 @@
 namespace {
 
 struct config {
-  coil::net::socket_address addr;
+  std::vector<coil::net::socket_address> addrs;  // HOST's, tried in turn
   size_t conns = 16;
   size_t msg = 64;
   double seconds = 5;
@@ -35,7 +36,7 @@ int64_t now_ns() {
 }
 
 coil::task<void> connection(const config& cfg, totals& t) {
-  auto s = co_await coil::net::tcp_stream::connect(cfg.addr, std::chrono::seconds(5));
+  auto s = co_await coil::net::tcp_stream::connect(cfg.addrs, std::chrono::seconds(5));
   if (!s) {
     std::fprintf(stderr, "echo_client: connect: %s\n", s.error().message().c_str());
     ++t.errors;
@@ -83,9 +84,18 @@ int main(int argc, char** argv) {
   config cfg;
   bool ok = argc >= 2;
   if (ok) {
-    auto a = coil::net::socket_address::parse(argv[1]);
-    ok = static_cast<bool>(a);
-    if (a) cfg.addr = *a;
+    // HOST is a name or an IP literal; resolved here, before the runtime starts.
+    auto hp = coil::net::split_host_port(argv[1]);
+    ok = static_cast<bool>(hp);
+    if (hp) {
+      auto addrs = coil::net::resolve_now(hp->host, hp->port);
+      if (!addrs) {
+        std::fprintf(stderr, "echo_client: %.*s: %s\n", static_cast<int>(hp->host.size()), hp->host.data(),
+                     addrs.error().message().c_str());
+        return 1;
+      }
+      cfg.addrs = std::move(*addrs);
+    }
   }
   for (int i = 2; ok && i + 1 < argc; i += 2) {
     const std::string name = argv[i];

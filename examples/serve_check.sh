@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # serve_check.sh KIND SERVER [CLIENT] [server args...]: starts an example
 # server on a free port of 127.0.0.1 and checks what it answers.
-#   echo SERVER CLIENT [args]: echo_client drives echo_server for one second
+#   echo SERVER CLIENT [args]: echo_client drives echo_server for one second,
+#         connecting to "localhost" by name
 #         (ctest fails the run unless it reports errors 0);
 #   http SERVER: two pipelined requests to http_hello on one connection, the
 #         second asking to close; both answers must come back, then the close;
@@ -26,7 +27,7 @@ done
 port=$(sed -nE 's/.*(listening|serving) on [^ ]*:([0-9]+).*/\2/p' "$out" | head -n 1)
 [[ -n "$port" ]] || { echo "serve_check: the server did not start"; cat "$out"; exit 1; }
 case $kind in
-  echo) "$client" "127.0.0.1:$port" --conns 32 --msg 100 --seconds 1 ;;
+  echo) "$client" "localhost:$port" --conns 32 --msg 100 --seconds 1 ;;  # by name: resolved
   udp) "$server" "127.0.0.1:$port" --ping 200 ;;
   http)
     exec 3<>"/dev/tcp/127.0.0.1/$port"

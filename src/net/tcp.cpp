@@ -4,6 +4,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <optional>
+
+#include "coil/net/resolve.hpp"
 #include "coil/rt/when.hpp"
 
 namespace coil::net {
@@ -43,6 +46,42 @@ task<result<tcp_stream>> tcp_stream::connect(socket_address addr) {
 
 task<result<tcp_stream>> tcp_stream::connect(socket_address addr, std::chrono::nanoseconds timeout) {
   co_return co_await with_timeout(connect(addr), timeout);
+}
+
+namespace {
+
+task<result<tcp_stream>> connect_in_turn(std::vector<socket_address> addrs,
+                                         std::optional<std::chrono::nanoseconds> timeout) {
+  std::error_code last = resolve_errc::host_not_found;
+  for (const socket_address& a : addrs) {
+    task<result<tcp_stream>> attempt = timeout ? tcp_stream::connect(a, *timeout) : tcp_stream::connect(a);
+    result<tcp_stream> s = co_await std::move(attempt);
+    if (s) co_return std::move(*s);
+    last = s.error();
+    if (last == std::errc::operation_canceled) break;
+  }
+  co_return fail(last);
+}
+
+task<result<tcp_stream>> resolve_and_connect(std::string host, uint16_t port,
+                                             std::optional<std::chrono::nanoseconds> timeout) {
+  auto addrs = co_await resolve(std::move(host), port);
+  if (!addrs) co_return fail(addrs.error());
+  co_return co_await connect_in_turn(std::move(*addrs), timeout);
+}
+
+}  // namespace
+
+task<result<tcp_stream>> tcp_stream::connect(std::vector<socket_address> addrs, std::chrono::nanoseconds timeout) {
+  return connect_in_turn(std::move(addrs), timeout);
+}
+
+task<result<tcp_stream>> tcp_stream::connect(std::string host, uint16_t port) {
+  return resolve_and_connect(std::move(host), port, std::nullopt);
+}
+
+task<result<tcp_stream>> tcp_stream::connect(std::string host, uint16_t port, std::chrono::nanoseconds timeout) {
+  return resolve_and_connect(std::move(host), port, timeout);
 }
 
 result<void> tcp_stream::set_nodelay(bool on) noexcept { return set_option(IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0); }

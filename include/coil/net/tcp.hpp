@@ -1,6 +1,8 @@
 #pragma once
 // TCP: tcp_stream (a connection) and tcp_listener.
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "coil/net/listener.hpp"
 #include "coil/net/stream.hpp"
@@ -21,6 +23,15 @@ class tcp_stream : public stream_socket {
   // Same, failing with std::errc::timed_out if the handshake takes longer
   // than timeout (the half-open socket is closed).
   static task<result<tcp_stream>> connect(socket_address addr, std::chrono::nanoseconds timeout);
+  // Connects to addrs in turn (resolve's order) and gives the first
+  // connection made, or the last attempt's error (resolve_errc::host_not_found
+  // for none); each attempt is bounded by timeout. A cancelled attempt ends it.
+  static task<result<tcp_stream>> connect(std::vector<socket_address> addrs, std::chrono::nanoseconds timeout);
+  // Resolves host (a name or an IP literal; see net/resolve.hpp) and connects
+  // to its addresses in turn, like the above, without or with a bound per
+  // attempt.
+  static task<result<tcp_stream>> connect(std::string host, uint16_t port);
+  static task<result<tcp_stream>> connect(std::string host, uint16_t port, std::chrono::nanoseconds timeout);
 
   // TCP_NODELAY: send small segments at once instead of coalescing (Nagle).
   result<void> set_nodelay(bool on) noexcept;
