@@ -1,6 +1,10 @@
 #include "coil/net/unix.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 
 namespace coil::net {
 
@@ -13,6 +17,64 @@ result<std::pair<unix_stream, unix_stream>> unix_stream::pair() noexcept {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return fail(errno_code(errno));
   return std::pair<unix_stream, unix_stream>(unix_stream(unique_fd(sv[0])), unix_stream(unique_fd(sv[1])));
+}
+
+result<ucred> unix_stream::peer_credentials() const noexcept {
+  ucred c{};
+  socklen_t len = sizeof c;
+  if (::getsockopt(fd(), SOL_SOCKET, SO_PEERCRED, &c, &len) < 0) return fail(errno_code(errno));
+  return c;
+}
+
+namespace {
+// Room for the most descriptors one message may carry.
+constexpr size_t control_bytes = CMSG_SPACE(sizeof(int) * unix_stream::max_passed_fds);
+}  // namespace
+
+task<result<size_t>> unix_stream::send_with_fds(std::span<const std::byte> data, std::span<const int> fds) {
+  if (data.empty() || fds.size() > max_passed_fds) co_return fail(std::errc::invalid_argument);
+  alignas(cmsghdr) std::byte control[control_bytes]{};
+  iovec iov{const_cast<std::byte*>(data.data()), data.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  co_return co_await sendmsg(msg);
+}
+
+task<result<fds_received>> unix_stream::recv_with_fds(std::span<std::byte> buf, std::span<unique_fd> fds) {
+  alignas(cmsghdr) std::byte control[control_bytes];
+  iovec iov{buf.data(), buf.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * std::min(fds.size(), max_passed_fds));
+    std::memset(control, 0, msg.msg_controllen);  // never parse stale bytes as descriptors
+  }
+  auto n = co_await recvmsg(msg);
+  if (!n) co_return fail(n.error());
+  fds_received out;
+  out.bytes = *n;
+  out.truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+  ops::recvmsg::for_each_passed_fd(msg, [&](int passed) {
+    if (out.fds < fds.size()) {
+      fds[out.fds++] = unique_fd(passed);
+    } else {
+      (void)::close(passed);
+      out.truncated = true;
+    }
+  });
+  co_return out;
 }
 
 result<unix_listener> unix_listener::bind(const socket_address& addr, int backlog) noexcept {

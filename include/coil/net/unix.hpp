@@ -2,6 +2,10 @@
 // Unix-domain sockets: unix_stream, unix_listener, unix_datagram. Addresses
 // are paths or abstract names (socket_address::unix_path/unix_abstract). A
 // listener bound to a path leaves the file behind when closed; unlink it.
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <span>
 #include <utility>
 
 #include "coil/net/datagram.hpp"
@@ -10,6 +14,14 @@
 #include "coil/rt/task.hpp"
 
 namespace coil::net {
+
+// What recv_with_fds received.
+struct fds_received {
+  size_t bytes = 0;  // 0: end of stream
+  size_t fds = 0;    // descriptors stored at the front of the caller's span
+  // More descriptors came than the span holds; the extra ones are closed.
+  bool truncated = false;
+};
 
 // A Unix-domain stream socket.
 class unix_stream : public stream_socket {
@@ -20,6 +32,22 @@ class unix_stream : public stream_socket {
   static task<result<unix_stream>> connect(socket_address addr);
   // A connected pair (socketpair(2)).
   static result<std::pair<unix_stream, unix_stream>> pair() noexcept;
+
+  // The peer process's pid, uid and gid (SO_PEERCRED), as they were when it
+  // connected (or created the pair).
+  result<ucred> peer_credentials() const noexcept;
+
+  // Passing descriptors (SCM_RIGHTS): at most this many per message.
+  static constexpr size_t max_passed_fds = 253;
+  // One sendmsg of data with duplicates of fds attached to its first byte
+  // (the caller keeps its own). data must not be empty: descriptors travel
+  // with bytes. May send fewer bytes than data; the rest goes as plain sends.
+  task<result<size_t>> send_with_fds(std::span<const std::byte> data, std::span<const int> fds);
+  // One recvmsg into buf; descriptors that came with the bytes land in fds
+  // (close-on-exec, owned by the caller). Descriptors that do not fit, or
+  // that arrive with a result nobody takes (the task destroyed, the socket
+  // closed meanwhile), are closed: none leaks.
+  task<result<fds_received>> recv_with_fds(std::span<std::byte> buf, std::span<unique_fd> fds);
 };
 
 // A listening Unix-domain stream socket; accept() yields unix_stream.

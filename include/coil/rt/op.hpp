@@ -57,6 +57,9 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     if constexpr (detail::op_yields_fd<Op>()) {
       if (!consumed_ && state == op_state::done && res >= 0) (void)::close(res);
     }
+    if constexpr (requires { op_.discard(res); }) {
+      if (!consumed_ && state == op_state::done) op_.discard(res);  // e.g. descriptors a recvmsg received
+    }
     if constexpr (detail::op_consumes_fd<Op>()) {
       // A close that never reached the kernel still releases the descriptor.
       if (!consumed_ && rt_ == nullptr && op_.fd >= 0) close_now();

@@ -21,6 +21,9 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include "coil/core/unique_fd.hpp"
 #include "coil/io/buffer_ring.hpp"
@@ -250,6 +253,10 @@ struct sendmsg {
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
+// Descriptors received in msg's control data (SCM_RIGHTS) are close-on-exec
+// (MSG_CMSG_CLOEXEC, always). A result nobody takes (the awaiting frame was
+// destroyed, or the socket closed, after the kernel had delivered) has its
+// descriptors closed by discard, so they never leak.
 struct recvmsg {
   static constexpr uint8_t opcode = IORING_OP_RECVMSG;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -257,11 +264,30 @@ struct recvmsg {
   int fd;
   msghdr* msg;  // msg_namelen, msg_controllen and msg_flags are updated
   int flags = 0;
-  void prep(io_uring_sqe& s) const noexcept { io_uring_prep_recvmsg(&s, fd, msg, static_cast<unsigned>(flags)); }
+  void prep(io_uring_sqe& s) const noexcept {
+    io_uring_prep_recvmsg(&s, fd, msg, static_cast<unsigned>(flags | MSG_CMSG_CLOEXEC));
+  }
   int32_t perform(bool nowait) const noexcept {
-    return detail::kernel_ret(::recvmsg(fd, msg, flags | detail::dontwait(nowait)));
+    return detail::kernel_ret(::recvmsg(fd, msg, flags | MSG_CMSG_CLOEXEC | detail::dontwait(nowait)));
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
+  void discard(int32_t res) const noexcept {
+    if (res >= 0) for_each_passed_fd(*msg, [](int passed) { (void)::close(passed); });
+  }
+  // Calls f(int) for each descriptor in m's SCM_RIGHTS control data.
+  template <class F>
+  static void for_each_passed_fd(msghdr& m, F&& f) noexcept {
+    if (m.msg_control == nullptr) return;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < n; ++i) {
+        int passed;
+        std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+        f(passed);
+      }
+    }
+  }
 };
 
 // Vectored send/recv: sendmsg/recvmsg over the caller's iovec array, with the
