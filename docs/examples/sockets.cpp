@@ -1,5 +1,9 @@
 // Guide: sockets.md. A TCP echo over 127.0.0.1, UDP datagrams, Unix socket
-// pairs, and what closing a socket does to its pending operations.
+// pairs, what closing a socket does to its pending operations, connecting by
+// name and passing descriptors.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -151,6 +155,44 @@ coil::task<coil::result<void>> close_cancels() {
 }
 // doc-end: close
 
+// doc-begin: names
+coil::task<coil::result<void>> by_name() {
+  auto listener = net::tcp_listener::bind(net::socket_address::ipv4_loopback(0));
+  if (!listener) co_return coil::fail(listener.error());
+  const uint16_t port = listener->local_address()->port();
+  // getaddrinfo on the blocking pool; IP literals resolve in place.
+  auto addrs = co_await net::resolve("localhost", port);
+  if (!addrs) co_return coil::fail(addrs.error());  // e.g. net::resolve_errc::host_not_found
+  check(!addrs->empty(), "resolve");
+  // Resolves, then tries each address in turn, each attempt bounded by 1 s.
+  auto c = co_await net::tcp_stream::connect("localhost", port, 1s);
+  if (!c) co_return coil::fail(c.error());
+  auto accepted = co_await listener->accept();
+  check(static_cast<bool>(accepted), "accepted by name");
+  co_return coil::result<void>{};
+}
+// doc-end: names
+
+// doc-begin: fds
+coil::task<coil::result<void>> pass_fd() {
+  auto p = net::unix_stream::pair();
+  if (!p) co_return coil::fail(p.error());
+  auto& [left, right] = *p;
+  coil::unique_fd original(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  const int to_pass[] = {original.get()};
+  auto sent = co_await left.send_with_fds(bytes("f"), to_pass);  // at least one byte
+  if (!sent) co_return coil::fail(sent.error());
+  std::array<std::byte, 1> data;
+  std::array<coil::unique_fd, 2> fds;  // room for two
+  auto got = co_await right.recv_with_fds(data, fds);
+  if (!got) co_return coil::fail(got.error());
+  check(got->fds == 1 && !got->truncated && fds[0].valid(), "passed a descriptor");
+  auto who = right.peer_credentials();  // SO_PEERCRED: pid, uid, gid
+  check(who && who->pid == ::getpid(), "peer credentials");
+  co_return coil::result<void>{};
+}
+// doc-end: fds
+
 coil::task<void> run_all() {
   auto t = co_await tcp();
   if (!t) std::fprintf(stderr, "tcp: %s\n", t.error().message().c_str());
@@ -159,6 +201,11 @@ coil::task<void> run_all() {
   check(static_cast<bool>(u), "udp");
   auto c = co_await close_cancels();
   check(static_cast<bool>(c), "close");
+  auto n = co_await by_name();
+  if (!n) std::fprintf(stderr, "by name: %s\n", n.error().message().c_str());
+  check(static_cast<bool>(n), "by name");
+  auto f = co_await pass_fd();
+  check(static_cast<bool>(f), "pass fd");
   auto m = co_await multishot();
   if (!m) std::fprintf(stderr, "multishot: %s\n", m.error().message().c_str());
   check(static_cast<bool>(m), "multishot");
