@@ -5,8 +5,10 @@
 // Buffers and addresses must stay valid until awaited.
 #include <cstddef>
 #include <span>
+#include <system_error>
 
 #include "coil/net/socket.hpp"
+#include "coil/rt/task.hpp"
 
 namespace coil::net {
 
@@ -34,6 +36,21 @@ class [[nodiscard]] recv_from_op : public socket_op<ops::recv_from> {
   socket_address* from_;
 };
 
+// One datagram of send_batch.
+struct outgoing_datagram {
+  std::span<const std::byte> data;
+  const socket_address* to = nullptr;  // null: the connected peer
+  std::error_code error;               // out: why it was not sent; empty once sent
+};
+
+// One datagram of recv_batch.
+struct incoming_datagram {
+  std::span<std::byte> buf;
+  socket_address from;     // out: the sender
+  size_t size = 0;         // out: bytes stored in buf
+  bool truncated = false;  // out: the datagram was longer than buf
+};
+
 // Message operations of UDP and Unix datagram sockets.
 class datagram_socket : public socket {
  public:
@@ -56,6 +73,21 @@ class datagram_socket : public socket {
   socket_op<ops::recv> recv(std::span<std::byte> buf, int flags = 0) noexcept {
     return make(ops::recv{fd(), buf.data(), clamp(buf.size()), flags});
   }
+
+  // Batches. io_uring has no sendmmsg/recvmmsg, and one system call for many
+  // datagrams beats one SQE each, so these call sendmmsg/recvmmsg without
+  // waiting (MSG_DONTWAIT) and use the ring only to wait.
+  //
+  // Sends every datagram of batch, in order: as many per sendmmsg as the
+  // socket takes; when it is full, one send waits through the ring for room.
+  // A datagram that fails gets its error and the rest still go. Gives how
+  // many were sent; fails only when cancelled (the rest unsent, errors
+  // unset). batch must stay valid until awaited.
+  task<result<size_t>> send_batch(std::span<outgoing_datagram> batch);
+  // Waits for one datagram, then takes the ones already queued behind it
+  // with recvmmsg, up to batch.size(). Gives how many entries were filled
+  // (at least one; zero only for an empty batch).
+  task<result<size_t>> recv_batch(std::span<incoming_datagram> batch);
 
   // Sets the default peer and filters incoming datagrams to it. Datagram
   // connect never waits, so it is synchronous. AF_UNSPEC dissolves it.
