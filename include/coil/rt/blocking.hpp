@@ -16,11 +16,11 @@
 // one heap block per call, owned by whichever side finishes last, so no
 // pointer into a frame outlives it: a frame can go while the job runs on.
 //
-// g++ 12: a lambda that captures by copy anything with a pointer into
-// itself or heap (std::string, std::vector) must be named before the
-// co_await, not written inside it. g++ 12 builds such a temporary in one
-// frame slot, passes a bitwise copy of it and destroys both (a double free).
-// clang is not affected.
+// g++ 12: a lambda that captures by copy anything owning memory
+// (std::string, std::vector) must be named before the co_await, not written
+// inside it. g++ 12 builds such a temporary (any lambda or braced aggregate
+// argument inside a co_await) in one frame slot, passes a bitwise copy of it
+// and destroys both (a double free). clang is not affected.
 //   auto job = [path] { return hash_file(path); };
 //   auto h = co_await coil::spawn_blocking(std::move(job));
 #include <atomic>
