@@ -121,6 +121,42 @@ TEST(NetUnixFds, PeerCredentialsNameThisProcess) {
   EXPECT_TRUE(test::fails_with(none, std::errc::bad_file_descriptor));
 }
 
+TEST(NetUnixFds, DatagramsCarryDescriptorsWithOrWithoutBytes) {
+  test::run([]() -> task<void> {
+    auto pair = net::unix_datagram::pair();
+    CO_ASSERT_OK(pair);
+    auto& [a, b] = *pair;
+    auto who = b.peer_credentials();
+    CO_ASSERT_OK(who);
+    EXPECT_EQ(who->pid, ::getpid());
+    pipe_fds p;
+    const std::array<int, 1> one{p.w.get()};
+    auto bare = co_await a.send_with_fds({}, one);  // a datagram of no bytes, one descriptor
+    CO_ASSERT_OK(bare);
+    EXPECT_EQ(*bare, 0u);
+    std::array<std::byte, 4> small{};
+    std::array<unique_fd, 2> got;
+    auto r = co_await b.recv_with_fds(small, got);
+    CO_ASSERT_OK(r);
+    EXPECT_EQ(r->bytes, 0u);
+    CO_ASSERT_TRUE(r->fds == 1u);
+    EXPECT_FALSE(r->bytes_truncated);
+    CO_ASSERT_TRUE(::write(got[0].get(), "d", 1) == 1);
+    char c = 0;
+    CO_ASSERT_TRUE(::read(p.r.get(), &c, 1) == 1);
+    EXPECT_EQ(c, 'd');
+    // Longer than the buffer: cut, and said so; the descriptor still comes.
+    auto long_one = co_await a.send_with_fds(test::bytes_of("datagram"), one);
+    CO_ASSERT_OK(long_one);
+    auto r2 = co_await b.recv_with_fds(small, got);
+    CO_ASSERT_OK(r2);
+    EXPECT_EQ(r2->bytes, 4u);
+    EXPECT_TRUE(r2->bytes_truncated);
+    EXPECT_EQ(r2->fds, 1u);
+    EXPECT_EQ(test::text_of(small), "data");
+  }());
+}
+
 TEST(NetUnixFds, BadArgumentsAreErrors) {
   test::run([]() -> task<void> {
     auto pair = unix_stream::pair();

@@ -19,20 +19,22 @@ result<std::pair<unix_stream, unix_stream>> unix_stream::pair() noexcept {
   return std::pair<unix_stream, unix_stream>(unix_stream(unique_fd(sv[0])), unix_stream(unique_fd(sv[1])));
 }
 
-result<ucred> unix_stream::peer_credentials() const noexcept {
+result<ucred> detail::peer_credentials(const socket& s) noexcept {
   ucred c{};
   socklen_t len = sizeof c;
-  if (::getsockopt(fd(), SOL_SOCKET, SO_PEERCRED, &c, &len) < 0) return fail(errno_code(errno));
+  if (::getsockopt(s.fd(), SOL_SOCKET, SO_PEERCRED, &c, &len) < 0) return fail(errno_code(errno));
   return c;
 }
 
 namespace {
 // Room for the most descriptors one message may carry.
-constexpr size_t control_bytes = CMSG_SPACE(sizeof(int) * unix_stream::max_passed_fds);
+constexpr size_t max_passed_fds = unix_extras<unix_stream, true>::max_passed_fds;
+constexpr size_t control_bytes = CMSG_SPACE(sizeof(int) * max_passed_fds);
 }  // namespace
 
-task<result<size_t>> unix_stream::send_with_fds(std::span<const std::byte> data, std::span<const int> fds) {
-  if (data.empty() || fds.size() > max_passed_fds) co_return fail(std::errc::invalid_argument);
+task<result<size_t>> detail::send_with_fds(socket& s, std::span<const std::byte> data, std::span<const int> fds,
+                                           bool needs_bytes) {
+  if ((needs_bytes && data.empty()) || fds.size() > max_passed_fds) co_return fail(std::errc::invalid_argument);
   alignas(cmsghdr) std::byte control[control_bytes]{};
   iovec iov{const_cast<std::byte*>(data.data()), data.size()};
   msghdr msg{};
@@ -47,10 +49,10 @@ task<result<size_t>> unix_stream::send_with_fds(std::span<const std::byte> data,
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
-  co_return co_await sendmsg(msg);
+  co_return co_await s.sendmsg(msg);
 }
 
-task<result<fds_received>> unix_stream::recv_with_fds(std::span<std::byte> buf, std::span<unique_fd> fds) {
+task<result<fds_received>> detail::recv_with_fds(socket& s, std::span<std::byte> buf, std::span<unique_fd> fds) {
   alignas(cmsghdr) std::byte control[control_bytes];
   iovec iov{buf.data(), buf.size()};
   msghdr msg{};
@@ -61,11 +63,12 @@ task<result<fds_received>> unix_stream::recv_with_fds(std::span<std::byte> buf, 
     msg.msg_controllen = CMSG_SPACE(sizeof(int) * std::min(fds.size(), max_passed_fds));
     std::memset(control, 0, msg.msg_controllen);  // never parse stale bytes as descriptors
   }
-  auto n = co_await recvmsg(msg);
+  auto n = co_await s.recvmsg(msg);
   if (!n) co_return fail(n.error());
   fds_received out;
   out.bytes = *n;
   out.truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+  out.bytes_truncated = (msg.msg_flags & MSG_TRUNC) != 0;
   ops::recvmsg::for_each_passed_fd(msg, [&](int passed) {
     if (out.fds < fds.size()) {
       fds[out.fds++] = unique_fd(passed);
