@@ -20,8 +20,10 @@ namespace {
 // Datagrams per sendmmsg/recvmmsg call: the headers live in the frame.
 constexpr size_t batch_chunk = 32;
 
-// h carries one buffer and (for recv: room for) a peer address.
+// h carries one buffer and (for recv: room for) a peer address; the rest of
+// h is zeroed here, so a call clears only the headers it uses.
 void one_buffer(mmsghdr& h, iovec& v, std::byte* data, size_t len, sockaddr* name, socklen_t namelen) noexcept {
+  h = {};
   v = {data, len};
   h.msg_hdr.msg_iov = &v;
   h.msg_hdr.msg_iovlen = 1;
@@ -34,7 +36,7 @@ void one_buffer(mmsghdr& h, iovec& v, std::byte* data, size_t len, sockaddr* nam
 result<size_t> take_queued(int fd, std::span<incoming_datagram> batch) noexcept {
   size_t got = 0;
   while (got < batch.size()) {
-    mmsghdr hdr[batch_chunk]{};
+    mmsghdr hdr[batch_chunk];
     iovec iov[batch_chunk];
     const size_t n = std::min(batch_chunk, batch.size() - got);
     for (size_t k = 0; k < n; ++k) {
@@ -65,7 +67,7 @@ task<result<size_t>> datagram_socket::send_batch(std::span<outgoing_datagram> ba
   size_t sent = 0;
   size_t i = 0;
   while (i < batch.size()) {
-    mmsghdr hdr[batch_chunk]{};
+    mmsghdr hdr[batch_chunk];
     iovec iov[batch_chunk];
     const size_t n = std::min(batch_chunk, batch.size() - i);
     for (size_t k = 0; k < n; ++k) {
