@@ -504,6 +504,7 @@ echo_result run_echo(const echo_config& cfg) {
   }
   ::close(report[1]);
   if (cfg.server_cpu >= 0) (void)pin_to_cpu(cfg.server_cpu);
+  const kernel_counters counters = kernel_counters::start();
   cpu_times cpu0 = process_cpu_seconds();
   cpu_times cpu1{};
   if (is_echo_peer(cfg.impl)) {
@@ -519,6 +520,7 @@ echo_result run_echo(const echo_config& cfg) {
     out.failure = serve_coil(std::move(lfd), cfg.conns, cfg.impl == "coil-multishot", out.stats);
   }
   if (!is_echo_peer(cfg.impl)) cpu1 = process_cpu_seconds();
+  if (counters.valid()) out.kernel = counters.read();
   out.server_user_seconds = cpu1.user - cpu0.user;
   out.server_cpu_seconds = out.server_user_seconds + (cpu1.system - cpu0.system);
   if (!out.failure.empty()) ::kill(child, SIGKILL);  // it may wait for a server that is gone
@@ -573,6 +575,13 @@ echo_rounds_result run_echo_rounds(const std::vector<std::string>& impls, const 
       sum.seconds += r.seconds;
       sum.server_cpu_seconds += r.server_cpu_seconds;
       sum.server_user_seconds += r.server_user_seconds;
+      if (r.kernel && (round == 0 || sum.kernel)) {
+        if (!sum.kernel) sum.kernel.emplace();
+        sum.kernel->syscalls += r.kernel->syscalls;
+        sum.kernel->switches += r.kernel->switches;
+      } else {
+        sum.kernel.reset();  // counted in some rounds only: no total
+      }
     }
   }
   return out;

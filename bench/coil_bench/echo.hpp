@@ -12,6 +12,7 @@
 #include "coil/rt/runtime.hpp"
 
 #include "common.hpp"
+#include "kernel_counters.hpp"
 
 namespace coil_bench {
 
@@ -36,6 +37,9 @@ struct echo_result {
   double server_user_seconds = 0;  // of which user time (the kernel splits by tick samples)
   std::string failure;
   std::optional<coil::runtime_stats> stats;  // coil's server only
+  // The server's syscalls and context switches (setup included), where perf
+  // counting works: exact where CPU time is noise.
+  std::optional<kernel_counters::counts> kernel;
   double trips_per_s() const noexcept { return seconds > 0 ? static_cast<double>(trips) / seconds : 0; }
   double server_cpu_us_per_trip() const noexcept {
     return trips > 0 ? server_cpu_seconds * 1e6 / static_cast<double>(trips) : 0;
@@ -43,6 +47,7 @@ struct echo_result {
   double server_user_us_per_trip() const noexcept {
     return trips > 0 ? server_user_seconds * 1e6 / static_cast<double>(trips) : 0;
   }
+  double per_trip(uint64_t n) const noexcept { return trips > 0 ? static_cast<double>(n) / static_cast<double>(trips) : 0; }
 };
 
 echo_result run_echo(const echo_config& cfg);

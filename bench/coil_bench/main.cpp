@@ -231,6 +231,16 @@ int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
     std::printf(", uring-multishot/epoll %.3f [%.3f..%.3f]", median(floor_vs_epoll), ci.first, ci.second);
   }
   std::printf("\n");
+  const bool counted = std::all_of(rr.pooled.begin(), rr.pooled.end(), [](const echo_result& r) { return r.kernel.has_value(); });
+  if (counted) {
+    std::printf("  server syscalls (context switches) per trip, all rounds:");
+    for (size_t k = 0; k < n_impl; ++k) {
+      const echo_result& p = rr.pooled[k];
+      std::printf("%s %s %.3f (%.3f)", k ? "," : "", label(impls[k]).c_str(), p.per_trip(p.kernel->syscalls),
+                  p.per_trip(p.kernel->switches));
+    }
+    std::printf("\n");
+  }
   json_object j;
   j.add("bench", "echo").add("impl", "paired").add("coil", coil_impl).add("conns", opts.conns).add("msg", opts.msg);
   j.add("rounds", opts.rounds).add("seconds", opts.seconds);
@@ -243,6 +253,15 @@ int cmd_echo_rounds(const options& opts, const std::string& coil_impl) {
     j.add((key + "_us_per_trip").c_str(), median(us[k])).add((key + "_user_us_per_trip").c_str(), median(user_us[k]));
     j.add(vs.c_str(), median(ratio[k]));
     j.add((vs + "_ci95_lo").c_str(), ci.first).add((vs + "_ci95_hi").c_str(), ci.second);
+  }
+  if (counted) {
+    for (size_t k = 0; k < n_impl; ++k) {
+      std::string key = k == 0 ? std::string("coil") : impls[k];
+      for (char& c : key) c = c == '-' ? '_' : c;
+      const echo_result& p = rr.pooled[k];
+      j.add((key + "_syscalls_per_trip").c_str(), p.per_trip(p.kernel->syscalls));
+      j.add((key + "_switches_per_trip").c_str(), p.per_trip(p.kernel->switches));
+    }
   }
   if (!floor_vs_epoll.empty()) j.add("uring_multishot_vs_epoll", median(floor_vs_epoll));
   std::printf("%s\n", j.str().c_str());
@@ -291,6 +310,10 @@ int cmd_echo(const options& opts) {
   json_object j;
   j.add("bench", "echo").add("impl", cfg.impl).add("trips_per_s", r.trips_per_s());
   j.add("server_cpu_us_per_trip", r.server_cpu_us_per_trip()).add("server_user_us_per_trip", r.server_user_us_per_trip());
+  if (r.kernel) {
+    j.add("server_syscalls_per_trip", r.per_trip(r.kernel->syscalls));
+    j.add("server_switches_per_trip", r.per_trip(r.kernel->switches));
+  }
   j.add("conns", cfg.conns).add("msg", cfg.msg);
   j.add("seconds", r.seconds).add("server_cpu_seconds", r.server_cpu_seconds).add("errors", r.errors);
   std::printf("%s\n", j.str().c_str());
