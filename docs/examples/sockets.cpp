@@ -1,7 +1,8 @@
 // Guide: sockets.md. A TCP echo over 127.0.0.1, UDP datagrams, Unix socket
 // pairs, what closing a socket does to its pending operations, connecting by
-// name and passing descriptors.
+// name, passing descriptors and waiting for readiness of other descriptors.
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <array>
@@ -193,6 +194,35 @@ coil::task<coil::result<void>> pass_fd() {
 }
 // doc-end: fds
 
+// doc-begin: readiness
+// A descriptor that other code reads and writes itself (here an eventfd, as
+// a library's wake-up fd would be): coil only says when it is ready.
+coil::task<coil::result<uint64_t>> wait_for_wakeup(int efd) {
+  for (;;) {
+    auto ready = co_await coil::wait_readable(efd);  // POLLIN, POLLHUP, ...
+    if (!ready) co_return coil::fail(ready.error());
+    uint64_t count;
+    if (::read(efd, &count, sizeof count) == sizeof count) co_return count;
+    if (errno != EAGAIN) co_return coil::fail(coil::errno_code(errno));
+    // Someone else took it first: wait again.
+  }
+}
+
+coil::task<coil::result<void>> readiness() {
+  const int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (efd < 0) co_return coil::fail(coil::errno_code(errno));
+  auto waiter = coil::runtime::current()->spawn(wait_for_wakeup(efd));
+  auto slept = co_await coil::sleep_for(1ms);
+  const uint64_t three = 3;
+  check(slept && ::write(efd, &three, sizeof three) == sizeof three, "wake");
+  auto got = co_await waiter;
+  // Cancel or finish every wait before closing a descriptor coil did not open.
+  ::close(efd);
+  check(got && *got == 3, "woken with 3");
+  co_return coil::result<void>{};
+}
+// doc-end: readiness
+
 coil::task<void> run_all() {
   auto t = co_await tcp();
   if (!t) std::fprintf(stderr, "tcp: %s\n", t.error().message().c_str());
@@ -206,6 +236,8 @@ coil::task<void> run_all() {
   check(static_cast<bool>(n), "by name");
   auto f = co_await pass_fd();
   check(static_cast<bool>(f), "pass fd");
+  auto r = co_await readiness();
+  check(static_cast<bool>(r), "readiness");
   auto m = co_await multishot();
   if (!m) std::fprintf(stderr, "multishot: %s\n", m.error().message().c_str());
   check(static_cast<bool>(m), "multishot");

@@ -88,6 +88,18 @@ void epoll_driver::forget_fd(int fd) noexcept {
   s.registered = false;
   s.not_pollable = false;
   s.input_drained = s.reads_always_tried = false;
+  s.foreign_only = false;
+}
+
+void epoll_driver::drop_foreign(int fd) noexcept {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[static_cast<std::size_t>(fd)]) return;
+  fd_state& s = *fds_[static_cast<std::size_t>(fd)];
+  if (!s.foreign_only || !s.waiters.empty()) return;
+  // Its number may be reused by the time anything waits again: keeping the
+  // registration would make that waiter trust an epoll entry close() removed.
+  (void)::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  s.registered = s.foreign_only = false;
+  s.input_drained = s.reads_always_tried = false;
 }
 
 void epoll_driver::push(completion& c) noexcept {
@@ -177,7 +189,7 @@ void epoll_driver::start(completion& c) noexcept {
     settle(c, r);
     return;
   }
-  if (s == nullptr || s->not_pollable) {
+  if (s == nullptr || (s->not_pollable && !ops.foreign_fd)) {
     offload(c);
     return;
   }
@@ -190,15 +202,22 @@ void epoll_driver::await_ready(completion& c, fd_state& s) noexcept {
     ev.events = fd_events;
     ev.data.u64 = static_cast<uint64_t>(c.fd);
     if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c.fd, &ev) != 0 && errno != EEXIST) {
-      if (errno == EPERM) {  // regular files and the like never report readiness
+      if (errno == EPERM && !c.ops->foreign_fd) {  // regular files and the like never report readiness
         s.not_pollable = true;
         offload(c);
+      } else if (errno == EPERM) {
+        // A readiness wait on a worker could outlive any cancel: refuse it,
+        // as io_uring refuses to poll a file without a wait queue.
+        finish(c, -EINVAL, 0);
       } else {
         finish(c, -errno, 0);
       }
       return;
     }
     s.registered = true;
+    s.foreign_only = c.ops->foreign_fd;
+  } else if (!c.ops->foreign_fd) {
+    s.foreign_only = false;
   }
   ++stats_.queued_for_space;
   c.state = op_state::in_flight;
@@ -315,6 +334,7 @@ void epoll_driver::cancel(completion& c) noexcept {
       c.unlink();  // waiting for readiness
       --in_flight_;
       finish(c, -ECANCELED, 0);
+      if (c.ops->foreign_fd) drop_foreign(c.fd);
       return;
     case op_state::idle:
     case op_state::done:
@@ -361,6 +381,7 @@ void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
     --in_flight_;
     settle(*c, r);
   }
+  if (s.foreign_only && s.waiters.empty()) drop_foreign(fd);
 }
 
 result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {

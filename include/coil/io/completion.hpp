@@ -44,6 +44,9 @@ struct op_vtable {
   // waiting for c (null: none) and the coarse-clock ms when it asked.
   // Null: the owner records neither.
   void (*owner)(const completion&, const char*& task, uint32_t& since_ms) noexcept = nullptr;
+  // fd may be one coil did not open and will not see closed (ops::poll_ready):
+  // readiness drivers keep it registered only while such ops wait on it.
+  bool foreign_fd = false;
 };
 
 // Single-result ops may still get several CQEs (send_zc): every CQE with

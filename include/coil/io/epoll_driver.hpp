@@ -94,9 +94,13 @@ class epoll_driver {
     // at an end of stream or an urgent mark with more to read and no edge
     // to come, so reads of this fd are always tried.
     bool reads_always_tried = false;
+    // Registered for foreign_fd ops only (ops::poll_ready on a descriptor
+    // coil may never see closed): deregistered when the last one leaves.
+    bool foreign_only = false;
   };
   epoll_driver() = default;
   fd_state& state_of(int fd) noexcept;
+  void drop_foreign(int fd) noexcept;
   void start(completion& c) noexcept;
   void await_ready(completion& c, fd_state& s) noexcept;
   void finish(completion& c, int32_t res, uint32_t flags) noexcept;

@@ -29,6 +29,7 @@ COIL_OP_FLAG(op_waits_on_peer, waits_on_peer)
 COIL_OP_FLAG(op_zero_ends, zero_ends)
 COIL_OP_FLAG(op_device_io, device_io)
 COIL_OP_FLAG(op_eager, eager)
+COIL_OP_FLAG(op_foreign_fd, foreign_fd)
 #undef COIL_OP_FLAG
 // The vtable for Op inside Self, where Self derives from completion and
 // `Op& Self::op_ref(completion&)` finds the op. Multishot ops need
@@ -58,7 +59,8 @@ struct op_vtable_for {
     }
   }
   static constexpr op_vtable value{&prep,          &perform,           Op::poll_events, Op::opcode,
-                                   op_consumes_fd<Op>(), op_never_blocks<Op>(), hook(), op_zero_ends<Op>()};
+                                   op_consumes_fd<Op>(), op_never_blocks<Op>(), hook(), op_zero_ends<Op>(),
+                                   nullptr,        op_foreign_fd<Op>()};
 };
 // The same, telling listings who waits through
 // `static void Self::owner_of<Owner>(const completion&, const char*&, uint32_t&) noexcept`.

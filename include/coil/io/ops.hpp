@@ -3,3 +3,4 @@
 #include "coil/io/ops/common.hpp"
 #include "coil/io/ops/fs.hpp"
 #include "coil/io/ops/net.hpp"
+#include "coil/io/ops/poll.hpp"

@@ -162,4 +162,19 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
 // Awaits a no-op round trip through the kernel.
 inline op_awaiter<ops::nop> nop() noexcept { return op_awaiter<ops::nop>(ops::nop{}); }
 
+// Awaits readiness of any pollable descriptor, coil's or not (a library's
+// non-blocking socket, an eventfd, a pipe, a tty): Events is POLLIN, POLLOUT,
+// POLLPRI or POLLRDHUP, or several with |. The result is the ready events,
+// POLLERR and POLLHUP included when they hold. An fd coil did not open
+// must stay open until the wait ends (cancel it first: a stop token, or
+// with_timeout); closing it under a waiting op leaves the op waiting. A
+// descriptor that cannot wait (a regular file, not ready for POLLPRI) fails
+// with EINVAL.
+template <uint32_t Events>
+op_awaiter<ops::poll_ready<Events>> wait_ready(int fd) noexcept {
+  return op_awaiter<ops::poll_ready<Events>>(ops::poll_ready<Events>{fd});
+}
+inline op_awaiter<ops::poll_ready<POLLIN>> wait_readable(int fd) noexcept { return wait_ready<POLLIN>(fd); }
+inline op_awaiter<ops::poll_ready<POLLOUT>> wait_writable(int fd) noexcept { return wait_ready<POLLOUT>(fd); }
+
 }  // namespace coil
