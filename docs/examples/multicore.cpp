@@ -1,6 +1,8 @@
 // Guide: multicore.md. cores::run on (up to) two CPUs: cross-core calls,
 // fire-and-forget work, a cross-core channel, the blocking pool and stop.
 #include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -81,10 +83,37 @@ int stop_from_a_core() {
 }
 // doc-end: stop
 
+// doc-begin: block
+// Plain synchronous code, no runtime in sight: each call runs the same
+// operation co_await would, on this thread's private runtime.
+int copy_prefix(const char* from, const char* to, std::size_t n) {
+  auto in = coil::block(coil::file::open(from));
+  if (!in) {
+    std::fprintf(stderr, "open: %s\n", in.error().message().c_str());
+    return 1;
+  }
+  std::string data(n, '\0');
+  auto got = coil::block(in->read_at(std::as_writable_bytes(std::span(data)), 0));
+  if (!got) return 1;
+  auto out = coil::block(coil::file::create(to));
+  if (!out) return 1;
+  auto put = coil::block(out->write_at(std::as_bytes(std::span(data).first(*got)), 0));
+  return put && *put == *got ? 0 : 1;
+}
+// doc-end: block
+
 }  // namespace
 
 int main() {
   const int a = run_cores();
   const int b = stop_from_a_core();
+  char copy[] = "/tmp/coil-doc-block-XXXXXX";
+  const int tmp = ::mkstemp(copy);
+  const int c = tmp >= 0 ? copy_prefix("/etc/os-release", copy, 16) : 1;
+  if (tmp >= 0) {
+    ::unlink(copy);
+    ::close(tmp);
+  }
+  check(c == 0, "blocking copy");
   return a == 0 && b == 0 && example::exit_code();
 }

@@ -126,8 +126,8 @@ int main() {
   {
     storage s(open_rw(dir.file("disk0")), open_rw(dir.file("disk1")));
     // doc-begin: blocking
-    // From plain code (no runtime on this thread): the same packets, run on a
-    // private runtime for the call. Inside a runtime this fails with
+    // From plain code (no runtime on this thread): the same packets, run on
+    // the thread's private runtime (coil::block). Inside a runtime this fails with
     // errc::in_runtime instead of deadlocking.
     std::vector<std::byte> zeros(0x400);
     coil::result<pk::outcome> o = pk::write_blocking(s.virt, 0x1000, zeros);

@@ -13,6 +13,7 @@
 #include "coil/net.hpp"
 #include "coil/packet/blocking.hpp"
 #include "coil/rt/aio_op.hpp"
+#include "coil/rt/block.hpp"
 #include "coil/rt/blocking.hpp"
 #include "coil/rt/cores.hpp"
 #include "coil/rt/op.hpp"

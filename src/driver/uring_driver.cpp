@@ -13,8 +13,32 @@
 #include "coil/core/assert.hpp"
 #include "coil/io/drain.hpp"
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COIL_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define COIL_TSAN 1
+#endif
+#ifdef COIL_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace coil {
 namespace {
+
+// liburing maps and unmaps rings with raw system calls, unseen by
+// ThreadSanitizer: a ring mapped where another thread's freed ring was
+// would look like a race with that thread. The kernel orders the two; say so.
+#ifdef COIL_TSAN
+char ring_mappings;
+void ring_mapped() noexcept { __tsan_acquire(&ring_mappings); }
+void ring_unmapping() noexcept { __tsan_release(&ring_mappings); }
+#else
+void ring_mapped() noexcept {}
+void ring_unmapping() noexcept {}
+#endif
 
 // user_data of the driver's own cancel requests; never a valid completion.
 constexpr uint64_t internal_user_data = 0;
@@ -69,6 +93,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
     if (ret != -ENOMEM || entries <= 8) break;
   }
   if (ret < 0) return fail(errno_code(-ret));
+  ring_mapped();
   d->ring_ok_ = true;
   d->capacity_ = d->ring_.cq.ring_entries;
   // Operations that wait on outside events (a pipe read) only finish when
@@ -145,6 +170,7 @@ uring_driver::~uring_driver() {
       return;
     }
   }
+  ring_unmapping();
   io_uring_queue_exit(&ring_);
   if (notify_fd_ >= 0) ::close(notify_fd_);
 }

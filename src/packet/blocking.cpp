@@ -1,8 +1,10 @@
-// Blocking forms: the async packet driven by block_on on a private runtime.
+// Blocking forms: the async packet driven by coil::block.
 #include "coil/packet/blocking.hpp"
 
 #include <memory>
 #include <optional>
+
+#include "coil/rt/block.hpp"
 
 namespace coil::packet {
 namespace {
@@ -70,10 +72,7 @@ task<result<std::size_t>> read_all(space& s, std::span<read_request> reqs) {
 }
 
 result<outcome> run_blocking(space& s, direction d, std::byte* buf, uint64_t address, uint64_t len) {
-  if (runtime::current() != nullptr) return fail(errc::in_runtime);
-  auto rt = runtime::create();
-  if (!rt) return fail(rt.error());
-  return (*rt)->block_on(one_packet(s, d, buf, address, len));
+  return coil::block(one_packet(s, d, buf, address, len));
 }
 
 }  // namespace coil::packet

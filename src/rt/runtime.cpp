@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "coil/core/assert.hpp"
 #include "coil/rt/aio_op.hpp"
+#include "coil/rt/block.hpp"
 
 namespace coil {
 namespace detail {
@@ -23,7 +25,18 @@ namespace {
 // parent's ring memory and must never be driven (or destroyed: that would
 // cancel the parent's operations). The child forgets it and may create its
 // own; the copy is leaked on purpose.
-void forget_runtime_in_child() noexcept { current_runtime = nullptr; }
+// block()'s private runtime; released before it is deleted, so closes made
+// while it goes down do not reach it.
+struct blocking_holder {
+  runtime* rt = nullptr;
+  ~blocking_holder() { delete std::exchange(rt, nullptr); }
+};
+thread_local blocking_holder blocking_rt;
+
+void forget_runtime_in_child() noexcept {
+  current_runtime = nullptr;
+  blocking_rt.rt = nullptr;
+}
 const int atfork_registered = pthread_atfork(nullptr, nullptr, &forget_runtime_in_child);
 }
 
@@ -54,6 +67,22 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
 
 void detail::fd_closing(int fd) noexcept {
   if (current_runtime != nullptr) current_runtime->driver().forget_fd(fd);
+  // A file or socket used through block() may be closed outside it: the
+  // private runtime's readiness state must not outlive the number.
+  if (runtime* p = blocking_rt.rt; p != nullptr && p != current_runtime) p->driver().forget_fd(fd);
+}
+
+runtime* detail::blocking_runtime(std::error_code& ec) noexcept {
+  if (blocking_rt.rt == nullptr) {
+    auto rt = runtime::create();  // makes itself current
+    current_runtime = nullptr;    // current only inside block()
+    if (!rt) {
+      ec = rt.error();
+      return nullptr;
+    }
+    blocking_rt.rt = rt->release();
+  }
+  return blocking_rt.rt;
 }
 
 runtime::~runtime() {

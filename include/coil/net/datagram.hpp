@@ -25,14 +25,16 @@ class [[nodiscard]] recv_from_op : public socket_op<ops::recv_from> {
  public:
   recv_from_op(ops::recv_from op, detail::pending_list* owner, socket_address* from) noexcept
       : socket_op(op, owner), from_(from) {}
-  result<datagram_info> await_resume() noexcept {
-    auto r = socket_op::await_resume();
+  result<datagram_info> await_resume() noexcept { return finish(socket_op::await_resume()); }
+  result<datagram_info> perform_blocking() noexcept { return finish(socket_op::perform_blocking()); }
+
+ private:
+  result<datagram_info> finish(result<size_t> r) noexcept {
     if (!r) return fail(r.error());
     from_->resize(op().msg_.msg_namelen);
     return datagram_info{*r, (op().msg_.msg_flags & MSG_TRUNC) != 0};
   }
 
- private:
   socket_address* from_;
 };
 

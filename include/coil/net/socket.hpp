@@ -94,6 +94,13 @@ class [[nodiscard]] socket_op : detail::pending_op {
     return inner_->try_now(stop, [this] { return !detail::writes_pending(*owner_); });
   }
 
+  // The blocking form (coil::block): see op_awaiter::perform_blocking.
+  Out perform_blocking() noexcept
+    requires requires(op_awaiter<Op, Out>& a) { a.perform_blocking(); }
+  {
+    return inner_->perform_blocking();
+  }
+
   // The op as the driver ran it (recv_from reads the sender's length here).
   Op& op() noexcept { return inner_->op(); }
   bool aborted() const noexcept { return !inner_; }

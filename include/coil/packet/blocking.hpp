@@ -1,9 +1,9 @@
 #pragma once
 // The packet layer in one include, plus result-shaped helpers and their
-// blocking forms. A blocking form runs the very same packet on a private
-// runtime created for the call, so sync and async share one code path; on a
-// thread already running a runtime it fails with errc::in_runtime instead of
-// deadlocking (co_await the async form there).
+// blocking forms. A blocking form runs the very same packet through
+// coil::block (rt/block.hpp: the thread's private runtime), so sync and async
+// share one code path; on a thread already running a runtime it fails with
+// errc::in_runtime instead of deadlocking (co_await the async form there).
 #include <cstring>
 #include <span>
 #include <type_traits>
@@ -14,6 +14,7 @@
 #include "coil/packet/mmap_space.hpp"
 #include "coil/packet/packet.hpp"
 #include "coil/packet/space.hpp"
+#include "coil/rt/block.hpp"
 
 namespace coil::packet {
 
@@ -61,10 +62,7 @@ task<result<std::size_t>> read_all(space& s, std::span<read_request> reqs);
 // The blocking form of any helper above: block(read_value<T>(s, a)).
 template <class T>
 result<T> block(task<result<T>> t) {
-  if (runtime::current() != nullptr) return fail(errc::in_runtime);
-  auto rt = runtime::create();
-  if (!rt) return fail(rt.error());
-  return (*rt)->block_on(std::move(t));
+  return coil::block(std::move(t));
 }
 
 // Runs one packet to completion on a private runtime (see above).

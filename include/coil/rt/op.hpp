@@ -106,6 +106,27 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
 
   Op& op() noexcept { return op_; }
 
+  // The blocking form (coil::block on a thread without a runtime): the op's
+  // own system call, made as a readiness driver's worker makes it, with the
+  // same result conversion. Consumes the awaiter. Not for ops that need a
+  // driver (multishot, provided buffers).
+  Out perform_blocking() noexcept
+    requires(!detail::op_is_multishot<Op>() && !requires(Op& o) { o.out_flags; })
+  {
+    COIL_ASSERT(state == op_state::idle && !rt_ && !consumed_, "perform_blocking on an awaited operation");
+    consumed_ = true;
+    int32_t r;
+    if constexpr (detail::op_consumes_fd<Op>()) {
+      detail::fd_closing(op_.fd);
+      r = op_.perform(false);  // close(2): never retried, the number is gone
+    } else {
+      do {
+        r = op_.perform(false);
+      } while (r == -EINTR);
+    }
+    return Out(Op::complete(r));
+  }
+
   // Tries the op with one non-blocking system call instead of the ring, on a
   // quiet turn of an io_uring runtime (see uring_options::eager_send). True
   // if that finished it: the caller resumes at once and await_resume gives

@@ -48,7 +48,11 @@ struct read {
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_read(&s, fd, buf, len, offset); }
   int32_t perform(bool nowait) const noexcept {
     iovec v{buf, len};
-    return detail::rw_at(fd, offset, nowait, POLLIN, [&](off_t o, int f) { return ::preadv2(fd, &v, 1, o, f); });
+    return detail::rw_at(fd, offset, nowait, POLLIN, [&](off_t o, int f) {
+      // Without flags, pread/read: no iovec for the kernel to import.
+      if (f == 0) return o < 0 ? ::read(fd, buf, len) : ::pread(fd, buf, len, o);
+      return ::preadv2(fd, &v, 1, o, f);
+    });
   }
   bool at_stream_position() const noexcept { return offset == current_position; }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
@@ -64,7 +68,10 @@ struct write {
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_write(&s, fd, buf, len, offset); }
   int32_t perform(bool nowait) const noexcept {
     iovec v{const_cast<void*>(buf), len};
-    return detail::rw_at(fd, offset, nowait, POLLOUT, [&](off_t o, int f) { return ::pwritev2(fd, &v, 1, o, f); });
+    return detail::rw_at(fd, offset, nowait, POLLOUT, [&](off_t o, int f) {
+      if (f == 0) return o < 0 ? ::write(fd, buf, len) : ::pwrite(fd, buf, len, o);
+      return ::pwritev2(fd, &v, 1, o, f);
+    });
   }
   bool at_stream_position() const noexcept { return offset == current_position; }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
