@@ -121,6 +121,21 @@ TEST(Fork, SpawnBlockingWorksInAChildAfterTheParentStartedThePool) {
   EXPECT_TRUE(v && *v == 8);
 }
 
+// block()'s private runtime is the parent's ring too: the child makes its own.
+TEST(Fork, BlockInAChildOfAThreadThatUsedBlock) {
+  auto warm = block(sleep_for(std::chrono::milliseconds(1)));  // the private runtime exists
+  ASSERT_TRUE(warm);
+  const int status = in_child([] {
+    auto slept = block(sleep_for(std::chrono::milliseconds(1)));  // runs on a ring of its own
+    if (!slept) return 3;
+    auto n = block(nop());
+    return n ? 0 : 4;
+  });
+  EXPECT_EQ(status, 0);
+  auto after = block(sleep_for(std::chrono::milliseconds(1)));
+  EXPECT_TRUE(after) << after.error().message();
+}
+
 TEST(Fork, AioWorksInAChildOfAThreadThatHadAnAioContext) {
   aio_test::direct_dir dir;
   COIL_REQUIRE_DIRECT_DIR(dir);

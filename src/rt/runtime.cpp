@@ -21,10 +21,6 @@ using detail::current_runtime;
 
 namespace {
 
-// fork() without exec: the child's copy of the parent's runtime shares the
-// parent's ring memory and must never be driven (or destroyed: that would
-// cancel the parent's operations). The child forgets it and may create its
-// own; the copy is leaked on purpose.
 // block()'s private runtime; released before it is deleted, so closes made
 // while it goes down do not reach it.
 struct blocking_holder {
@@ -33,6 +29,10 @@ struct blocking_holder {
 };
 thread_local blocking_holder blocking_rt;
 
+// fork() without exec: the child's copy of the parent's runtimes (current or
+// block()'s) shares the parent's ring memory and must never be driven (or
+// destroyed: that would cancel the parent's operations). The child forgets
+// them and may create its own; the copies are leaked on purpose.
 void forget_runtime_in_child() noexcept {
   current_runtime = nullptr;
   blocking_rt.rt = nullptr;
