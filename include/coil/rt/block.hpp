@@ -58,13 +58,15 @@ struct block_value<task<T>> {
   using type = T;
 };
 
-template <class R, class A>
-task<R> block_body(A a) {
-  if constexpr (std::is_void_v<typename block_value<A>::type>) {
-    co_await std::move(a);
+// A task's value in block()'s result form (a plain T wrapped, void as
+// result<void>).
+template <class R, class T>
+task<R> as_result(task<T> t) {
+  if constexpr (std::is_void_v<T>) {
+    co_await std::move(t);
     co_return R{};
   } else {
-    co_return co_await std::move(a);
+    co_return co_await std::move(t);
   }
 }
 
@@ -87,7 +89,12 @@ detail::blocking_result_t<typename detail::block_value<A>::type> block(A a) {
   runtime* rt = detail::blocking_runtime(ec);
   if (rt == nullptr) return fail(ec);
   detail::current_scope scope(rt);
-  return rt->block_on(detail::block_body<R>(std::move(a)));
+  auto t = detail::to_task(std::move(a));  // a task stays itself: no frame added
+  if constexpr (std::is_same_v<decltype(t), task<R>>) {
+    return rt->block_on(std::move(t));
+  } else {
+    return rt->block_on(detail::as_result<R>(std::move(t)));
+  }
 }
 
 }  // namespace coil

@@ -117,8 +117,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     consumed_ = true;
     int32_t r;
     if constexpr (detail::op_consumes_fd<Op>()) {
-      detail::fd_closing(op_.fd);
-      r = op_.perform(false);  // close(2): never retried, the number is gone
+      r = close_now();  // close(2): never retried, the number is gone
     } else {
       do {
         r = op_.perform(false);
@@ -146,9 +145,9 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     early_ = static_cast<int>(e);
     return false;
   }
-  void close_now() noexcept {
+  int32_t close_now() noexcept {
     detail::fd_closing(op_.fd);
-    (void)op_.perform(false);
+    return op_.perform(false);
   }
   template <class, class>
   friend struct detail::op_vtable_for;
