@@ -76,9 +76,9 @@ result<std::vector<socket_address>> resolve_now(std::string_view host, uint16_t 
 
 task<result<std::vector<socket_address>>> resolve(std::string host, uint16_t port, resolve_options opts) {
   if (socket_address a; literal(host, port, opts.family, a)) co_return std::vector<socket_address>{a};
-  // Named, not a temporary in the co_await: see spawn_blocking on g++ 12.
-  auto lookup = [host = std::move(host), port, opts] { return resolve_now(host, port, opts); };
-  co_return co_await spawn_blocking(std::move(lookup));
+  co_return co_await spawn_blocking(
+      [](const std::string& h, uint16_t p, const resolve_options& o) { return resolve_now(h, p, o); }, std::move(host),
+      port, opts);
 }
 
 result<host_port> split_host_port(std::string_view text) noexcept {

@@ -2,15 +2,19 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
 
-#include "coil/fs/file.hpp"
+#include "coil/core/unique_fd.hpp"
 
 namespace coil {
 namespace detail {
@@ -21,9 +25,11 @@ class core_group {
     runtime* rt = nullptr;
     owned_node<slot> stop_node;
     std::atomic<bool> stop_posted{false};
-    owned_node<slot> done_node;
-    bool all_done = false;  // owner thread only
-    std::coroutine_handle<> done_waiter;
+    // Phase barriers that keep the loop serving posts while it waits: the
+    // last core to reach phase k posts phase_node[k] to every core.
+    owned_node<slot> phase_node[2];
+    bool phase_reached[2] = {false, false};  // owner thread only
+    std::coroutine_handle<> phase_waiter;
   };
 
   core_group(unsigned n, unsigned spawn_slots) : slots(n), pairs(std::size_t{n} * n), spawn_slots(spawn_slots) {
@@ -33,12 +39,10 @@ class core_group {
       s->stop_node.run = [](remote_node& n) noexcept {
         static_cast<owned_node<slot>&>(n).owner->rt->cancel_all();
       };
-      s->done_node.owner = s.get();
-      s->done_node.run = [](remote_node& n) noexcept {
-        slot& s = *static_cast<owned_node<slot>&>(n).owner;
-        s.all_done = true;
-        if (s.done_waiter) std::exchange(s.done_waiter, {}).resume();
-      };
+      for (int k = 0; k < 2; ++k) {
+        s->phase_node[k].owner = s.get();
+        s->phase_node[k].run = k == 0 ? &on_phase<0> : &on_phase<1>;
+      }
     }
   }
 
@@ -53,6 +57,18 @@ class core_group {
       return;
     }
     cv_.wait(lock, [&] { return phase_ != phase; });
+  }
+  // For the launching thread: blocks until every core passed its first
+  // barrier (the runtimes exist, or failed), so stop_all sees them.
+  void wait_started() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return phase_ != 0; });
+  }
+  // Each core thread when it is about to end; the last one signals fd.
+  void exited(int fd) noexcept {
+    if (exited_.fetch_add(1) + 1 != slots.size() || fd < 0) return;
+    const uint64_t one = 1;
+    (void)!::write(fd, &one, sizeof one);
   }
 
   void record(std::error_code ec) {
@@ -79,13 +95,19 @@ class core_group {
     }
   }
 
-  // Called by each core when its main task is done; the last one tells all.
+  // Phase 0: this core's main task is done. Phase 1: this core has shut its
+  // runtime down (no task of its own left). The last core to arrive tells all.
+  void arrive(int phase) noexcept {
+    if (arrived_at_[phase].fetch_add(1) + 1 != slots.size()) return;
+    for (auto& s : slots) s->rt->post(s->phase_node[phase]);
+  }
   void main_finished() noexcept {
-    if (mains_done_.fetch_add(1) + 1 != slots.size()) return;
-    for (auto& s : slots) s->rt->post(s->done_node);
+    mains_done_.fetch_add(1);
+    arrive(0);
   }
 
   bool accepting() const noexcept { return !stop_requested_.load(std::memory_order_relaxed) && !all_mains_done(); }
+  bool stopping() const noexcept { return !accepting(); }
   bool all_mains_done() const noexcept { return mains_done_.load(std::memory_order_relaxed) == slots.size(); }
 
   std::vector<std::unique_ptr<slot>> slots;
@@ -100,32 +122,47 @@ class core_group {
   unsigned phase_ = 0;
   std::error_code first_error_;
   std::atomic<unsigned> mains_done_{0};
+  std::atomic<unsigned> arrived_at_[2] = {0, 0};
+  std::atomic<unsigned> exited_{0};
   std::atomic<bool> stop_requested_{false};
+
+  template <int K>
+  static void on_phase(remote_node& n) noexcept {
+    slot& s = *static_cast<owned_node<slot>&>(n).owner;
+    s.phase_reached[K] = true;
+    if (s.phase_waiter) std::exchange(s.phase_waiter, {}).resume();
+  }
 };
 
 namespace {
 thread_local core_group* tl_group = nullptr;
 thread_local unsigned tl_core = 0;
 
-struct wait_all_done {
+struct wait_phase {
   core_group::slot& s;
-  bool await_ready() const noexcept { return s.all_done; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { s.done_waiter = h; }
+  int phase;
+  bool await_ready() const noexcept { return s.phase_reached[phase]; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { s.phase_waiter = h; }
   void await_resume() const noexcept {}
 };
 
-task<void> idle_until_all_done(core_group::slot& s) { co_await wait_all_done{s}; }
+// Runs this core's loop (serving the others' posts) until every core has
+// reached `phase`.
+task<void> until_all_reach(core_group::slot& s, int phase) { co_await wait_phase{s, phase}; }
 
-// Core 0 turns SIGINT/SIGTERM (blocked in every core thread) into stop().
-task<void> watch_signals(int sigfd) {
-  file f{unique_fd(sigfd)};
-  signalfd_siginfo info;
-  auto r = co_await f.read(std::as_writable_bytes(std::span(&info, 1)));
-  if (r && *r == sizeof info) cores::stop();
-}
-
-void run_core(core_group& g, unsigned index, int cpu, const cores_options& opts,
-              const cores::main_fn& main, int sigfd) {
+// The teardown, on every core (docs/guide/multicore.md, "Stopping"):
+//  1. main returns; the core keeps running its tasks and serving calls
+//     until every core's main has returned;
+//  2. shutdown(stop_grace): new operations fail with runtime_closed, every
+//     task is cancelled and runs to its end, tasks past the grace are
+//     destroyed (their I/O cancelled and awaited); meanwhile the core still
+//     answers other cores' calls (runtime_closed), so a caller torn down
+//     elsewhere gets its answer; then it waits, still serving, until every
+//     core is done with this step;
+//  3. no task is left anywhere: the runtimes go.
+// cores::count() and current() keep their values until the runtime is gone.
+void run_core(core_group& g, unsigned index, int cpu, const cores_options& opts, const cores::main_fn& main,
+              int exit_fd) {
   if (opts.pin && cpu >= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -143,20 +180,21 @@ void run_core(core_group& g, unsigned index, int cpu, const cores_options& opts,
   g.barrier();  // every runtime exists (or failed) before any task runs
   bool all_up = true;
   for (auto& s : g.slots) all_up = all_up && s->rt != nullptr;
+  tl_group = &g;
+  tl_core = index;
   if (all_up) {
-    tl_group = &g;
-    tl_core = index;
     runtime& r = **rt;
-    if (index == 0 && sigfd >= 0) r.spawn(watch_signals(sigfd)).detach();
+    core_group::slot& self = *g.slots[index];
     auto res = r.block_on(main(index));
     if (!res) {
       g.record(res.error());
       g.fail_fast();  // the first failure stops the others
     }
     g.main_finished();
-    r.block_on(idle_until_all_done(*g.slots[index]));  // keep serving calls
-  } else if (index == 0 && sigfd >= 0) {
-    ::close(sigfd);
+    r.block_on(until_all_reach(self, 0));
+    (void)r.shutdown(opts.stop_grace);
+    g.arrive(1);
+    r.block_on(until_all_reach(self, 1));
   }
   g.barrier();  // no core goes away while another may still post to it
   if (rt) {
@@ -165,9 +203,34 @@ void run_core(core_group& g, unsigned index, int cpu, const cores_options& opts,
     for (std::size_t t = 0; t < n; ++t) {
       if (auto& p = g.pairs[index * n + t]) p->quiesce();
     }
+    rt->reset();
   }
   tl_group = nullptr;
-  if (rt) rt->reset();
+  tl_core = 0;
+  g.exited(exit_fd);
+}
+
+// The launching thread, while the cores run: the first SIGINT/SIGTERM stops
+// them gracefully; one arriving while a stop is under way ends the process
+// at once (a task that ignores cancellation must not make it unkillable).
+void watch_signals(core_group& g, int sigfd, int exit_fd) {
+  g.wait_started();
+  pollfd fds[2] = {{sigfd, POLLIN, 0}, {exit_fd, POLLIN, 0}};
+  for (;;) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    signalfd_siginfo info;
+    if (::read(sigfd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
+    const int sig = static_cast<int>(info.ssi_signo);
+    if (g.stopping()) {
+      std::fprintf(stderr, "coil: %s during a graceful stop: exiting now\n", sigabbrev_np(sig));
+      ::_exit(128 + sig);
+    }
+    g.stop_all();
+  }
 }
 
 }  // namespace
@@ -270,32 +333,36 @@ result<void> cores::run(const cores_options& opts, main_fn main) {
   }
   if (cpus.empty() || !main) return fail(std::errc::invalid_argument);
 
+  if (opts.spawn_slots == 0) return fail(std::errc::invalid_argument);
+
   // Signals: blocked in every core thread (they inherit the mask), read
-  // through a signalfd on core 0.
+  // through a signalfd by this thread, which has nothing else to do.
   sigset_t old_mask;
-  int sigfd = -1;
+  unique_fd sigfd;
+  unique_fd exit_fd;
   if (opts.handle_signals) {
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &mask, &old_mask);
-    sigfd = ::signalfd(-1, &mask, SFD_CLOEXEC);
-    if (sigfd < 0) {
+    sigfd = unique_fd(::signalfd(-1, &mask, SFD_CLOEXEC));
+    exit_fd = unique_fd(::eventfd(0, EFD_CLOEXEC));
+    if (!sigfd || !exit_fd) {
       const int e = errno;
       pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
       return fail(errno_code(e));
     }
   }
 
-  if (opts.spawn_slots == 0) return fail(std::errc::invalid_argument);
   detail::core_group group(static_cast<unsigned>(cpus.size()), opts.spawn_slots);
   std::vector<std::thread> threads;
   threads.reserve(cpus.size());
   for (unsigned i = 0; i < cpus.size(); ++i) {
     threads.emplace_back(detail::run_core, std::ref(group), i, cpus[i], std::cref(opts), std::cref(main),
-                         i == 0 ? sigfd : -1);
+                         exit_fd.get());
   }
+  if (sigfd) detail::watch_signals(group, sigfd.get(), exit_fd.get());
   for (auto& t : threads) t.join();
   if (opts.handle_signals) pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   if (auto ec = group.first_error()) return fail(ec);

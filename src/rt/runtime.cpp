@@ -178,15 +178,11 @@ bool runtime::run_remote() noexcept {
   return true;
 }
 
-void runtime::wait_remote(const std::atomic<bool>& flag) noexcept {
+void runtime::remote_pause() noexcept {
   // Rare path (a task torn down mid-call): poll politely rather than take
   // over the armed wake read.
-  while (!flag.load(std::memory_order_acquire)) {
-    if (!run_remote()) {
-      timespec ts{0, 200'000};
-      nanosleep(&ts, nullptr);
-    }
-  }
+  timespec ts{0, 200'000};
+  nanosleep(&ts, nullptr);
 }
 
 void runtime::arm_wake() noexcept {
@@ -322,7 +318,7 @@ void runtime::run_ready() {
     if (c == wake_read_.get()) [[unlikely]] {
       ++stats_.wakeups;
       wake_pending_.store(false, std::memory_order_release);
-      if (!closing_) arm_wake();
+      arm_wake();  // also while closing: posts must still wake a parked loop (the destructor cancels it)
       continue;
     }
     static_cast<detail::rt_completion*>(c)->waiter.resume();
@@ -354,9 +350,7 @@ result<void> runtime::shutdown(std::chrono::nanoseconds grace) noexcept {
     if (!ready_.empty() || !reaped_.empty()) continue;
     int64_t timeout = deadline - now;
     if (!timers_.empty()) timeout = std::min(timeout, std::max<int64_t>(0, timers_.front()->deadline_ns - now));
-    ++stats_.parks;
-    (void)driver_->wait(timeout);
-    driver_->reap(reaped_);
+    (void)park(timeout);
   }
   running_ = false;
   if (spawned_.empty()) return {};
@@ -444,20 +438,27 @@ bool runtime::run_until(const bool& done) {
     int64_t timeout_ns = -1;
     if (!timers_.empty()) timeout_ns = std::max<int64_t>(0, timers_.front()->deadline_ns - now_ns());
     if (timeout_ns < 0 && !driver_->has_pending_work()) return false;  // nothing can ever wake us
-    if (wake_fd_ >= 0) {
-      parked_.store(true, std::memory_order_seq_cst);
-      if (remote_head_.load(std::memory_order_seq_cst) != nullptr) {
-        parked_.store(false, std::memory_order_relaxed);
-        continue;
-      }
-    }
-    ++stats_.parks;
-    auto r = driver_->wait(timeout_ns);
-    parked_.store(false, std::memory_order_relaxed);
+    auto r = park(timeout_ns);
     if (!r) detail::assert_fail("driver wait", r.error().message().c_str(), __FILE__, __LINE__);
-    driver_->reap(reaped_);
   }
   return true;
+}
+
+result<void> runtime::park(int64_t timeout_ns) noexcept {
+  if (wake_fd_ >= 0) {
+    parked_.store(true, std::memory_order_seq_cst);
+    // Pairs with post()'s push then parked_ load: a post made before this
+    // store is seen here, one made after it writes the eventfd.
+    if (remote_head_.load(std::memory_order_seq_cst) != nullptr) {
+      parked_.store(false, std::memory_order_relaxed);
+      return {};
+    }
+  }
+  ++stats_.parks;
+  auto r = driver_->wait(timeout_ns);
+  parked_.store(false, std::memory_order_relaxed);
+  if (r) driver_->reap(reaped_);
+  return r;
 }
 
 }  // namespace coil

@@ -16,13 +16,9 @@
 // one heap block per call, owned by whichever side finishes last, so no
 // pointer into a frame outlives it: a frame can go while the job runs on.
 //
-// g++ 12: a lambda that captures by copy anything owning memory
-// (std::string, std::vector) must be named before the co_await, not written
-// inside it. g++ 12 builds such a temporary (any lambda or braced aggregate
-// argument inside a co_await) in one frame slot, passes a bitwise copy of it
-// and destroys both (a double free). clang is not affected.
-//   auto job = [path] { return hash_file(path); };
-//   auto h = co_await coil::spawn_blocking(std::move(job));
+// State goes in as arguments (copied or moved to the job), so the lambda
+// needs no captures; see rt/await_arg.hpp for why that matters on g++ 12:
+//   auto h = co_await coil::spawn_blocking([](std::string p) { return hash_file(p); }, path);
 #include <atomic>
 #include <coroutine>
 #include <optional>
@@ -32,6 +28,7 @@
 
 #include "coil/core/error.hpp"
 #include "coil/core/result.hpp"
+#include "coil/rt/await_arg.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/stop.hpp"
 #include "coil/rt/task.hpp"
@@ -148,8 +145,10 @@ class blocking_call {
     state& s = static_cast<state&>(n);
     static_cast<stop_callback&>(s).unlink();
     std::coroutine_handle<> w = s.waiter;
+    blocking_call* c = s.owner;
+    runtime* home = s.home;
     s.delivered.store(true, std::memory_order_release);
-    if (w) w.resume();
+    if (w) home->resume_posted(c->resume_node_);
   }
   static void on_stop(stop_callback& cb) noexcept {
     state& s = static_cast<state&>(cb);
@@ -169,14 +168,19 @@ class blocking_call {
   ready_node resume_node_;
 };
 
+template <class Fn>
+task<blocking_result_t<std::invoke_result_t<Fn&>>> run_blocking(Fn fn) {
+  blocking_call<Fn> call(std::move(fn));
+  co_return co_await call;
+}
 }  // namespace detail
 
-// Runs fn() on the blocking pool; the value (wrapped in result<> unless it
-// already is one) comes back to this task's runtime.
-template <class Fn>
-task<detail::blocking_result_t<std::invoke_result_t<Fn&>>> spawn_blocking(Fn fn) {
-  detail::blocking_call<Fn> call(std::move(fn));
-  co_return co_await call;
+// Runs fn(args...) on the blocking pool; the value (wrapped in result<>
+// unless it already is one) comes back to this task's runtime.
+template <class Fn, class... Args>
+auto spawn_blocking(Fn&& fn, Args&&... args) {
+  static_assert(detail::await_arg_ok<Fn&&> && (detail::await_arg_ok<Args&&> && ...), COIL_AWAIT_ARG_MESSAGE);
+  return detail::run_blocking(detail::bind_call(std::forward<Fn>(fn), std::forward<Args>(args)...));
 }
 
 }  // namespace coil

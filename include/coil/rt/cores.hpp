@@ -16,6 +16,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <functional>
@@ -27,6 +28,7 @@
 #include "coil/core/assert.hpp"
 #include "coil/core/error.hpp"
 #include "coil/core/result.hpp"
+#include "coil/rt/await_arg.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/task.hpp"
 #include "coil/sync/waiter.hpp"
@@ -37,7 +39,13 @@ namespace coil {
 struct cores_options {
   std::vector<int> cpus;         // one runtime per listed CPU; empty: every CPU in sched_getaffinity
   bool pin = true;               // pin each thread to its CPU
-  bool handle_signals = false;   // SIGINT/SIGTERM stop every core cleanly (via signalfd)
+  // SIGINT/SIGTERM stop every core cleanly (read through a signalfd by the
+  // thread that called cores::run); another one during the stop exits the
+  // process at once with status 128 + signal number.
+  bool handle_signals = false;
+  // After every main has returned (or stop()), each core's remaining tasks
+  // are cancelled and get this long to finish before they are destroyed.
+  std::chrono::nanoseconds stop_grace = std::chrono::seconds(5);
   runtime_options runtime{};     // per-core options (remote posting is always on)
   // spawn_on: messages in flight per (source, target) core pair; a sender
   // beyond it waits for the target to take one.
@@ -66,7 +74,12 @@ core_group* current_group() noexcept;
 runtime* group_runtime(core_group& g, unsigned core) noexcept;
 unsigned group_size(const core_group& g) noexcept;
 
-// One cross-core call; lives in the caller's frame.
+// One cross-core call; lives in the caller's frame. The target moves fn
+// into the task it runs, so a caller torn down mid-call never waits for that
+// task: it posts an abandon note, and the target (which alone touches the
+// call once it has it) unhooks its task, which then drops its answer. The
+// caller waits only for that note to be read, and for an answer already
+// posted. Every core keeps reading posts until the group is gone.
 template <class Fn>
 class remote_call {
  public:
@@ -77,23 +90,35 @@ class remote_call {
   remote_call(const remote_call&) = delete;
   remote_call& operator=(const remote_call&) = delete;
   ~remote_call() {
-    // Destroyed mid-call (its task was torn down): the answer still arrives
-    // into this object, so wait for it first.
-    if (posted_ && !answered_.load(std::memory_order_acquire)) {
-      abandoned_ = true;
-      home_->wait_remote(answered_);
-    }
+    if (!posted_ || delivered_.load(std::memory_order_relaxed)) return;
+    // Destroyed mid-call (its task was torn down).
+    abandoned_ = true;
+    abandon_.run = &on_abandon;
+    abandon_.owner = this;
+    target_->post(abandon_);  // after go_: the target reads them in order
+    home_->wait_remote_until([this] {
+      return acked_.load(std::memory_order_acquire) && (unhooked_ || delivered_.load(std::memory_order_acquire));
+    });
   }
 
   bool await_ready() const noexcept { return false; }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
     home_ = runtime::current();
     if (home_ == nullptr || !home_->remote_enabled() || target_ == nullptr) {
       out_.emplace(fail(target_ == nullptr ? std::make_error_code(std::errc::invalid_argument)
                                            : make_error_code(errc::no_runtime)));
       return false;
     }
-    waiter_ = h;
+    if (!home_->accepting()) {  // this core is stopping: nothing new may leave it
+      out_.emplace(fail(errc::runtime_closed));
+      return false;
+    }
+    if (stop_source* s = stop_of(h); s != nullptr && s->stop_requested()) {
+      out_.emplace(fail(std::make_error_code(std::errc::operation_canceled)));
+      return false;
+    }
+    resume_.handle = h;
     go_.run = &on_target;
     go_.owner = this;
     back_.run = &on_home;
@@ -105,15 +130,39 @@ class remote_call {
   out_type await_resume() noexcept { return std::move(*out_); }
 
  private:
-  static task<void> run_on_target(remote_call* c) {
-    if constexpr (std::is_void_v<value_type>) {
-      co_await c->fn_();
-      c->out_.emplace();
-    } else {
-      auto v = co_await c->fn_();
-      c->out_.emplace(std::move(v));
+  // The target's task holds the call through this (a coroutine parameter,
+  // so it exists from the task's creation to its frame's end): answering,
+  // or being destroyed unanswered (runtime_closed), ends it. Target thread.
+  class link {
+   public:
+    explicit link(remote_call* c) noexcept : c_(c) {}
+    link(link&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {
+      if (c_ != nullptr) c_->callee_ = this;
     }
-    c->home_->post(c->back_);
+    ~link() {
+      if (c_ != nullptr) answer(fail(errc::runtime_closed));
+    }
+    void answer(out_type v) noexcept {
+      remote_call* c = std::exchange(c_, nullptr);
+      if (c == nullptr) return;  // the caller is gone
+      c->callee_ = nullptr;
+      c->out_.emplace(std::move(v));
+      c->home_->post(c->back_);
+    }
+
+   private:
+    friend class remote_call;
+    remote_call* c_;
+  };
+
+  static task<void> run_on_target(link to, Fn fn) {
+    if constexpr (std::is_void_v<value_type>) {
+      co_await fn();
+      to.answer(out_type{});
+    } else {
+      auto v = co_await fn();
+      to.answer(out_type(std::move(v)));
+    }
   }
   static void on_target(remote_node& n) noexcept {
     remote_call& c = *static_cast<owned_node<remote_call>&>(n).owner;
@@ -122,24 +171,37 @@ class remote_call {
       c.home_->post(c.back_);
       return;
     }
-    c.target_->spawn(run_on_target(&c)).detach();
+    c.target_->spawn(run_on_target(link(&c), std::move(c.fn_))).detach();
+  }
+  static void on_abandon(remote_node& n) noexcept {
+    remote_call& c = *static_cast<owned_node<remote_call>&>(n).owner;
+    if (c.callee_ != nullptr) {
+      c.callee_->c_ = nullptr;
+      c.callee_ = nullptr;
+      c.unhooked_ = true;
+    }
+    c.acked_.store(true, std::memory_order_release);  // the last touch of c here
   }
   static void on_home(remote_node& n) noexcept {
     remote_call& c = *static_cast<owned_node<remote_call>&>(n).owner;
     const bool abandoned = c.abandoned_;
-    std::coroutine_handle<> w = c.waiter_;
-    c.answered_.store(true, std::memory_order_release);
-    if (!abandoned) w.resume();
+    runtime* home = c.home_;
+    c.delivered_.store(true, std::memory_order_release);
+    if (!abandoned) home->resume_posted(c.resume_);
   }
 
-  owned_node<remote_call> go_;    // runs on the target core
-  owned_node<remote_call> back_;  // runs on the caller's core
+  owned_node<remote_call> go_;       // runs on the target core
+  owned_node<remote_call> abandon_;  // runs on the target core
+  owned_node<remote_call> back_;     // runs on the caller's core
   runtime* home_ = nullptr;
   runtime* target_;
   Fn fn_;
   std::optional<out_type> out_;
-  std::coroutine_handle<> waiter_;
-  std::atomic<bool> answered_{false};
+  ready_node resume_;       // the caller
+  link* callee_ = nullptr;  // target thread: the task running fn
+  bool unhooked_ = false;   // target thread, published by acked_
+  std::atomic<bool> acked_{false};
+  std::atomic<bool> delivered_{false};
   bool posted_ = false;
   bool abandoned_ = false;
 };
@@ -311,18 +373,21 @@ class cores {
   // spawned); their pending operations complete with operation_canceled.
   static void stop() noexcept;
 
-  // Runs fn() (a callable returning task<T>) on `core` and awaits the result
-  // here. The callable is moved to the target, which creates the task there.
-  template <class Fn>
-  static task<detail::submit_result_t<detail::fn_value_t<Fn>>> submit_to(unsigned core, Fn fn) {
-    detail::core_group* g = detail::current_group();
-    runtime* target = nullptr;
-    if (g != nullptr && core < detail::group_size(*g)) target = detail::group_runtime(*g, core);
-    detail::remote_call<Fn> call(target, std::move(fn));
-    co_return co_await call;
+  // Runs fn(args...) (fn returns task<T>) on `core` and awaits the result
+  // here, as result<T> (T itself when it is a result). fn and args are
+  // moved to the target, which creates the task there; pass state as args
+  // so the lambda needs no captures (rt/await_arg.hpp):
+  //   auto v = co_await cores::submit_to(owner, [](std::string k) -> task<int> {...}, key);
+  // Fails with runtime_closed once the target or this core is stopping,
+  // operation_canceled if the caller is already cancelled, invalid_argument
+  // for a bad core. Cancelling the caller mid-call does not interrupt fn.
+  template <class Fn, class... Args>
+  static auto submit_to(unsigned core, Fn&& fn, Args&&... args) {
+    static_assert(detail::await_arg_ok<Fn&&> && (detail::await_arg_ok<Args&&> && ...), COIL_AWAIT_ARG_MESSAGE);
+    return submit_call(core, detail::bind_call(std::forward<Fn>(fn), std::forward<Args>(args)...));
   }
 
-  // Fire-and-forget: runs fn() (returning a task) on `core`; its value is
+  // Fire-and-forget: runs fn(args...) (returning a task) on `core`; its value is
   // dropped. `co_await spawn_on(...)` gives result<void> once the message is
   // on its way: at most cores_options::spawn_slots per (this core, target)
   // are in flight, beyond that the caller waits (FIFO) for the target to
@@ -331,9 +396,21 @@ class cores {
   // invalid_argument for a bad core. No allocation per message unless fn is
   // larger than 64 bytes. Like a detached task, work not yet started when
   // every core's main has returned is dropped.
+  template <class Fn, class... Args>
+  static auto spawn_on(unsigned core, Fn&& fn, Args&&... args) noexcept {
+    static_assert(detail::await_arg_ok<Fn&&> && (detail::await_arg_ok<Args&&> && ...), COIL_AWAIT_ARG_MESSAGE);
+    using bound = detail::bound_t<Fn&&, Args&&...>;
+    return detail::spawn_on_awaiter<bound>(core, detail::bind_call(std::forward<Fn>(fn), std::forward<Args>(args)...));
+  }
+
+ private:
   template <class Fn>
-  static detail::spawn_on_awaiter<Fn> spawn_on(unsigned core, Fn fn) noexcept {
-    return detail::spawn_on_awaiter<Fn>(core, std::move(fn));
+  static task<detail::submit_result_t<detail::fn_value_t<Fn>>> submit_call(unsigned core, Fn fn) {
+    detail::core_group* g = detail::current_group();
+    runtime* target = nullptr;
+    if (g != nullptr && core < detail::group_size(*g)) target = detail::group_runtime(*g, core);
+    detail::remote_call<Fn> call(target, std::move(fn));
+    co_return co_await call;
   }
 };
 

@@ -179,8 +179,28 @@ class runtime {
   // Idempotent; from then on block_on cannot detect deadlocks.
   result<void> enable_remote() noexcept;
   // Owner thread, outside the loop's normal flow (a destructor waiting for a
-  // cross-core answer): runs posted items until flag is set.
-  void wait_remote(const std::atomic<bool>& flag) noexcept;
+  // cross-core answer): runs posted items until flag is set. Coroutines those
+  // items wake are scheduled, not resumed inside the destructor.
+  void wait_remote(const std::atomic<bool>& flag) noexcept {
+    wait_remote_until([&flag] { return flag.load(std::memory_order_acquire); });
+  }
+  template <class Done>
+  void wait_remote_until(Done done) noexcept {
+    const bool outer = !std::exchange(in_wait_remote_, true);
+    while (!done()) {
+      if (!run_remote()) remote_pause();
+    }
+    if (outer) in_wait_remote_ = false;
+  }
+  // For posted items: resumes n's coroutine now, or on a later turn when the
+  // item runs inside wait_remote (user code never runs in a destructor).
+  void resume_posted(detail::ready_node& n) noexcept {
+    if (in_wait_remote_) [[unlikely]] {
+      schedule(n);
+    } else {
+      n.handle.resume();
+    }
+  }
   // Owner thread: requests cancellation of the block_on task and every
   // spawned task (their pending operations complete with operation_canceled).
   void cancel_all() noexcept;
@@ -198,8 +218,11 @@ class runtime {
   runtime() = default;
   // Returns false on deadlock.
   bool run_until(const bool& done);
+  // Blocks in the driver until I/O, a post or timeout_ns (-1: none); reaps.
+  result<void> park(int64_t timeout_ns) noexcept;
   void run_ready();
   bool run_remote() noexcept;
+  static void remote_pause() noexcept;  // wait_remote's poll interval
   void arm_wake() noexcept;
   void fire_timers();
   void destroy_spawned();
@@ -221,6 +244,7 @@ class runtime {
   clockid_t clock_ = CLOCK_MONOTONIC;
   bool running_ = false;
   bool closing_ = false;
+  bool in_wait_remote_ = false;
   mutable uint32_t stamp_ms_ = 0;
   mutable bool stamp_stale_ = true;
   runtime_stats stats_;

@@ -34,12 +34,21 @@
 #include "coil/core/assert.hpp"
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
+#include "coil/rt/await_arg.hpp"
 #include "coil/rt/frame_alloc.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/stop.hpp"
 #include "coil/rt/task.hpp"
 
 namespace coil {
+
+namespace detail {
+// A task that owns fn while it runs fn().
+template <class Fn>
+task<typename std::invoke_result_t<Fn&>::value_type> call_in_frame(Fn fn) {
+  co_return co_await fn();
+}
+}  // namespace detail
 
 // Structured concurrency on one core (see the file description).
 class task_group {
@@ -109,6 +118,15 @@ class task_group {
     children_.push_back(*c);
     ++live_;
     rt->schedule(c->start);
+  }
+
+  // Starts fn(args...) (a callable returning a task) as a child. fn and
+  // args live in the child's frame, so a lambda coroutine's captures stay
+  // valid while it runs (a temporary lambda called in place does not).
+  template <class Fn, class... Args>
+    requires std::is_invocable_v<detail::taken_t<Fn&&>&, detail::taken_t<Args&&>...>
+  void spawn(Fn&& fn, Args&&... args) {
+    spawn(detail::call_in_frame(detail::bind_call(std::forward<Fn>(fn), std::forward<Args>(args)...)));
   }
 
   // Completes when no child is left: the first child error, or success.

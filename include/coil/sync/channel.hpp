@@ -29,6 +29,7 @@
 
 #include "coil/core/assert.hpp"
 #include "coil/core/result.hpp"
+#include "coil/rt/await_arg.hpp"
 #include "coil/sync/error.hpp"
 #include "coil/sync/waiter.hpp"
 
@@ -163,7 +164,15 @@ class channel {
   }
 
   // Waits for room, then buffers value; sync_errc::closed once closed.
-  send_awaiter send(T value) noexcept { return send_awaiter(*this, std::move(value)); }
+  // Takes a T or what makes one; coil::moved(item) hands a named item over
+  // (rt/await_arg.hpp: on g++ 12 a braced aggregate made inside co_await is
+  // refused).
+  template <class U = T>
+    requires std::is_constructible_v<T, detail::taken_ref_t<U&&>>
+  send_awaiter send(U&& value) noexcept(std::is_nothrow_constructible_v<T, detail::taken_ref_t<U&&>>) {
+    static_assert(detail::await_arg_ok<U&&>, COIL_AWAIT_ARG_MESSAGE);
+    return send_awaiter(*this, T(detail::take_arg(std::forward<U>(value))));
+  }
   // Waits for an item; after close(), the buffered ones, then sync_errc::closed.
   recv_awaiter recv() noexcept { return recv_awaiter(*this); }
 

@@ -31,6 +31,7 @@
 #include "coil/core/assert.hpp"
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
+#include "coil/rt/await_arg.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/stop.hpp"
 #include "coil/rt/task.hpp"
@@ -93,6 +94,10 @@ class xchannel {
         error_ = errc::no_runtime;
         return false;
       }
+      if (!rt_->accepting()) {
+        error_ = errc::runtime_closed;
+        return false;
+      }
       stop_ = detail::stop_of(h);
       if (stop_ != nullptr && stop_->stop_requested()) {
         error_ = std::make_error_code(std::errc::operation_canceled);
@@ -135,9 +140,10 @@ class xchannel {
       auto& w = static_cast<xwait&>(n);
       static_cast<stop_callback&>(w).unlink();
       w.st_.store(state::done, std::memory_order_relaxed);
-      std::coroutine_handle<> h = w.h_;
+      w.resume_.handle = w.h_;
+      runtime* rt = w.rt_;
       w.delivered_.store(true, std::memory_order_release);
-      if (h) h.resume();
+      if (w.resume_.handle) rt->resume_posted(w.resume_);
     }
     static void on_stop(stop_callback& cb) noexcept {
       auto& w = static_cast<xwait&>(cb);
@@ -155,6 +161,7 @@ class xchannel {
     runtime* rt_ = nullptr;
     stop_source* stop_ = nullptr;
     std::coroutine_handle<> h_;
+    detail::ready_node resume_;
     hook link_;
     std::error_code error_;
     // Atomic only so a destructor may peek without the lock; decisions are
@@ -247,7 +254,15 @@ class xchannel {
   }
 
   // Waits for room, then buffers value; sync_errc::closed once closed.
-  send_awaiter send(T value) noexcept { return send_awaiter(*this, std::move(value)); }
+  // Takes a T or what makes one; coil::moved(item) hands a named item over
+  // (rt/await_arg.hpp: on g++ 12 a braced aggregate made inside co_await is
+  // refused).
+  template <class U = T>
+    requires std::is_constructible_v<T, detail::taken_ref_t<U&&>>
+  send_awaiter send(U&& value) noexcept(std::is_nothrow_constructible_v<T, detail::taken_ref_t<U&&>>) {
+    static_assert(detail::await_arg_ok<U&&>, COIL_AWAIT_ARG_MESSAGE);
+    return send_awaiter(*this, T(detail::take_arg(std::forward<U>(value))));
+  }
   // Waits for an item; after close(), the buffered ones, then sync_errc::closed.
   recv_awaiter recv() noexcept { return recv_awaiter(*this); }
 
