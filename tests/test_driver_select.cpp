@@ -233,6 +233,29 @@ TEST(DriverSelect, AnyRefusedIoUringCallFallsBackToEpoll) {
   }
 }
 
+// A filter on io_uring_register's opcode (here: buffer rings only) leaves
+// io_uring usable: it is chosen, a buffer ring fails with the filter's
+// errno as a value, and plain recvs (TCP echo) still work.
+TEST(DriverSelect, RefusedBufferRingIsAnErrorValueAndRecvStillWorks) {
+  if (std::getenv("COIL_DRIVER") != nullptr) GTEST_SKIP() << "COIL_DRIVER is set";
+  test::temp_dir dir;
+  const int code = in_child([&] {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == nullptr) return 2;
+    const bool ok = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(io_uring_register), 1,
+                                     SCMP_A1(SCMP_CMP_EQ, IORING_REGISTER_PBUF_RING)) == 0 &&
+                    seccomp_load(ctx) == 0;
+    seccomp_release(ctx);
+    if (!ok) return 3;
+    auto rt = runtime::create();
+    if (!rt || (*rt)->driver().kind() != driver_kind::uring) return 4;
+    auto ring = buffer_ring::create((*rt)->driver(), 8, 64);
+    if (ring || ring.error() != std::errc::operation_not_permitted) return 5;
+    return (*rt)->block_on(exercise(dir.path()));
+  });
+  EXPECT_EQ(code, 0);
+}
+
 // The multishot path on whichever driver the runtime chose.
 TEST(DriverSelect, MultishotAcceptAndRecvWork) {
   auto rt = runtime::create();
