@@ -68,10 +68,12 @@ bool fd_exhausted(std::error_code e) {
 }
 
 coil::task<int> run_multishot(coil::net::tcp_listener& listener) {
+  // Multishot recv needs a registered buffer ring; where the kernel or a
+  // sandbox refuses one, connections get plain recvs (accept stays multishot).
   auto ring = coil::buffer_ring::create(coil::runtime::current()->driver(), 1024, 4096);
   if (!ring) {
-    std::fprintf(stderr, "echo_server: buffer ring: %s\n", ring.error().message().c_str());
-    co_return 1;
+    std::fprintf(stderr, "echo_server: no buffer ring (%s): receiving with plain recv\n",
+                 ring.error().message().c_str());
   }
   auto incoming = listener.incoming();
   for (;;) {
@@ -86,7 +88,11 @@ coil::task<int> run_multishot(coil::net::tcp_listener& listener) {
       std::fprintf(stderr, "echo_server: accept: %s\n", s.error().message().c_str());
       co_return 1;
     }
-    coil::runtime::current()->spawn(serve_multishot(std::move(*s), **ring)).detach();
+    if (ring) {
+      coil::runtime::current()->spawn(serve_multishot(std::move(*s), **ring)).detach();
+    } else {
+      coil::runtime::current()->spawn(serve(std::move(*s))).detach();
+    }
   }
 }
 

@@ -5,12 +5,15 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "coil/coil.hpp"
@@ -207,6 +210,170 @@ TEST(Stress, SigprofAtOneKhzNeverSurfacesAsEintr) {
     EXPECT_GT(direct.rounds, 0u);
   }
 }
+
+// ---- a profiler's timer ------------------------------------------------------------
+// setitimer every 100 us as profilers set it: process-wide signals, one
+// often pending while io_uring's io-wq forks a worker for an op it punted
+// (open with O_CREAT, fsync). When the fork keeps failing io-wq answers the
+// op ECANCELED though nobody cancelled it; the driver resubmits those. The
+// handler is installed with and without SA_RESTART.
+
+std::atomic<uint64_t> g_ticks{0};
+extern "C" void on_tick(int) { g_ticks.fetch_add(1, std::memory_order_relaxed); }
+
+class itimer_storm {
+ public:
+  itimer_storm(int which, bool restart) : which_(which), sig_(which == ITIMER_PROF ? SIGPROF : SIGALRM) {
+    struct sigaction sa {};
+    sa.sa_handler = on_tick;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigemptyset(&sa.sa_mask);
+    EXPECT_EQ(::sigaction(sig_, &sa, &old_), 0);
+    const itimerval every{{0, 100}, {0, 100}};
+    EXPECT_EQ(::setitimer(which_, &every, nullptr), 0);
+  }
+  ~itimer_storm() {
+    const itimerval off{};
+    ::setitimer(which_, &off, nullptr);
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;  // discards one still pending (SIGALRM's default kills)
+    ::sigaction(sig_, &ignore, nullptr);
+    ::sigaction(sig_, &old_, nullptr);
+  }
+  itimer_storm(const itimer_storm&) = delete;
+  itimer_storm& operator=(const itimer_storm&) = delete;
+
+ private:
+  int which_;
+  int sig_;
+  struct sigaction old_ {};
+};
+
+struct storm_tally {
+  uint64_t canceled = 0;  // operation_canceled nobody asked for
+  uint64_t eintr = 0;
+  uint64_t errors = 0;  // anything else, or wrong bytes
+  uint64_t rounds = 0;
+  template <class R>
+  bool ok(const R& r) {
+    if (r) return true;
+    if (r.error() == std::errc::operation_canceled) {
+      ++canceled;
+    } else if (r.error() == std::errc::interrupted) {
+      ++eintr;
+    } else {
+      ++errors;
+    }
+    ADD_FAILURE() << r.error().message();
+    return false;
+  }
+};
+
+// A file's life, rounds times: create, write, fsync, close, open, read back.
+task<void> file_life(std::string path, uint64_t rounds, storm_tally& t) {
+  std::vector<std::byte> out(16 << 10), in(16 << 10);
+  for (uint32_t round = 0; round < rounds; ++round) {
+    aio_test::fill_pattern(out, round);
+    auto f = co_await file::create(path.c_str());
+    if (!t.ok(f) || !t.ok(co_await f->write_all_at(out, 0)) || !t.ok(co_await f->fsync()) ||
+        !t.ok(co_await f->close())) {
+      co_return;
+    }
+    auto g = co_await file::open(path.c_str());
+    if (!t.ok(g) || !t.ok(co_await g->read_exact_at(in, 0))) co_return;
+    if (!aio_test::same(in, out)) ++t.errors;
+    ++t.rounds;
+  }
+}
+
+// 16 KiB echoed over loopback TCP, rounds times.
+task<void> tcp_echo(uint64_t rounds, storm_tally& t) {
+  auto lb = test::listen_loopback();
+  auto server = [](net::tcp_listener& l, storm_tally& t) -> task<void> {
+    auto s = co_await l.accept();
+    if (!t.ok(s)) co_return;
+    std::vector<std::byte> buf(16 << 10);
+    for (;;) {
+      auto r = co_await s->recv_exact(buf);
+      if (!r && r.error() == make_error_code(errc::unexpected_eof)) co_return;
+      if (!t.ok(r) || !t.ok(co_await s->send_all(buf))) co_return;
+    }
+  };
+  auto srv = runtime::current()->spawn(server(lb.listener, t));
+  auto c = co_await net::tcp_stream::connect(lb.addr);
+  if (t.ok(c)) {
+    std::vector<std::byte> out(16 << 10), in(16 << 10);
+    for (uint32_t round = 0; round < rounds; ++round) {
+      aio_test::fill_pattern(out, round);
+      if (!t.ok(co_await c->send_all(out)) || !t.ok(co_await c->recv_exact(in))) break;
+      if (!aio_test::same(in, out)) ++t.errors;
+      ++t.rounds;
+    }
+    (void)t.ok(co_await c->close());  // the server sees the end and returns
+  } else {
+    srv.cancel();
+  }
+  co_await std::move(srv);
+}
+
+class ProfilerTimer : public ::testing::TestWithParam<std::tuple<int, bool>> {};
+
+TEST_P(ProfilerTimer, NeverCancelsNorInterruptsAnOperation) {
+  const auto [which, restart] = GetParam();
+  // Each batch is a fresh runtime, so a fresh io-wq that forks its workers
+  // under the storm.
+  const uint64_t batches = stress::scaled(400, 20), rounds = 5, tasks = 8;
+  test::temp_dir dir;
+  storm_tally files, tcp, blocking;
+  uint64_t retries = 0;
+  g_ticks = 0;
+  {
+    itimer_storm storm(which, restart);
+    for (uint64_t b = 0; b < batches; ++b) {
+      test::run([&]() -> task<void> {
+        std::vector<join_handle<void>> hs;
+        for (uint64_t i = 0; i < tasks; ++i) {
+          hs.push_back(runtime::current()->spawn(file_life(dir.file("f" + std::to_string(i)), rounds, files)));
+        }
+        hs.push_back(runtime::current()->spawn(tcp_echo(rounds * 4, tcp)));
+        for (auto& h : hs) co_await std::move(h);
+        retries += runtime::current()->stats().io.cancel_retries;
+      }());
+    }
+    // The blocking forms: single ops make their own system calls, tasks
+    // (write_all_at, read_exact_at) run on this thread's private runtime.
+    std::vector<std::byte> out(16 << 10), in(16 << 10);
+    const std::string path = dir.file("blocking");
+    for (uint32_t round = 0; round < batches; ++round) {
+      aio_test::fill_pattern(out, round);
+      auto f = block(file::create(path.c_str()));
+      if (!blocking.ok(f) || !blocking.ok(block(f->write_all_at(out, 0))) || !blocking.ok(block(f->fsync())) ||
+          !blocking.ok(block(f->read_exact_at(in, 0))) || !blocking.ok(block(f->close()))) {
+        break;
+      }
+      if (!aio_test::same(in, out)) ++blocking.errors;
+      ++blocking.rounds;
+    }
+  }
+  EXPECT_GT(g_ticks.load(), 0u);
+  for (const storm_tally* t : {&files, &tcp, &blocking}) {
+    EXPECT_EQ(t->canceled, 0u);
+    EXPECT_EQ(t->eintr, 0u);
+    EXPECT_EQ(t->errors, 0u);
+  }
+  EXPECT_EQ(files.rounds, batches * tasks * rounds);
+  EXPECT_EQ(tcp.rounds, batches * rounds * 4);
+  EXPECT_EQ(blocking.rounds, batches);
+  RecordProperty("signals", std::to_string(g_ticks.load()));
+  RecordProperty("cancel_retries", std::to_string(retries));
+}
+
+INSTANTIATE_TEST_SUITE_P(Stress, ProfilerTimer,
+                         ::testing::Combine(::testing::Values(ITIMER_PROF, ITIMER_REAL), ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<std::tuple<int, bool>>& p) {
+                           return std::string(std::get<0>(p.param) == ITIMER_PROF ? "prof" : "real") +
+                                  (std::get<1>(p.param) ? "_restart" : "_no_restart");
+                         });
 
 }  // namespace
 }  // namespace coil

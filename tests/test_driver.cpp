@@ -29,6 +29,86 @@ std::unique_ptr<uring_driver> make_driver(unsigned entries = 64) {
   return std::move(*d);
 }
 
+// A NOP the kernel answers with ECANCELED (an injected result) for its
+// first `cancels` submissions, as io-wq does for an op it could not start a
+// worker for; a plain NOP after that.
+struct spuriously_cancelled : completion {
+  explicit spuriously_cancelled(int n);
+  int cancels;
+  int preps = 0;
+};
+
+void cancelled_prep(completion& c, io_uring_sqe& sqe) noexcept {
+  auto& self = static_cast<spuriously_cancelled&>(c);
+  io_uring_prep_nop(&sqe);
+  if (self.preps++ < self.cancels) {
+    sqe.rw_flags = 1u << 0;  // IORING_NOP_INJECT_RESULT (6.10+)
+    sqe.len = static_cast<uint32_t>(-ECANCELED);
+  }
+}
+int32_t nothing_to_perform(completion&, bool) noexcept { return 0; }
+constexpr coil::op_vtable cancelled_nop{
+    .prep = &cancelled_prep, .perform = &nothing_to_perform, .poll_events = 0, .opcode = IORING_OP_NOP,
+    .closes_fd = false, .never_blocks = true};
+
+spuriously_cancelled::spuriously_cancelled(int n) : cancels(n) { ops = &cancelled_nop; }
+
+// Pushes c and drives the driver until c is done.
+void run_to_done(uring_driver& d, completion& c) {
+  d.push(c);
+  intrusive_list<completion> out;
+  while (c.state != coil::op_state::done) {
+    ASSERT_TRUE(d.wait(-1));
+    d.reap(out);
+  }
+  out.clear();
+}
+
+TEST(Driver, SpuriousEcanceledIsResubmitted) {
+  auto d = make_driver();
+  if (!d->injects_nop_results()) GTEST_SKIP() << "the kernel cannot inject NOP results (6.10+)";
+  spuriously_cancelled op(2);
+  run_to_done(*d, op);
+  EXPECT_EQ(op.res, 0);
+  EXPECT_EQ(op.preps, 3);
+  EXPECT_EQ(d->stats().cancel_retries, 2u);
+  EXPECT_EQ(d->stats().completed, 1u);
+  EXPECT_EQ(d->in_flight(), 0u);
+}
+
+TEST(Driver, SpuriousEcanceledRetriesAreBounded) {
+  auto d = make_driver();
+  if (!d->injects_nop_results()) GTEST_SKIP() << "the kernel cannot inject NOP results (6.10+)";
+  spuriously_cancelled op(100);
+  run_to_done(*d, op);
+  EXPECT_EQ(op.res, -ECANCELED);
+  EXPECT_EQ(op.preps, 1 + static_cast<int>(uring_driver::max_cancel_retries));
+  EXPECT_EQ(d->stats().cancel_retries, uring_driver::max_cancel_retries);
+  // Pushed again, it gets the whole budget again.
+  op.preps = 0;
+  op.cancels = 1;
+  op.state = coil::op_state::idle;
+  run_to_done(*d, op);
+  EXPECT_EQ(op.res, 0);
+  EXPECT_EQ(d->stats().cancel_retries, uring_driver::max_cancel_retries + 1);
+}
+
+TEST(Driver, RequestedCancelIsNotResubmitted) {
+  auto d = make_driver();
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  pipe_read_op rd(p[0]);  // nothing is ever written: only a cancel ends it
+  d->push(rd);
+  ASSERT_TRUE(d->flush());  // with the kernel
+  intrusive_list<completion> others;
+  d->cancel_and_wait(rd, others);
+  EXPECT_EQ(rd.state, coil::op_state::done);
+  EXPECT_EQ(rd.res, -ECANCELED);
+  EXPECT_EQ(d->stats().cancel_retries, 0u);
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
 TEST(Driver, BatchOfNopsIsOneEnterAndCompletesEach) {
   auto d = make_driver();
   std::vector<nop_op> ops(100);

@@ -306,6 +306,80 @@ TEST(Faults, CancellingWorksWhileCompletionsAreHeld) {
       with(spec(31, {.eagain = 0.3, .delay = 1, .delay_turns = 7})));
 }
 
+// ---- ECANCELED nobody asked for ---------------------------------------------------
+
+bool injects_cancels() {
+  coil::driver& d = runtime::current()->driver();
+  return d.kind() == driver_kind::uring && d.uring()->injects_nop_results();
+}
+
+// The kernel answers ECANCELED for ops it never ran (io-wq without a
+// worker); the io_uring driver resubmits them, so owners see only success
+// and every byte. On epoll no system call says ECANCELED by itself: inert.
+TEST(Faults, SpuriousCancelsAreResubmittedUnseen) {
+  test::temp_dir dir;
+  test::run(
+      [](std::string dir) -> task<void> {
+        const std::vector<std::byte> out = pattern(20000, 3);
+        std::vector<std::byte> in(out.size());
+        for (int i = 0; i < 20; ++i) {
+          const std::string path = dir + "/f" + std::to_string(i);
+          auto f = co_await file::create(path.c_str());
+          CO_ASSERT_OK(f);
+          CO_ASSERT_OK(co_await f->write_all_at(out, 0));
+          CO_ASSERT_OK(co_await f->fsync());
+          CO_ASSERT_OK(co_await f->close());
+          auto g = co_await file::open(path.c_str());
+          CO_ASSERT_OK(g);
+          CO_ASSERT_OK(co_await g->read_exact_at(in, 0));
+          EXPECT_TRUE(in == out);
+        }
+        auto p = net::unix_stream::pair();
+        CO_ASSERT_OK(p);
+        for (int i = 0; i < 20; ++i) {
+          CO_ASSERT_OK(co_await p->first.send_all(out));
+          CO_ASSERT_OK(co_await p->second.recv_exact(in));
+          EXPECT_TRUE(in == out);
+        }
+        const uint64_t injected = faults_now().ecanceled;
+        const uint64_t retried = runtime::current()->stats().io.cancel_retries;
+        if (injects_cancels()) {
+          EXPECT_GT(injected, 20u);
+        } else {
+          EXPECT_EQ(injected, 0u);
+        }
+        EXPECT_EQ(retried, injected);
+        EXPECT_EQ(faults_now().errors(), 0u);
+      }(dir.path()),
+      with(spec(41, {.ecanceled = 0.5})));
+}
+
+// A cancel coil asked for (here a cancelled task's pending read) answers at
+// once, even with every op first answered ECANCELED by the kernel.
+TEST(Faults, RealCancelsAreNotResubmitted) {
+  test::run(
+      []() -> task<void> {
+        int p[2];
+        CO_ASSERT_TRUE(::pipe2(p, O_CLOEXEC) == 0);
+        file rd{unique_fd(p[0])}, wr{unique_fd(p[1])};
+        auto reader = [](file& f) -> task<result<size_t>> {
+          char buf[8];
+          co_return co_await f.read(std::as_writable_bytes(std::span(buf)));
+        };
+        auto h = runtime::current()->spawn(reader(rd));
+        auto slept = co_await sleep_for(5ms);  // the read is with the kernel
+        CO_ASSERT_OK(slept);
+        h.cancel();
+        auto r = co_await std::move(h);
+        EXPECT_TRUE(test::fails_with(r, std::errc::operation_canceled));
+        EXPECT_EQ(runtime::current()->stats().io.cancel_retries, faults_now().ecanceled);
+        if (injects_cancels()) {
+          EXPECT_GE(faults_now().ecanceled, 1u);
+        }
+      }(),
+      with(spec(43, {.ecanceled = 1})));
+}
+
 // ---- determinism -----------------------------------------------------------------
 
 // What 300 sequential reads saw: sizes, or -errno.

@@ -166,6 +166,7 @@ json_object stats_json(const char* bench, const char* impl, const coil::runtime_
       .add("io.cancels", s.io.cancels)
       .add("io.eager", s.io.eager)
       .add("io.drained_skips", s.io.drained_skips)
+      .add("io.cancel_retries", s.io.cancel_retries)
       .add("io.batching_factor", s.io.batching_factor());
   // Per opcode, only those used: "io.read.pushed", "io.read.completed"...
   for (std::size_t op = 0; op < coil::opcode_slots; ++op) {

@@ -87,6 +87,7 @@ result<std::unique_ptr<driver>> driver::create(const driver_options& opts) {
     auto u = uring_driver::create(opts.uring);
     if (u && (*u)->has_required_opcodes()) {
       d->uring_ = std::move(*u);
+      if (d->faults_) d->faults_->can_inject_cancels(d->uring_->injects_nop_results());
       return d;
     }
     d->uring_error_ = u ? std::make_error_code(std::errc::function_not_supported) : u.error();

@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "coil/io/ops.hpp"
+#include "coil/io/uring_driver.hpp"
 
 namespace coil {
 namespace {
@@ -42,10 +43,11 @@ bool parse_item(const std::string& item, fault_options& o, std::string* why) {
               : key == "short"      ? &o.short_io
               : key == "delay"      ? &o.delay
               : key == "reorder"    ? &o.reorder
+              : key == "ecanceled"  ? &o.ecanceled
                                     : nullptr;
   if (p == nullptr) {
     return bad(why, "unknown fault '" + key +
-                        "' (expected eio, enospc, eagain, econnreset, short, delay, reorder or delay_turns)");
+                        "' (expected eio, enospc, eagain, econnreset, short, delay, reorder, ecanceled or delay_turns)");
   }
   const double v = std::strtod(val.c_str(), &end);
   if (val.empty() || *end != '\0' || !(v >= 0 && v <= 1)) {
@@ -156,22 +158,33 @@ int32_t short_perform(completion& c, bool nowait) noexcept {
   }
 }
 
+// An op the kernel answers with ECANCELED without running it: a NOP whose
+// result is injected (IORING_NOP_INJECT_RESULT in nop_flags, 6.10+). Once:
+// the op is its own again for the driver's resubmission.
+void cancelled_prep(completion& c, io_uring_sqe& sqe) noexcept {
+  c.ops = unwrapped(c.ops).orig;
+  io_uring_prep_nop(&sqe);
+  sqe.rw_flags = 1u << 0;  // IORING_NOP_INJECT_RESULT
+  sqe.len = static_cast<uint32_t>(-ECANCELED);
+}
+
 std::mutex wrapped_mu;
-wrapped_vtable wrapped[256];  // one per (op, owner) vtable: a few dozen in practice
+wrapped_vtable wrapped[256];  // one per (op, owner, fault) vtable: a few dozen in practice
 unsigned wrapped_count = 0;
 
-bool is_wrapped(const op_vtable* v) noexcept { return v->prep == &short_prep; }
+bool is_wrapped(const op_vtable* v) noexcept { return v->prep == &short_prep || v->prep == &cancelled_prep; }
 
-const op_vtable* wrap(const op_vtable* orig) noexcept {
+const op_vtable* wrap(const op_vtable* orig, void (*prep)(completion&, io_uring_sqe&) noexcept,
+                      int32_t (*perform)(completion&, bool) noexcept) noexcept {
   std::lock_guard lock(wrapped_mu);
   for (unsigned i = 0; i < wrapped_count; ++i) {
-    if (wrapped[i].orig == orig) return &wrapped[i].v;
+    if (wrapped[i].orig == orig && wrapped[i].v.prep == prep) return &wrapped[i].v;
   }
-  if (wrapped_count == std::size(wrapped)) return nullptr;  // more op kinds than expected: no short
+  if (wrapped_count == std::size(wrapped)) return nullptr;  // more op kinds than expected: no fault
   wrapped_vtable& w = wrapped[wrapped_count++];
   w.v = *orig;
-  w.v.prep = &short_prep;
-  w.v.perform = &short_perform;
+  w.v.prep = prep;
+  w.v.perform = perform;
   w.orig = orig;
   return &w.v;
 }
@@ -252,7 +265,8 @@ bool fault_layer::on_push(completion& c) noexcept {
   unwrap(c);  // pushed again after a shortened run
   if (paused_ || c.ops->on_cqe != nullptr || c.ops->closes_fd) return false;
   const unsigned cls = class_of(c.ops->opcode);
-  if (cls == none) return false;
+  const bool cancellable = inject_cancels_ && opts_.ecanceled > 0 && uring_driver::resubmits_after_cancel(c.ops->opcode);
+  if (cls == none && !cancellable) return false;
   ++stats_.ops;
   // Two draws per op, whatever happens: later decisions do not depend on
   // earlier ones' outcomes, only on the sequence of pushes.
@@ -270,6 +284,7 @@ bool fault_layer::on_push(completion& c) noexcept {
       {opts_.eagain, (cls & data) != 0, EAGAIN},
       {opts_.econnreset, (cls & data) != 0, ECONNRESET},
       {opts_.short_io, (cls & sqe_len) != 0, 0},
+      {opts_.ecanceled, cancellable, ECANCELED},  // last: earlier kinds draw as without it
   };
   double acc = 0;
   const choice* picked = nullptr;
@@ -282,6 +297,13 @@ bool fault_layer::on_push(completion& c) noexcept {
     }
   }
   if (picked == nullptr) return false;
+  if (picked->err == ECANCELED) {
+    const op_vtable* w = wrap(c.ops, &cancelled_prep, c.ops->perform);
+    if (w == nullptr) return false;
+    c.ops = w;
+    ++stats_.ecanceled;
+    return false;  // the driver submits it: the kernel answers
+  }
   // Only now look at the descriptor (a system call or two, on faults only).
   const fd_kind k = kind_of(c.fd);
   switch (picked->err) {
@@ -300,7 +322,7 @@ bool fault_layer::on_push(completion& c) noexcept {
       io_uring_sqe s{};
       c.ops->prep(c, s);
       if (s.len < 2) return false;
-      const op_vtable* w = wrap(c.ops);
+      const op_vtable* w = wrap(c.ops, &short_prep, &short_perform);
       if (w == nullptr) return false;
       c.res = static_cast<int32_t>(1 + r % (s.len - 1));
       c.ops = w;

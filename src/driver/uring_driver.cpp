@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "coil/core/assert.hpp"
 #include "coil/io/drain.hpp"
@@ -46,6 +47,24 @@ constexpr uint64_t internal_user_data = 0;
 // 6.15+ (newer than Debian 12's headers): waits not counted as I/O wait.
 constexpr unsigned enter_no_iowait = 1u << 7;  // IORING_ENTER_NO_IOWAIT
 constexpr unsigned feat_no_iowait = 1u << 17;  // IORING_FEAT_NO_IOWAIT
+
+// The NOP that proves a new ring (uring_driver::create).
+void proving_prep(completion&, io_uring_sqe& sqe) noexcept { io_uring_prep_nop(&sqe); }
+int32_t proving_perform(completion&, bool) noexcept { return 0; }
+constexpr op_vtable proving_nop{
+    .prep = &proving_prep, .perform = &proving_perform, .poll_events = 0, .opcode = IORING_OP_NOP,
+    .closes_fd = false, .never_blocks = true};
+// A NOP asking for result 1: kernels that inject results (6.10+) answer 1,
+// older ones 0 or EINVAL.
+constexpr uint32_t nop_inject_result = 1u << 0;  // IORING_NOP_INJECT_RESULT, in sqe.nop_flags (rw_flags)
+void injecting_prep(completion&, io_uring_sqe& sqe) noexcept {
+  io_uring_prep_nop(&sqe);
+  sqe.rw_flags = nop_inject_result;
+  sqe.len = 1;
+}
+constexpr op_vtable injecting_nop{
+    .prep = &injecting_prep, .perform = &proving_perform, .poll_events = 0, .opcode = IORING_OP_NOP,
+    .closes_fd = false, .never_blocks = true};
 
 int64_t now_ns() noexcept {
   timespec ts;
@@ -104,14 +123,22 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   d->eager_send_ = opts.eager_send;
   d->nodrop_ = features & IORING_FEAT_NODROP;
 
-  if (io_uring_probe* probe = io_uring_get_probe_ring(&d->ring_)) {
-    for (int op = 0; op < 256; ++op) {
-      if (io_uring_opcode_supported(probe, op)) d->probe_[op / 8] |= static_cast<unsigned char>(1u << (op % 8));
+  // Every kernel with coil's basic opcodes (5.6) can answer the probe, so a
+  // refused probe means io_uring_register itself is refused (seccomp):
+  // unavailable, rather than a ring that guesses its opcodes and has no
+  // buffer rings, fixed tables or io-wq caps.
+  {
+    constexpr unsigned probe_ops = 256;
+    auto* probe = static_cast<io_uring_probe*>(std::calloc(1, sizeof(io_uring_probe) + probe_ops * sizeof(io_uring_probe_op)));
+    if (probe == nullptr) return fail(std::errc::not_enough_memory);
+    const int r = io_uring_register_probe(&d->ring_, probe, probe_ops);
+    if (r == 0) {
+      for (unsigned op = 0; op < probe_ops; ++op) {
+        if (io_uring_opcode_supported(probe, static_cast<int>(op))) d->probe_[op / 8] |= static_cast<unsigned char>(1u << (op % 8));
+      }
     }
-    io_uring_free_probe(probe);
-  } else {
-    // Probing needs 5.6; assume the basics rather than refusing to run.
-    for (int op = 0; op <= IORING_OP_WRITE; ++op) d->probe_[op / 8] |= static_cast<unsigned char>(1u << (op % 8));
+    std::free(probe);
+    if (r < 0) return fail(errno_code(-r));
   }
   if (opts.register_ring_fd && io_uring_register_ring_fd(&d->ring_) == 1) {  // optional speedup
     d->park_flags_ |= IORING_ENTER_REGISTERED_RING;
@@ -120,6 +147,37 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
   // rings keep liburing's path (its tail and wakeup rules differ).
   d->direct_park_ = (d->ring_.features & IORING_FEAT_EXT_ARG) && !d->sqpoll_active();
   if (d->ring_.features & feat_no_iowait) d->no_iowait_flag_ = enter_no_iowait;
+  // Prove the ring before anyone relies on it: a sandbox may allow
+  // io_uring_setup and refuse io_uring_enter. A NOP goes the way every
+  // timed park goes (wait() with a deadline); signals only repeat the wait.
+  // A second NOP in the same enter learns whether NOP results can be injected.
+  {
+    completion c, inject;
+    c.ops = &proving_nop;
+    inject.ops = &injecting_nop;
+    d->push(c);
+    d->push(inject);
+    intrusive_list<completion> got;
+    const int64_t give_up = now_ns() + 1'000'000'000LL;
+    result<void> waited;
+    while ((c.state != op_state::done || inject.state != op_state::done) && now_ns() < give_up) {
+      waited = d->wait(give_up - now_ns());
+      if (!waited) break;
+      d->reap(got);
+    }
+    const bool done = c.state == op_state::done;
+    d->injects_nop_results_ = inject.state == op_state::done && inject.res == 1;
+    c.unlink();
+    inject.unlink();
+    if (!done || c.res != 0) {
+      // The kernel never took it, or has run it (a NOP touches no memory).
+      d->in_flight_ = d->unbounded_ = d->unsubmitted_ = 0;
+      d->in_flight_ops_.clear();
+      if (!waited) return fail(waited.error());
+      return fail(done ? errno_code(-c.res) : std::make_error_code(std::errc::timed_out));
+    }
+    d->stats_ = driver_stats{};  // users count their own operations
+  }
   d->fixed_files_cap_ = opts.fixed_files;
   d->fixed_buffers_cap_ = opts.fixed_buffers;
   if (opts.iowq_max_workers[0] != 0 || opts.iowq_max_workers[1] != 0) {
@@ -270,8 +328,13 @@ void uring_driver::unregister_buf_ring(buf_ring_registration& reg) noexcept {
 }
 
 bool uring_driver::has_required_opcodes() const noexcept {
-  for (uint8_t op : {IORING_OP_NOP, IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_READ, IORING_OP_WRITE,
-                     IORING_OP_ASYNC_CANCEL}) {
+  // What coil's ops use that 5.6 has; later ones (shutdown, renameat,
+  // socket, send_zc...) are checked per op and answer EOPNOTSUPP.
+  for (uint8_t op : {IORING_OP_NOP, IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_READ_FIXED,
+                     IORING_OP_WRITE_FIXED, IORING_OP_POLL_ADD, IORING_OP_SENDMSG, IORING_OP_RECVMSG,
+                     IORING_OP_ACCEPT, IORING_OP_ASYNC_CANCEL, IORING_OP_CONNECT, IORING_OP_FALLOCATE,
+                     IORING_OP_OPENAT, IORING_OP_CLOSE, IORING_OP_STATX, IORING_OP_READ, IORING_OP_WRITE,
+                     IORING_OP_SEND, IORING_OP_RECV}) {
     if (!supports(op)) return false;
   }
   return true;
@@ -342,6 +405,57 @@ void uring_driver::push_slow(completion& c) noexcept {
   ++stats_.queued_for_space;
   c.state = op_state::queued;
   waiting_.push_back(c);
+}
+
+bool uring_driver::resubmits_after_cancel(uint8_t opcode) noexcept {
+  switch (opcode) {
+    case IORING_OP_NOP:
+    case IORING_OP_READV:
+    case IORING_OP_WRITEV:
+    case IORING_OP_FSYNC:
+    case IORING_OP_READ_FIXED:
+    case IORING_OP_WRITE_FIXED:
+    case IORING_OP_POLL_ADD:
+    case IORING_OP_SYNC_FILE_RANGE:
+    case IORING_OP_SENDMSG:
+    case IORING_OP_RECVMSG:
+    case IORING_OP_ACCEPT:
+    case IORING_OP_FALLOCATE:
+    case IORING_OP_OPENAT:
+    case IORING_OP_CLOSE:
+    case IORING_OP_STATX:
+    case IORING_OP_READ:
+    case IORING_OP_WRITE:
+    case IORING_OP_FADVISE:
+    case IORING_OP_SEND:
+    case IORING_OP_RECV:
+    case IORING_OP_OPENAT2:
+    case IORING_OP_SHUTDOWN:
+    case IORING_OP_RENAMEAT:
+    case IORING_OP_UNLINKAT:
+    case IORING_OP_MKDIRAT:
+    case IORING_OP_SYMLINKAT:
+    case IORING_OP_LINKAT:
+    case IORING_OP_SOCKET: return true;
+    default: return false;
+  }
+}
+
+bool uring_driver::resubmit_after_cancel(completion& c, int32_t res) noexcept {
+  // ECANCELED that coil did not ask for: io-wq failed to create a worker for
+  // the op (a signal was pending in the thread that had to fork one), so
+  // the kernel never ran it. Real cancels (stop tokens, close, timeouts,
+  // frames destroyed) all come through cancel() and set cancel_requested.
+  if (res != -ECANCELED || c.cancel_requested || c.cancel_retries == max_cancel_retries || c.ops->on_cqe != nullptr ||
+      !resubmits_after_cancel(c.ops->opcode)) {
+    return false;
+  }
+  ++c.cancel_retries;
+  ++stats_.cancel_retries;
+  // Back through the room queue, which reap() fills from when it is done.
+  c.state = op_state::queued;
+  waiting_.push_back(c);
+  return true;
 }
 
 void uring_driver::cancel(completion& c) noexcept {
@@ -496,10 +610,13 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
       continue;
     }
     auto* c = reinterpret_cast<completion*>(cqe->user_data);
-    if (cqe->flags & IORING_CQE_F_MORE) {
+    // Read once: stores through c below could alias the CQE for the compiler.
+    const int32_t res = cqe->res;
+    const uint32_t flags = cqe->flags;
+    if (flags & IORING_CQE_F_MORE) {
       // Still armed: the kernel slot stays taken.
-      c->res = cqe->res;
-      c->cqe_flags = cqe->flags;
+      c->res = res;
+      c->cqe_flags = flags;
       ++stats_.extra_results;
       if (c->ops->on_cqe != nullptr) c->ops->on_cqe(*c);
       continue;
@@ -507,12 +624,13 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
     --in_flight_;
     if (is_unbounded(*c)) --unbounded_;
     if (cancels_waiting_ != 0 && c->cancel_requested && !c->cancel_issued) --cancels_waiting_;
-    c->unlink();  // from in_flight_ops_
-    if (cqe->flags & IORING_CQE_F_NOTIF) {
+    in_flight_ops_.erase(*c);
+    if (res < 0 && resubmit_after_cancel(*c, res)) [[unlikely]] continue;
+    if (flags & IORING_CQE_F_NOTIF) {
       c->cqe_flags |= IORING_CQE_F_NOTIF;  // zero-copy done: keep the send's result
     } else {
-      c->res = cqe->res;
-      c->cqe_flags = cqe->flags;
+      c->res = res;
+      c->cqe_flags = flags;
     }
     c->state = op_state::done;
     ++stats_.by_opcode[opcode_slot(c->ops->opcode)].completed;

@@ -49,6 +49,14 @@ class intrusive_list {
 
   T* front() noexcept { return empty() ? nullptr : static_cast<T*>(head_.next_); }
 
+  // Removes item, which must be in this list (unlink() without its check).
+  void erase(T& item) noexcept {
+    list_hook& h = item;
+    h.prev_->next_ = h.next_;
+    h.next_->prev_ = h.prev_;
+    h.prev_ = h.next_ = nullptr;
+  }
+
   T* pop_front() noexcept {
     if (empty()) return nullptr;
     list_hook* h = head_.next_;

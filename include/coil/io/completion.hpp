@@ -72,6 +72,10 @@ struct completion : list_hook {
   // recv that would say EAGAIN.
   bool drains : 1 = false;
   bool drained : 1 = false;  // set by perform: the attempt left the queue empty
+  // io_uring: times resubmitted after an ECANCELED coil did not ask for
+  // (uring_driver::max_cancel_retries at most). Zeroed by every push; no
+  // initializer, so constructing a completion stays one masked store.
+  uint8_t cancel_retries : 2;
   int32_t fd = -1;             // descriptor readiness applies to (epoll)
 };
 

@@ -15,7 +15,12 @@
 //   the socket. Only where the kernel may itself be short: buffered regular
 //   files, pipes and stream sockets;
 // - delays hold a finished completion for 1..delay_turns reaps; reordering
-//   shuffles one reap's batch. Neither changes a result.
+//   shuffles one reap's batch. Neither changes a result;
+// - ecanceled (io_uring on 6.10+ only) sends a NOP in the op's place that
+//   the kernel completes with -ECANCELED, as when io-wq cannot start a
+//   worker: the op ran nowhere, and the driver resubmits it as it does for
+//   the kernel's own (uring_driver::resubmits_after_cancel ops only). The
+//   epoll driver's system calls never answer ECANCELED: there it is inert.
 // Never touched: multishot ops (their results go through op_vtable::on_cqe),
 // ops that close an fd, cancels, and descriptors that are none of the above
 // kinds (eventfds: the runtime's own wake-ups).
@@ -39,6 +44,7 @@ struct fault_options {
   double short_io = 0;    // reads/writes/sends/recvs move fewer bytes (or iovecs)
   double delay = 0;       // a completion is held for 1..delay_turns reaps
   double reorder = 0;     // one reap's batch is shuffled
+  double ecanceled = 0;   // io_uring: the kernel answers ECANCELED without running the op
   unsigned delay_turns = 3;  // 1..7
 };
 
@@ -52,11 +58,12 @@ struct fault_stats {
   uint64_t short_io = 0;
   uint64_t delayed = 0;
   uint64_t reordered = 0;  // batches shuffled
+  uint64_t ecanceled = 0;  // ops answered ECANCELED (the driver resubmits them; not in errors())
   uint64_t errors() const noexcept { return eio + enospc + eagain + econnreset; }
 };
 
 // "SEED:KIND=P[,KIND=P...]" with KIND one of eio, enospc, eagain, econnreset,
-// short, delay, reorder (P in [0, 1]) or delay_turns=N (1..7). Example:
+// short, delay, reorder, ecanceled (P in [0, 1]) or delay_turns=N (1..7). Example:
 // "42:eio=0.01,short=0.05,eagain=0.02,delay=0.05". On a bad spec the error
 // is std::errc::invalid_argument and *why (when given) says what is wrong.
 result<fault_options> parse_fault_spec(const char* spec, std::string* why = nullptr);
@@ -75,6 +82,9 @@ class fault_layer {
   // Held completions are still released on time.
   void pause(bool paused) noexcept { paused_ = paused; }
   bool paused() const noexcept { return paused_; }
+  // The driver can have the kernel answer ECANCELED (io_uring that injects
+  // NOP results); set by the driver facade.
+  void can_inject_cancels(bool yes) noexcept { inject_cancels_ = yes; }
 
   // Before c goes to the real driver. True: the layer finished c itself (an
   // injected error); do not push it.
@@ -99,6 +109,7 @@ class fault_layer {
   uint64_t reap_rng_;  // reap-time decisions (delays, order)
   uint64_t turn_ = 0;
   bool paused_ = false;
+  bool inject_cancels_ = false;
   intrusive_list<completion> failed_;            // finished at push, reaped next
   intrusive_list<completion> delayed_[buckets];  // released at turn_ % buckets
 };

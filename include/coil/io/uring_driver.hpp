@@ -9,7 +9,10 @@
 // - the number of operations the kernel owns never exceeds the CQ size, so
 //   completions cannot overflow; excess operations wait in a user-space queue
 //   and "SQ full" never reaches the caller;
-// - a completion is handed back exactly once, through reap().
+// - a completion is handed back exactly once, through reap();
+// - an operation that completes with ECANCELED coil did not ask for (io-wq
+//   could not start a worker while a signal was pending) is resubmitted, up
+//   to max_cancel_retries times (stats().cancel_retries), where that is safe.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -71,6 +74,17 @@ class uring_driver {
   // Opcodes every coil runtime relies on (5.6+); a ring without them is
   // treated as unavailable.
   bool has_required_opcodes() const noexcept;
+  // Resubmissions of one operation after ECANCELED nobody asked for; the
+  // next one is delivered.
+  static constexpr unsigned max_cancel_retries = 3;
+  // Whether an op whose ECANCELED was not asked for may be submitted again:
+  // it never ran, and running it alone means what running it once means.
+  // Not connect (one that had started answers EALREADY), zero-copy sends
+  // (two CQEs) or timeouts; multishot ops are their owners' to re-arm.
+  static bool resubmits_after_cancel(uint8_t opcode) noexcept;
+  // The kernel takes a NOP's result from its SQE (IORING_NOP_INJECT_RESULT,
+  // 6.10+): the fault layer's ecanceled kind needs it.
+  bool injects_nop_results() const noexcept { return injects_nop_results_; }
   ~uring_driver();
   uring_driver(const uring_driver&) = delete;
   uring_driver& operator=(const uring_driver&) = delete;
@@ -171,6 +185,7 @@ class uring_driver {
     ++stats_.pushed;
     ++stats_.by_opcode[opcode_slot(c.ops->opcode)].pushed;
     c.cancel_requested = c.cancel_issued = false;
+    c.cancel_retries = 0;
   }
   // Hands c (not linked anywhere) to the kernel in sqe.
   void issue(completion& c, io_uring_sqe& sqe, bool unbounded) noexcept {
@@ -184,6 +199,7 @@ class uring_driver {
     if (submit_batch_ != 0 || c.device) [[unlikely]] submit_early(c);
   }
   void submit_early(const completion& c) noexcept;
+  bool resubmit_after_cancel(completion& c, int32_t res) noexcept;
   bool try_issue(completion& c) noexcept;
   bool try_issue_cancel(completion& c) noexcept;
   void fill_from_waiting() noexcept;
@@ -222,6 +238,7 @@ class uring_driver {
   unsigned no_iowait_flag_ = 0;  // IORING_ENTER_NO_IOWAIT where the kernel has it
   bool direct_park_ = false;     // wait() calls io_uring_enter itself
   bool eager_send_ = true;  // uring_options::eager_send
+  bool injects_nop_results_ = false;
   uint32_t unsubmitted_ = 0;
   uint32_t submit_batch_ = 0;  // uring_options::submit_batch
   uint32_t device_submit_batch_ = 0;  // uring_options::device_submit_batch
