@@ -199,22 +199,23 @@ auto when_any(Xs... xs) {
 }
 
 namespace detail {
-inline task<result<void>> sleep_task(std::chrono::nanoseconds d) { co_return co_await sleep_for(d); }
+inline task<result<void>> sleep_task(int64_t ns) { co_return co_await sleep_awaiter(ns, sleep_awaiter::kind::relative); }
 }  // namespace detail
 
 // t must produce a result<X>; gives std::errc::timed_out if d passes first.
-template <class T, class Rep, class Period>
-task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> d) {
-  auto r = co_await when_any(std::move(t), detail::sleep_task(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+// d saturates like sleep_for's: beyond 292 years it never passes.
+template <class T>
+task<T> with_timeout(task<T> t, duration_ns d) {
+  auto r = co_await when_any(std::move(t), detail::sleep_task(d.ns));
   if (r.index() == 0) co_return std::get<0>(std::move(r));
   if (!std::get<1>(r)) co_return fail(std::get<1>(r).error());  // the caller was cancelled
   co_return fail(std::errc::timed_out);
 }
 
 // Same for a single awaitable operation (e.g. file.read_at(...)).
-template <class A, class Rep, class Period>
+template <class A>
   requires requires(A a) { a.await_resume(); }
-task<detail::await_result_t<A>> with_timeout(A a, std::chrono::duration<Rep, Period> d) {
+task<detail::await_result_t<A>> with_timeout(A a, duration_ns d) {
   return with_timeout(detail::as_task(std::move(a)), d);
 }
 
