@@ -41,9 +41,9 @@ static_assert(detail::saturating_ns(duration<double>(-1e300)) == min_ns);
 static_assert(detail::saturating_add(forever_ns - 5, 10) == forever_ns);
 static_assert(detail::saturating_sub(min_ns + 5, 10) == min_ns);
 static_assert(detail::saturating_sub(forever_ns, -1) == forever_ns);
-static_assert(detail::ceil_ms(forever_ns) == INT_MAX);
-static_assert(detail::ceil_ms(1) == 1 && detail::ceil_ms(1'000'000) == 1 && detail::ceil_ms(1'000'001) == 2);
-static_assert(detail::ceil_ms(0) == 0 && detail::ceil_ms(-1) == -1);
+static_assert(poll_timeout_ms(forever_ns) == INT_MAX);
+static_assert(poll_timeout_ms(1) == 1 && poll_timeout_ms(1'000'000) == 1 && poll_timeout_ms(1'000'001) == 2);
+static_assert(poll_timeout_ms(0) == 0 && poll_timeout_ms(-1) == -1);
 
 TEST(Durations, FloatingPointEdges) {
   EXPECT_EQ(detail::saturating_ns(duration<double>(std::numeric_limits<double>::infinity())), forever_ns);

@@ -402,7 +402,7 @@ result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {
     }
   } else {
     // Millisecond resolution: round up so a timer never fires early.
-    const int ms = detail::ceil_ms(timeout_ns);
+    const int ms = poll_timeout_ms(timeout_ns);
     n = ::epoll_wait(epfd_.get(), events, 128, ms);
   }
   if (n < 0) {

@@ -60,15 +60,16 @@ constexpr int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
   }
 }
 
-// A timeout in nanoseconds as whole milliseconds for poll-style calls
-// (int, -1 = no timeout), rounded up so a wait never ends early.
-constexpr int ceil_ms(int64_t timeout_ns) noexcept {
+}  // namespace detail
+
+// A timeout in nanoseconds (runtime::poll_once's, -1 for none) as the int
+// milliseconds poll(2) and epoll_wait take, rounded up so a wait never ends
+// early, INT_MAX at most.
+constexpr int poll_timeout_ms(int64_t timeout_ns) noexcept {
   if (timeout_ns < 0) return -1;
   const int64_t ms = timeout_ns / 1'000'000 + (timeout_ns % 1'000'000 != 0);
   return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
 }
-
-}  // namespace detail
 
 // A duration argument: any std::chrono::duration, held as saturated
 // nanoseconds (see above), so seconds::max() means forever, not overflow.

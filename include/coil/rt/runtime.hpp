@@ -165,7 +165,8 @@ class runtime {
   // One nonblocking loop turn: resumes what is ready, fires expired timers,
   // submits and reaps I/O. Returns how long the caller may wait on embed_fd()
   // before calling again: 0 (more is ready now), else the nanoseconds until
-  // the next timer, or -1 (only an fd event can bring work).
+  // the next timer, or -1 (only an fd event can bring work);
+  // poll_timeout_ms() converts it for poll(2).
   int64_t poll_once() noexcept;
 
   // --- cross-thread -----------------------------------------------------------
