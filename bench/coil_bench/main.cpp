@@ -39,6 +39,10 @@ int cmd_nop(const options& opts) {
     // for raw liburing.
     r = raw ? run_nop_uring(opts.tasks, opts.seconds, &prog) : run_nop_coil(opts.tasks, opts.seconds, &prog);
   }
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "coil-bench: nop %s: %s\n", impl, r.failure.c_str());
+    return 1;
+  }
   std::printf("nop %s: %llu %s, %.2f s: %s ops/s (%.1f ns/op; %.1f ns/op of CPU time), errors %llu\n", impl,
               static_cast<unsigned long long>(opts.tasks), raw ? "per batch" : "tasks", r.seconds,
               human(r.ops_per_s()).c_str(), 1e9 / r.ops_per_s(), 1e9 / r.ops_per_cpu_s(),
