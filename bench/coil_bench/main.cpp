@@ -92,7 +92,11 @@ int cmd_randread(const options& opts) {
   }
   if (!cfg.direct) {
     std::fprintf(stderr, "  warming the page cache (reading %s once)\n", cfg.path.c_str());
-    if (!warm_page_cache(cfg.path)) std::fprintf(stderr, "coil-bench: warming failed: %s\n", std::strerror(errno));
+    if (!warm_page_cache(cfg.path)) {
+      // A file that cannot be read would be measured as a run of errors.
+      std::fprintf(stderr, "coil-bench: cannot read %s: %s\n", cfg.path.c_str(), std::strerror(errno));
+      return 1;
+    }
   }
   randread_result r;
   {
