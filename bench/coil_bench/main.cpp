@@ -342,12 +342,16 @@ int cmd_idle(const options& opts) {
     return 1;
   }
   const char* mode = cfg.multishot ? "multishot" : "plain";
-  std::printf("idle %s: %llu connections waiting for data: server RSS %.1f -> %.1f MiB, %.0f bytes per connection\n",
-              mode, static_cast<unsigned long long>(r.conns), static_cast<double>(r.rss_before) / (1 << 20),
-              static_cast<double>(r.rss_after) / (1 << 20), r.rss_bytes_per_conn);
+  std::printf(
+      "idle %s: %llu connections waiting for data: server RSS %.1f -> %.1f MiB, %.0f bytes per connection; "
+      "whole process (from %.1f MiB, before the runtime): %.0f bytes per connection\n",
+      mode, static_cast<unsigned long long>(r.conns), static_cast<double>(r.rss_before) / (1 << 20),
+      static_cast<double>(r.rss_after) / (1 << 20), r.rss_bytes_per_conn, static_cast<double>(r.rss_start) / (1 << 20),
+      r.process_bytes_per_conn);
   json_object j;
   j.add("bench", "idle").add("mode", mode).add("conns", r.conns).add("rss_bytes_per_conn", r.rss_bytes_per_conn);
-  j.add("rss_before", r.rss_before).add("rss_after", r.rss_after);
+  j.add("process_rss_bytes_per_conn", r.process_bytes_per_conn);
+  j.add("rss_start", r.rss_start).add("rss_before", r.rss_before).add("rss_after", r.rss_after);
   if (!cfg.multishot) j.add("recv_buffer", cfg.plain_buffer);
   std::printf("%s\n", j.str().c_str());
   return 0;
