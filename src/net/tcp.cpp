@@ -50,8 +50,7 @@ task<result<tcp_stream>> tcp_stream::connect(socket_address addr, duration_ns ti
 
 namespace {
 
-task<result<tcp_stream>> connect_in_turn(std::vector<socket_address> addrs,
-                                         std::optional<duration_ns> timeout) {
+task<result<tcp_stream>> connect_in_turn(std::vector<socket_address> addrs, std::optional<duration_ns> timeout) {
   std::error_code last = resolve_errc::host_not_found;
   for (const socket_address& a : addrs) {
     task<result<tcp_stream>> attempt = timeout ? tcp_stream::connect(a, *timeout) : tcp_stream::connect(a);
@@ -63,8 +62,7 @@ task<result<tcp_stream>> connect_in_turn(std::vector<socket_address> addrs,
   co_return fail(last);
 }
 
-task<result<tcp_stream>> resolve_and_connect(std::string host, uint16_t port,
-                                             std::optional<duration_ns> timeout) {
+task<result<tcp_stream>> resolve_and_connect(std::string host, uint16_t port, std::optional<duration_ns> timeout) {
   auto addrs = co_await resolve(std::move(host), port);
   if (!addrs) co_return fail(addrs.error());
   co_return co_await connect_in_turn(std::move(*addrs), timeout);

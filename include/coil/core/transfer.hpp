@@ -17,8 +17,7 @@ class [[nodiscard]] transfer_result {
   // Nothing to transfer, nothing failed.
   transfer_result() noexcept = default;
   // bytes_done bytes went through; error (if any) stopped the rest.
-  transfer_result(std::size_t bytes_done, std::error_code error) noexcept
-      : bytes_done_(bytes_done), error_(error) {}
+  transfer_result(std::size_t bytes_done, std::error_code error) noexcept : bytes_done_(bytes_done), error_(error) {}
   // A failure before the first byte (`co_return fail(e)`, with_timeout).
   transfer_result(tl::unexpected<std::error_code> e) noexcept : error_(e.value()) {}  // NOLINT: implicit, like result
 

@@ -48,7 +48,8 @@ class [[nodiscard]] sleep_awaiter : detail::timer_node, stop_callback {
       case kind::steady_clock: {
         const int64_t steady_now = detail::saturating_ns(std::chrono::steady_clock::now().time_since_epoch());
         // forever stays forever in any clock, not forever minus the offset
-        deadline_ns = ns_ == forever_ns ? forever_ns : detail::saturating_add(now, detail::saturating_sub(ns_, steady_now));
+        deadline_ns =
+            ns_ == forever_ns ? forever_ns : detail::saturating_add(now, detail::saturating_sub(ns_, steady_now));
         break;
       }
     }

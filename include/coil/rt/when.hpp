@@ -219,7 +219,9 @@ auto when_any(Xs... xs) {
 }
 
 namespace detail {
-inline task<result<void>> sleep_task(int64_t ns) { co_return co_await sleep_awaiter(ns, sleep_awaiter::kind::relative); }
+inline task<result<void>> sleep_task(int64_t ns) {
+  co_return co_await sleep_awaiter(ns, sleep_awaiter::kind::relative);
+}
 }  // namespace detail
 
 // t must produce a result<X>; gives std::errc::timed_out if d passes first.
