@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "args.hpp"
 #include "coil/coil.hpp"
 
 namespace {
@@ -80,9 +81,12 @@ double percentile_us(std::vector<uint32_t>& v, double p) {
 
 }  // namespace
 
+constexpr const char* usage_line =
+    "echo_client HOST:PORT [--conns N (1-100000)] [--msg BYTES (1-16777216)] [--seconds S (up to 86400)]";
+
 int main(int argc, char** argv) {
   config cfg;
-  bool ok = argc >= 2;
+  bool ok = argc >= 2 && argc % 2 == 0;
   if (ok) {
     // HOST is a name or an IP literal; resolved here, before the runtime starts.
     auto hp = coil::net::split_host_port(argv[1]);
@@ -97,23 +101,27 @@ int main(int argc, char** argv) {
       cfg.addrs = std::move(*addrs);
     }
   }
+  // Bounded before anything is allocated: every connection is a task with
+  // two message buffers, all started before the first connect.
   for (int i = 2; ok && i + 1 < argc; i += 2) {
     const std::string name = argv[i];
-    const double v = std::strtod(argv[i + 1], nullptr);
-    if (name == "--conns" && v >= 1) {
-      cfg.conns = static_cast<size_t>(v);
-    } else if (name == "--msg" && v >= 1) {
-      cfg.msg = static_cast<size_t>(v);
-    } else if (name == "--seconds" && v > 0) {
-      cfg.seconds = v;
+    if (name == "--conns") {
+      const auto v = parse_count(argv[i + 1], 1, 100'000);
+      ok = v.has_value();
+      cfg.conns = static_cast<size_t>(v.value_or(0));
+    } else if (name == "--msg") {
+      const auto v = parse_count(argv[i + 1], 1, 16 << 20);
+      ok = v.has_value();
+      cfg.msg = static_cast<size_t>(v.value_or(0));
+    } else if (name == "--seconds") {
+      const auto v = parse_seconds(argv[i + 1], 86'400);
+      ok = v.has_value();
+      cfg.seconds = v.value_or(0);
     } else {
       ok = false;
     }
   }
-  if (!ok || argc % 2 != 0) {
-    std::fprintf(stderr, "usage: echo_client HOST:PORT [--conns N] [--msg BYTES] [--seconds S]\n");
-    return 2;
-  }
+  if (!ok) return usage(usage_line);
   auto rt = coil::runtime::create();
   if (!rt) {
     std::fprintf(stderr, "echo_client: %s\n", rt.error().message().c_str());

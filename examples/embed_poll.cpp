@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "args.hpp"
 #include "coil/coil.hpp"
 
 using namespace std::chrono_literals;
@@ -29,7 +30,11 @@ coil::task<void> ticker(int ticks, bool& done) {
 }
 
 int main(int argc, char** argv) {
-  const int ticks = argc > 1 ? std::atoi(argv[1]) : 8;
+  const auto ticks_arg = argc == 1   ? std::optional<long long>(8)
+                         : argc == 2 ? parse_count(argv[1], 1, 10'000)
+                                     : std::nullopt;
+  if (!ticks_arg) return usage("embed_poll [TICKS (1-10000, default 8)]");
+  const int ticks = static_cast<int>(*ticks_arg);
   auto rt = coil::runtime::create();
   if (!rt) {
     std::fprintf(stderr, "embed_poll: %s\n", rt.error().message().c_str());
@@ -48,7 +53,7 @@ int main(int argc, char** argv) {
     const int64_t wait_ns = (*rt)->poll_once();  // run what is ready; how long may we sleep?
     if (done) break;
     pollfd fds[2] = {{*fd, POLLIN, 0}, {stdin_open ? STDIN_FILENO : -1, POLLIN, 0}};
-    const int ms = wait_ns < 0 ? -1 : static_cast<int>((wait_ns + 999'999) / 1'000'000);
+    const int ms = coil::poll_timeout_ms(wait_ns);  // rounded up, saturated
     if (::poll(fds, 2, ms) < 0) continue;
     if (fds[1].revents & (POLLIN | POLLHUP)) {
       char line[256];

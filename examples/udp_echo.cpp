@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "args.hpp"
 #include "coil/coil.hpp"
 #include "listen_address.hpp"
 
@@ -65,13 +66,20 @@ coil::task<int> ping(udp_socket& s, long count) {
     }
     auto w = co_await s.send_batch(std::span(out).first(n));
     if (!w || *w != n) {
-      std::fprintf(stderr, "udp_echo: send failed\n");
+      std::error_code e = w ? std::error_code{} : w.error();
+      for (std::size_t k = 0; k < n && !e; ++k) e = out[k].error;
+      std::fprintf(stderr, "udp_echo: send: %s\n", e.message().c_str());
       co_return 1;
     }
     std::size_t got = 0;
     while (got < n) {
       // UDP may lose datagrams: wait a bounded time for each echo.
       auto r = co_await coil::with_timeout(s.recv_batch(std::span(in).subspan(got, n - got)), std::chrono::seconds(1));
+      if (!r && r.error() != std::errc::timed_out) {
+        // ECONNREFUSED: an ICMP error says nothing listens there.
+        std::fprintf(stderr, "udp_echo: recv: %s\n", r.error().message().c_str());
+        co_return 1;
+      }
       if (!r) break;
       got += *r;
     }
@@ -88,15 +96,15 @@ coil::task<int> ping(udp_socket& s, long count) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  constexpr const char* usage_line = "udp_echo PORT|HOST:PORT [--ping N (1-10000000)]";
   const bool client = argc == 4 && std::strcmp(argv[2], "--ping") == 0;
-  if (argc != 2 && !client) {
-    std::fprintf(stderr, "usage: udp_echo PORT|HOST:PORT [--ping N]\n");
-    return 2;
-  }
+  if (argc != 2 && !client) return usage(usage_line);
+  const auto count = client ? parse_count(argv[3], 1, 10'000'000) : std::optional<long long>(0);
+  if (!count) return usage(usage_line);
   auto where = listen_address(argv[1]);
   if (!where) {
     std::fprintf(stderr, "udp_echo: bad address or port %s\n", argv[1]);
-    return 2;
+    return usage(usage_line);
   }
   if (client && std::strchr(argv[1], ':') == nullptr) where = socket_address::ipv4_loopback(where->port());
   auto rt = coil::runtime::create();
@@ -106,7 +114,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "udp_echo: %s\n", s.error().message().c_str());
     return 1;
   }
-  if (client) return (*rt)->block_on(ping(*s, std::strtol(argv[3], nullptr, 10)));
+  if (client) return (*rt)->block_on(ping(*s, static_cast<long>(*count)));
   auto addr = s->local_address();
   std::printf("udp_echo: serving on %s\n", addr ? addr->to_string().c_str() : "?");
   std::fflush(stdout);

@@ -252,7 +252,7 @@ task<int> walk_async(const std::string& path, const expected& want, bool mapped)
 
 int main(int argc, char** argv) {
   const std::string form = argc > 1 ? argv[1] : "both";
-  if (form != "sync" && form != "async" && form != "mmap" && form != "both") {
+  if (argc > 3 || (form != "sync" && form != "async" && form != "mmap" && form != "both")) {
     std::fprintf(stderr, "usage: vmem_walk [sync|async|mmap|both] [IMAGE]\n");
     return 2;
   }

@@ -17,3 +17,17 @@ add_test(NAME install_consumer
                  -P "${CMAKE_CURRENT_SOURCE_DIR}/install/run.cmake")
 # It configures and builds a project of its own: give it time.
 set_tests_properties(install_consumer PROPERTIES TIMEOUT 900 LABELS install)
+
+# no_io_uring: runs a program with io_uring blocked by seccomp. The tour runs
+# under it (short steps, a small file): coil falls back to epoll, the raw-ring
+# baselines are skipped with a note, and the tour must still finish with 0.
+add_executable(no_io_uring ${CMAKE_CURRENT_SOURCE_DIR}/no_io_uring.cpp)
+target_link_libraries(no_io_uring PRIVATE ${COIL_SECCOMP_LIB})
+target_compile_options(no_io_uring PRIVATE ${COIL_WARNINGS})
+if(COIL_BUILD_BENCH)
+  add_test(NAME bench.tour_without_io_uring
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tour_without_io_uring.sh $<TARGET_FILE:no_io_uring>
+                   $<TARGET_FILE:coil-bench>)
+  set_tests_properties(bench.tour_without_io_uring PROPERTIES TIMEOUT 300 LABELS bench
+    ENVIRONMENT "TMPDIR=${CMAKE_CURRENT_BINARY_DIR}")
+endif()

@@ -678,4 +678,132 @@ TEST(FaultsHelpers, PacketLayerReportsInjectedErrorsExactly) {
       with(spec(81, {.eio = 0.2, .short_io = 0.3, .delay = 0.2, .reorder = 0.5})));
 }
 
+// ---- how far a looping helper got --------------------------------------------------
+
+// write_all_at stopped by an error says how many bytes it wrote: exactly
+// that prefix is in the file, nothing beyond it.
+TEST(FaultsHelpers, WriteAllAtReportsTheBytesWrittenBeforeAnError) {
+  test::temp_dir dir;
+  const auto data = pattern(512 * 1024, 11);
+  int partial = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const std::string path = dir.file("partial" + std::to_string(seed));
+    transfer_result w;
+    test::run(
+        [](std::string path, const std::vector<std::byte>& data, transfer_result& w) -> task<void> {
+          auto fl = co_await file::create(path.c_str());
+          CO_ASSERT_OK(fl);
+          w = co_await fl->write_all_at(data, 0);
+        }(path, data, w),
+        with(spec(seed, {.eio = 0.1, .short_io = 0.85})));
+    const auto got = file_bytes(path);
+    if (w) {
+      EXPECT_EQ(w.bytes_done(), data.size());
+      EXPECT_TRUE(got == data);
+      continue;
+    }
+    EXPECT_EQ(w.error(), std::errc::io_error);
+    EXPECT_EQ(got.size(), w.bytes_done()) << "seed " << seed;
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), data.begin())) << "seed " << seed;
+    partial += w.bytes_done() > 0;
+  }
+  EXPECT_GT(partial, 0) << "no seed failed midway";
+}
+
+// read_exact_at: the bytes it reports are the file's; past the end it fails
+// with unexpected_eof and counts what the file had.
+TEST(FaultsHelpers, ReadExactAtReportsTheBytesReadBeforeAnError) {
+  test::temp_dir dir;
+  const std::string path = dir.file("src");
+  const auto data = pattern(256 * 1024, 12);
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(data.data(), 1, data.size(), f), data.size());
+    std::fclose(f);
+  }
+  int partial = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    std::vector<std::byte> got(data.size() + 1000);  // 1000 bytes past the end
+    transfer_result r;
+    test::run(
+        [](std::string path, std::vector<std::byte>& got, transfer_result& r) -> task<void> {
+          auto fl = co_await file::open(path.c_str());
+          CO_ASSERT_OK(fl);
+          r = co_await fl->read_exact_at(got, 0);
+        }(path, got, r),
+        with(spec(seed, {.eio = 0.1, .short_io = 0.85})));
+    ASSERT_FALSE(r);
+    EXPECT_LE(r.bytes_done(), data.size());
+    EXPECT_TRUE(std::equal(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(r.bytes_done()), data.begin()));
+    if (r.error() == errc::unexpected_eof) {
+      EXPECT_EQ(r.bytes_done(), data.size()) << "seed " << seed;
+    } else {
+      EXPECT_EQ(r.error(), std::errc::io_error);
+      partial += r.bytes_done() > 0;
+    }
+  }
+  EXPECT_GT(partial, 0) << "no seed failed midway";
+}
+
+// send_all stopped by a reset: the peer got exactly bytes_done() bytes, a
+// prefix of the buffer.
+TEST(FaultsHelpers, SendAllReportsTheBytesSentBeforeAnError) {
+  const auto data = pattern(1 << 20, 13);
+  int partial = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    std::size_t received = 0;
+    transfer_result s;
+    test::run(
+        [](const std::vector<std::byte>& data, transfer_result& s, std::size_t& received) -> task<void> {
+          auto p = net::unix_stream::pair();
+          CO_ASSERT_OK(p);
+          auto sender = [](net::unix_stream& tx, const std::vector<std::byte>& data) -> task<transfer_result> {
+            auto r = co_await tx.send_all(data);
+            (void)co_await tx.shutdown();
+            co_return r;
+          };
+          auto h = runtime::current()->spawn(sender(p->first, data));
+          std::vector<std::byte> got;
+          std::vector<std::byte> buf(65536);
+          for (;;) {
+            auto r = co_await p->second.recv(buf);
+            if (!r) continue;  // an injected error consumed nothing
+            if (*r == 0) break;
+            got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*r));
+          }
+          s = co_await h;
+          received = got.size();
+          EXPECT_EQ(0, std::memcmp(got.data(), data.data(), got.size())) << "not a prefix of what was sent";
+        }(data, s, received),
+        with(spec(seed, {.econnreset = 0.05, .short_io = 0.5})));
+    EXPECT_EQ(received, s.bytes_done()) << "seed " << seed;
+    if (s) {
+      EXPECT_EQ(s.bytes_done(), data.size());
+    } else {
+      EXPECT_EQ(s.error(), std::errc::connection_reset);
+      partial += s.bytes_done() > 0;
+    }
+  }
+  EXPECT_GT(partial, 0) << "no seed failed midway";
+}
+
+// Without faults: a peer that closes after part of the message.
+TEST(FaultsHelpers, RecvExactCountsWhatArrivedBeforeThePeerClosed) {
+  test::run([]() -> task<void> {
+    auto p = net::unix_stream::pair();
+    CO_ASSERT_OK(p);
+    const auto data = pattern(1000, 14);
+    auto w = co_await p->first.send_all(data);
+    CO_ASSERT_OK(w);
+    EXPECT_EQ(w.bytes_done(), data.size());
+    (void)co_await p->first.close();
+    std::vector<std::byte> got(4096);
+    auto r = co_await p->second.recv_exact(got);
+    EXPECT_TRUE(test::fails_with(r, errc::unexpected_eof));
+    EXPECT_EQ(r.bytes_done(), data.size());
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), got.begin()));
+  }());
+}
+
 }  // namespace

@@ -48,7 +48,9 @@ struct file_tree {
       const unsigned kind = rng() % 6;  // 0: short file, 1: unreadable file, 2: faulty range, else healthy
       t.disks.push_back(random_bytes(kind == 0 ? rng() % size : size, rng));
       const int flags = kind == 1 ? O_WRONLY : O_RDONLY;
-      files.push_back(std::make_unique<file_space>(model::make_file(dir.file("d" + std::to_string(d)), t.disks[d], flags), opts));
+      std::string name = "d";  // appended: g++ 12 -O3 reports a false -Wrestrict on "d" + string
+      name += std::to_string(d);
+      files.push_back(std::make_unique<file_space>(model::make_file(dir.file(name), t.disks[d], flags), opts));
       backends.push_back(files.back().get());
       if (kind == 1) t.faults.push_back({d, 0, ~uint64_t{0}, sys(EBADF)});
       if (kind == 2) {

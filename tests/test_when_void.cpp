@@ -43,7 +43,7 @@ TEST(WhenVoid, WhenAnyWithAVoidWinner) {
       if (r) ++m;  // must not happen: the loser is cancelled
       co_return 1;
     }(n));
-    static_assert(std::is_same_v<decltype(v), std::variant<std::monostate, int>>);
+    static_assert(std::is_same_v<decltype(v), when_any_result<std::monostate, int>>);
     co_return v.index();
   };
   EXPECT_EQ(run(body(n)), 0u);

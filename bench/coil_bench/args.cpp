@@ -40,45 +40,44 @@ void print_usage(std::FILE* out) {
       out);
 }
 
-namespace {
-
-bool parse_u64(const char* text, uint64_t& out) {
+// A count or size in [min, max]; a K/M/G suffix that would overflow fails.
+bool parse_u64(const char* text, uint64_t& out, uint64_t min, uint64_t max) {
   char* end = nullptr;
   errno = 0;
   unsigned long long v = std::strtoull(text, &end, 10);
   if (errno != 0 || end == text || text[0] == '-') return false;
+  int shift = 0;
   switch (*end) {
     case 'k':
-    case 'K':
-      v <<= 10;
-      ++end;
-      break;
+    case 'K': shift = 10; break;
     case 'm':
-    case 'M':
-      v <<= 20;
-      ++end;
-      break;
+    case 'M': shift = 20; break;
     case 'g':
-    case 'G':
-      v <<= 30;
-      ++end;
-      break;
+    case 'G': shift = 30; break;
     default: break;
   }
-  if (*end != '\0') return false;
+  if (shift != 0) {
+    if (v > (~0ull >> shift)) return false;
+    v <<= shift;
+    ++end;
+  }
+  if (*end != '\0' || v < min || v > max) return false;
   out = v;
   return true;
 }
 
-bool parse_double(const char* text, double& out) {
+// Seconds in (0, max].
+bool parse_seconds(const char* text, double& out, double max) {
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(text, &end);
-  if (errno != 0 || end == text || *end != '\0' || !(v > 0) || !std::isfinite(v)) return false;
+  if (errno != 0 || end == text || *end != '\0' || !(v > 0) || !std::isfinite(v) || v > max) return false;
   out = v;
   return true;
 }
 
+namespace {
+constexpr uint64_t kib = 1024, mib = kib * kib, gib = kib * mib;
 }  // namespace
 
 bool parse_args(int argc, char** argv, options& opts) {
@@ -119,33 +118,36 @@ bool parse_args(int argc, char** argv, options& opts) {
     const char* v = value.c_str();
     bool ok = true;
     uint64_t n = 0;
+    // Bounds keep every value from overflowing a computation or
+    // allocating without limit before the run starts.
     if (name == "--seconds") {
-      ok = parse_double(v, opts.seconds);
+      ok = parse_seconds(v, opts.seconds, 86'400);
       opts.seconds_given = true;
     } else if (name == "--conns") {
-      ok = parse_u64(v, opts.conns) && opts.conns > 0 && opts.conns <= 100'000;
+      ok = parse_u64(v, opts.conns, 1, 100'000);
       opts.conns_given = true;
     } else if (name == "--rounds") {
-      ok = parse_u64(v, opts.rounds) && opts.rounds > 0 && opts.rounds <= 1000;
+      ok = parse_u64(v, opts.rounds, 1, 1000);
     } else if (name == "--msg") {
-      ok = parse_u64(v, opts.msg) && opts.msg > 0 && opts.msg <= (16 << 10);
+      ok = parse_u64(v, opts.msg, 1, 16 * kib);
     } else if (name == "--tasks") {
-      ok = parse_u64(v, opts.tasks) && opts.tasks > 0;
+      ok = parse_u64(v, opts.tasks, 1, 1'000'000);
     } else if (name == "--bs") {
-      ok = parse_u64(v, opts.bs) && opts.bs > 0;
+      ok = parse_u64(v, opts.bs, 1, 64 * mib);
     } else if (name == "--qd") {
-      ok = parse_u64(v, opts.qd) && opts.qd > 0 && opts.qd <= 4096;
+      ok = parse_u64(v, opts.qd, 1, 4096);
     } else if (name == "--submit-batch") {
-      ok = parse_u64(v, n) && n <= 4096;
+      ok = parse_u64(v, n, 0, 4096);
       opts.submit_batch = n;
     } else if (name == "--device-batch") {
-      ok = parse_u64(v, n) && n <= 4096;
+      ok = parse_u64(v, n, 0, 4096);
       opts.device_batch = n;
     } else if (name == "--size") {
-      ok = parse_u64(v, n) && n > 0;
+      ok = parse_u64(v, n, 1, 1024 * gib);
       opts.size_bytes = n;
     } else if (name == "--file") {
       opts.file = value;
+      ok = !value.empty();
     } else if (name == "--baseline") {
       opts.baseline = value;
       ok = value == "uring" || value == "pread" || value == "epoll" || value == "mutex" || value == "uring-multishot" ||
@@ -157,14 +159,14 @@ bool parse_args(int argc, char** argv, options& opts) {
       opts.driver = value;
       ok = value == "uring" || value == "epoll" || value == "aio";
     } else if (name == "--cpu") {
-      ok = parse_u64(v, n) && n < CPU_SETSIZE;
+      ok = parse_u64(v, n, 0, CPU_SETSIZE - 1);
       opts.cpu = static_cast<int>(n);
     } else if (name == "--timer-tasks") {
-      ok = parse_u64(v, opts.timer_tasks) && opts.timer_tasks > 0;
+      ok = parse_u64(v, opts.timer_tasks, 1, 10'000'000);
     } else if (name == "--min-ms") {
-      ok = parse_u64(v, opts.timer_min_ms) && opts.timer_min_ms > 0;
+      ok = parse_u64(v, opts.timer_min_ms, 1, 3'600'000);
     } else if (name == "--max-ms") {
-      ok = parse_u64(v, opts.timer_max_ms) && opts.timer_max_ms > 0;
+      ok = parse_u64(v, opts.timer_max_ms, 1, 3'600'000);
     } else {
       std::fprintf(stderr, "coil-bench: unknown option %s\n", name.c_str());
       print_usage(stderr);
@@ -172,6 +174,7 @@ bool parse_args(int argc, char** argv, options& opts) {
     }
     if (!ok) {
       std::fprintf(stderr, "coil-bench: bad value for %s: '%s'\n", name.c_str(), v);
+      print_usage(stderr);
       return false;
     }
   }

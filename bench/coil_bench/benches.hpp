@@ -14,6 +14,7 @@ namespace coil_bench {
 struct nop_result : measured {
   uint64_t ops = 0;
   uint64_t errors = 0;
+  std::string failure;  // set when the run could not start (no ring)
   double ops_per_s() const noexcept { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
   double ops_per_cpu_s() const noexcept { return cpu_seconds > 0 ? static_cast<double>(ops) / cpu_seconds : 0; }
   std::optional<coil::runtime_stats> stats;  // coil runs only

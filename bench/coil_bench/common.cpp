@@ -276,6 +276,13 @@ std::optional<uint64_t> ensure_data_file(const std::string& path, std::optional<
                                          bool recreate_on_mismatch) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
+    // Only a regular file has a size to read within; a directory's "size"
+    // would be measured as a run of failed reads.
+    if (!S_ISREG(st.st_mode)) {
+      std::fprintf(stderr, "coil-bench: %s: %s (the data file must be a regular file)\n", path.c_str(),
+                   S_ISDIR(st.st_mode) ? std::strerror(EISDIR) : "not a regular file");
+      return std::nullopt;
+    }
     const auto have = static_cast<uint64_t>(st.st_size);
     if (!size || have == *size) return have;
     if (!recreate_on_mismatch) {

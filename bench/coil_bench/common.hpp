@@ -49,6 +49,11 @@ struct options {
 // Parses argv into opts; prints a message and returns false on bad input.
 bool parse_args(int argc, char** argv, options& opts);
 void print_usage(std::FILE* out);
+// A count or size in [min, max], with an optional K/M/G suffix (powers of
+// 1024); false for anything else, an overflowing suffix included.
+bool parse_u64(const char* text, uint64_t& out, uint64_t min, uint64_t max);
+// Seconds in (0, max], finite.
+bool parse_seconds(const char* text, double& out, double max);
 
 // CLOCK_MONOTONIC in nanoseconds: the same clock the runtime uses by default,
 // so coil and baseline runs are timed identically.

@@ -126,6 +126,7 @@ coil::task<std::string> serve(coil::net::tcp_listener& l, const idle_config& cfg
 idle_result run_idle(const idle_config& cfg) {
   idle_result out;
   out.conns = cfg.conns;
+  out.rss_start = rss_bytes();
   if (!raise_fd_limit(cfg.conns + 256)) {
     out.failure = "cannot raise RLIMIT_NOFILE to " + std::to_string(cfg.conns + 256);
     out.fd_limit = true;
@@ -169,9 +170,13 @@ idle_result run_idle(const idle_config& cfg) {
   ::close(report[0]);
   int status = 0;
   ::waitpid(child, &status, 0);
-  if (out.conns > 0 && out.rss_after >= out.rss_before) {
-    out.rss_bytes_per_conn = static_cast<double>(out.rss_after - out.rss_before) / static_cast<double>(out.conns);
-  }
+  const auto per_conn = [&](uint64_t from) {
+    return out.conns > 0 && out.rss_after >= from
+               ? static_cast<double>(out.rss_after - from) / static_cast<double>(out.conns)
+               : 0.0;
+  };
+  out.rss_bytes_per_conn = per_conn(out.rss_before);
+  out.process_bytes_per_conn = per_conn(out.rss_start);
   return out;
 }
 
@@ -217,6 +222,7 @@ idle_result run_idle_fresh(const idle_config& cfg) {
     return at == std::string::npos ? -1 : std::strtod(text.c_str() + at + std::strlen(key), nullptr);
   };
   out.rss_bytes_per_conn = number_after("\"rss_bytes_per_conn\":");
+  out.process_bytes_per_conn = number_after("\"process_rss_bytes_per_conn\":");
   out.rss_before = static_cast<uint64_t>(number_after("\"rss_before\":"));
   out.rss_after = static_cast<uint64_t>(number_after("\"rss_after\":"));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || out.rss_bytes_per_conn < 0) {

@@ -3,7 +3,9 @@
 // connections and sends nothing; the server (this process) gives each one a
 // task waiting for data, either in a plain recv with its own buffer or in a
 // multishot recv on a shared buffer ring, and reports the RSS growth per
-// connection once every task waits.
+// connection once every task waits: from just before the first accept (the
+// connections alone), and from the start, before the runtime, its ring and
+// the buffer ring exist (what a user measuring the whole process sees).
 #include <cstdint>
 #include <string>
 
@@ -17,8 +19,10 @@ struct idle_config {
 
 struct idle_result {
   uint64_t conns = 0;
-  double rss_bytes_per_conn = 0;
-  uint64_t rss_before = 0;
+  double rss_bytes_per_conn = 0;      // (rss_after - rss_before) / conns
+  double process_bytes_per_conn = 0;  // (rss_after - rss_start) / conns
+  uint64_t rss_start = 0;             // before the listener, runtime and buffer ring
+  uint64_t rss_before = 0;            // before the first accept
   uint64_t rss_after = 0;
   std::string failure;
   bool fd_limit = false;  // failure: RLIMIT_NOFILE could not be raised for conns

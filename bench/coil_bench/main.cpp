@@ -39,6 +39,10 @@ int cmd_nop(const options& opts) {
     // for raw liburing.
     r = raw ? run_nop_uring(opts.tasks, opts.seconds, &prog) : run_nop_coil(opts.tasks, opts.seconds, &prog);
   }
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "coil-bench: nop %s: %s\n", impl, r.failure.c_str());
+    return 1;
+  }
   std::printf("nop %s: %llu %s, %.2f s: %s ops/s (%.1f ns/op; %.1f ns/op of CPU time), errors %llu\n", impl,
               static_cast<unsigned long long>(opts.tasks), raw ? "per batch" : "tasks", r.seconds,
               human(r.ops_per_s()).c_str(), 1e9 / r.ops_per_s(), 1e9 / r.ops_per_cpu_s(),
@@ -88,7 +92,11 @@ int cmd_randread(const options& opts) {
   }
   if (!cfg.direct) {
     std::fprintf(stderr, "  warming the page cache (reading %s once)\n", cfg.path.c_str());
-    if (!warm_page_cache(cfg.path)) std::fprintf(stderr, "coil-bench: warming failed: %s\n", std::strerror(errno));
+    if (!warm_page_cache(cfg.path)) {
+      // A file that cannot be read would be measured as a run of errors.
+      std::fprintf(stderr, "coil-bench: cannot read %s: %s\n", cfg.path.c_str(), std::strerror(errno));
+      return 1;
+    }
   }
   randread_result r;
   {
@@ -334,12 +342,16 @@ int cmd_idle(const options& opts) {
     return 1;
   }
   const char* mode = cfg.multishot ? "multishot" : "plain";
-  std::printf("idle %s: %llu connections waiting for data: server RSS %.1f -> %.1f MiB, %.0f bytes per connection\n",
-              mode, static_cast<unsigned long long>(r.conns), static_cast<double>(r.rss_before) / (1 << 20),
-              static_cast<double>(r.rss_after) / (1 << 20), r.rss_bytes_per_conn);
+  std::printf(
+      "idle %s: %llu connections waiting for data: server RSS %.1f -> %.1f MiB, %.0f bytes per connection; "
+      "whole process (from %.1f MiB, before the runtime): %.0f bytes per connection\n",
+      mode, static_cast<unsigned long long>(r.conns), static_cast<double>(r.rss_before) / (1 << 20),
+      static_cast<double>(r.rss_after) / (1 << 20), r.rss_bytes_per_conn, static_cast<double>(r.rss_start) / (1 << 20),
+      r.process_bytes_per_conn);
   json_object j;
   j.add("bench", "idle").add("mode", mode).add("conns", r.conns).add("rss_bytes_per_conn", r.rss_bytes_per_conn);
-  j.add("rss_before", r.rss_before).add("rss_after", r.rss_after);
+  j.add("process_rss_bytes_per_conn", r.process_bytes_per_conn);
+  j.add("rss_start", r.rss_start).add("rss_before", r.rss_before).add("rss_after", r.rss_after);
   if (!cfg.multishot) j.add("recv_buffer", cfg.plain_buffer);
   std::printf("%s\n", j.str().c_str());
   return 0;

@@ -63,8 +63,8 @@ nop_result run_nop_uring(uint64_t batch, double seconds, progress* prog) {
   unsigned entries = 256;
   while (entries < batch) entries *= 2;
   if (int r = setup_raw_ring(ring, entries); r < 0) {
-    std::fprintf(stderr, "coil-bench: io_uring_queue_init: %s\n", std::strerror(-r));
-    std::exit(1);
+    out.failure = std::string("io_uring_queue_init: ") + std::strerror(-r);
+    return out;
   }
   std::vector<io_uring_cqe*> cqes(batch);
   const run_clock clock;

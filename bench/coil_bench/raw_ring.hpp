@@ -31,4 +31,13 @@ inline int setup_raw_ring(io_uring& ring, unsigned entries) {
   return 0;
 }
 
+// 0 if a raw ring can be set up here, else -errno (EPERM where seccomp or
+// kernel.io_uring_disabled blocks io_uring; coil itself then runs on epoll).
+inline int probe_raw_ring() {
+  io_uring ring;
+  const int r = setup_raw_ring(ring, 8);
+  if (r == 0) io_uring_queue_exit(&ring);
+  return r;
+}
+
 }  // namespace coil_bench

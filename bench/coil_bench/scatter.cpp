@@ -280,32 +280,35 @@ bool parse_scatter(int argc, char** argv, scatter_config& cfg) {
     } else if (name == "--only") {
       cfg.only = v;
       ok = cfg.only == "coil" || cfg.only == "coil-mmap" || cfg.only == "pread" || cfg.only == "uring";
-    } else if (name == "--locality" || name == "--seconds") {
+    } else if (name == "--seconds") {
+      ok = parse_seconds(v, cfg.seconds, 86'400);
+    } else if (name == "--locality") {
       const double d = std::strtod(v, &end);
-      ok = *end == '\0' && (name == "--locality" ? d >= 0 && d <= 1 : d > 0);
-      (name == "--locality" ? cfg.locality : cfg.seconds) = d;
+      ok = end != v && *end == '\0' && d >= 0 && d <= 1;
+      cfg.locality = d;
     } else if (name == "--mmap-batch") {
       ok = std::strcmp(v, "0") == 0 || std::strcmp(v, "1") == 0;
       cfg.mmap_batch = v[0] == '1';
-    } else if (name == "--reads" || name == "--size" || name == "--qd" || name == "--file-size" || name == "--cpu") {
-      uint64_t n = std::strtoull(v, &end, 10);
-      if (*end == 'K' || *end == 'M' || *end == 'G') n <<= *end++ == 'K' ? 10 : end[-1] == 'M' ? 20 : 30;
-      ok = *end == '\0' && v[0] != '-' && (n > 0 || name == "--cpu");
-      if (name == "--reads") cfg.reads = n;
-      if (name == "--size") cfg.size = n;
-      if (name == "--qd") cfg.qd = n;
-      if (name == "--file-size") {
-        cfg.file_size = n;
-        cfg.file_size_given = true;
-      }
-      if (name == "--cpu") cfg.cpu = n < CPU_SETSIZE ? static_cast<int>(n) : -1;
-      ok = ok && cfg.qd <= 4096 && (name != "--cpu" || cfg.cpu >= 0);
+    } else if (name == "--reads") {
+      ok = parse_u64(v, cfg.reads, 1, 100'000'000);  // one offset each, allocated up front
+    } else if (name == "--size") {
+      ok = parse_u64(v, cfg.size, 1, 1 << 20);
+    } else if (name == "--qd") {
+      ok = parse_u64(v, cfg.qd, 1, 4096);
+    } else if (name == "--file-size") {
+      ok = parse_u64(v, cfg.file_size, 1, uint64_t{1} << 40);
+      cfg.file_size_given = true;
+    } else if (name == "--cpu") {
+      uint64_t n = 0;
+      ok = parse_u64(v, n, 0, CPU_SETSIZE - 1);
+      cfg.cpu = static_cast<int>(n);
     } else {
       std::fprintf(stderr, "coil-bench scatter: unknown option %s\n", name.c_str());
       return false;
     }
     if (!ok) {
       std::fprintf(stderr, "coil-bench scatter: bad value for %s: '%s'\n", name.c_str(), v);
+      print_usage(stderr);
       return false;
     }
   }

@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 
 #include "coil/core/assert.hpp"
@@ -48,6 +49,14 @@ void assert_fail(const char* expr, const char* msg, const char* file, int line) 
   std::fprintf(stderr, "coil: %s\n  (%s at %s:%d)\n", msg, expr, file, line);
   std::fflush(stderr);
   std::abort();
+}
+
+void exception_escaped(const char* what, const char* task_name) noexcept {
+  std::fprintf(stderr, "coil: an exception escaped %s%s%s: %s; terminating\n", task_name ? "task \"" : "a task",
+               task_name ? task_name : "", task_name ? "\"" : " (unnamed: coil::set_task_name names it)",
+               what ? what : "not a std::exception, no description");
+  std::fflush(stderr);
+  std::terminate();
 }
 }  // namespace detail
 

@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "coil/core/assert.hpp"
+#include "coil/core/duration.hpp"
 #include "coil/io/drain.hpp"
 #include "coil/io/ops/common.hpp"
 
@@ -401,7 +402,7 @@ result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {
     }
   } else {
     // Millisecond resolution: round up so a timer never fires early.
-    const int ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
+    const int ms = poll_timeout_ms(timeout_ns);
     n = ::epoll_wait(epfd_.get(), events, 128, ms);
   }
   if (n < 0) {

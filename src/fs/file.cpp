@@ -2,32 +2,34 @@
 
 namespace coil {
 
-task<result<void>> file::read_exact_at(std::span<std::byte> buf, uint64_t offset) const {
-  while (!buf.empty()) {
-    auto n = co_await read_at(buf, offset);
+task<transfer_result> file::read_exact_at(std::span<std::byte> buf, uint64_t offset) const {
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    auto n = co_await read_at(buf.subspan(done), offset);
     if (!n) {
       if (n.error() == std::errc::interrupted || n.error() == std::errc::resource_unavailable_try_again) continue;
-      co_return fail(n.error());
+      co_return transfer_result(done, n.error());
     }
-    if (*n == 0) co_return fail(errc::unexpected_eof);
-    buf = buf.subspan(*n);
+    if (*n == 0) co_return transfer_result(done, make_error_code(errc::unexpected_eof));
+    done += *n;
     if (offset != ops::current_position) offset += *n;
   }
-  co_return result<void>{};
+  co_return transfer_result(done, {});
 }
 
-task<result<void>> file::write_all_at(std::span<const std::byte> buf, uint64_t offset) const {
-  while (!buf.empty()) {
-    auto n = co_await write_at(buf, offset);
+task<transfer_result> file::write_all_at(std::span<const std::byte> buf, uint64_t offset) const {
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    auto n = co_await write_at(buf.subspan(done), offset);
     if (!n) {
       if (n.error() == std::errc::interrupted || n.error() == std::errc::resource_unavailable_try_again) continue;
-      co_return fail(n.error());
+      co_return transfer_result(done, n.error());
     }
-    if (*n == 0) co_return fail(errc::write_zero);
-    buf = buf.subspan(*n);
+    if (*n == 0) co_return transfer_result(done, make_error_code(errc::write_zero));
+    done += *n;
     if (offset != ops::current_position) offset += *n;
   }
-  co_return result<void>{};
+  co_return transfer_result(done, {});
 }
 
 task<result<uint64_t>> file::size() const {

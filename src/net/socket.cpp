@@ -80,37 +80,39 @@ void consume(iov_cursor& c, size_t n) noexcept {
 }
 
 // Repeats one transfer over what is left until nothing is: EINTR/EAGAIN
-// retry, a zero-byte transfer fails with on_zero.
+// retry, a zero-byte transfer fails with on_zero. done: bytes moved before
+// the call (send_all's eager send), counted in the result.
 template <class Left, class Once>
-task<result<void>> repeat(Left left, Once once, errc on_zero) {
+task<transfer_result> repeat(Left left, Once once, errc on_zero, size_t done = 0) {
   consume(left, 0);
   while (!empty(left)) {
     auto n = co_await once(left);
     if (!n) {
       if (n.error() == std::errc::interrupted || n.error() == std::errc::resource_unavailable_try_again) continue;
-      co_return fail(n.error());
+      co_return transfer_result(done, n.error());
     }
-    if (*n == 0) co_return fail(on_zero);
+    if (*n == 0) co_return transfer_result(done, make_error_code(on_zero));
     consume(left, *n);
+    done += *n;
   }
-  co_return result<void>{};
+  co_return transfer_result(done, {});
 }
 
 iov_cursor cursor(std::span<const iovec> iov) { return {std::vector<iovec>(iov.begin(), iov.end()), 0}; }
 
 }  // namespace
 
-task<result<void>> stream_socket::recv_exact(std::span<std::byte> buf) {
+task<transfer_result> stream_socket::recv_exact(std::span<std::byte> buf) {
   return repeat(
       buf, [this](std::span<std::byte> b) { return recv(b); }, errc::unexpected_eof);
 }
 
-task<result<void>> stream_socket::send_rest(std::span<const std::byte> buf, size_t sent) {
+task<transfer_result> stream_socket::send_rest(std::span<const std::byte> buf, size_t sent) {
   return repeat(
-      buf.subspan(sent), [this](std::span<const std::byte> b) { return send(b); }, errc::write_zero);
+      buf.subspan(sent), [this](std::span<const std::byte> b) { return send(b); }, errc::write_zero, sent);
 }
 
-task<result<void>> stream_socket::send_all_zc(std::span<const std::byte> buf) {
+task<transfer_result> stream_socket::send_all_zc(std::span<const std::byte> buf) {
   return repeat(
       buf, [this](std::span<const std::byte> b) { return send_zc(b); }, errc::write_zero);
 }
@@ -122,16 +124,16 @@ bool stream_socket::zero_copy_available() noexcept {
   return u != nullptr && u->supports(IORING_OP_SEND_ZC);
 }
 
-task<result<void>> stream_socket::recvv_exact(std::span<const iovec> iov) {
+task<transfer_result> stream_socket::recvv_exact(std::span<const iovec> iov) {
   return repeat(
       cursor(iov), [this](const iov_cursor& c) { return recvv(c.rest()); }, errc::unexpected_eof);
 }
 
-task<result<void>> stream_socket::send_rest(std::span<const iovec> iov, size_t sent) {
+task<transfer_result> stream_socket::send_rest(std::span<const iovec> iov, size_t sent) {
   iov_cursor c = cursor(iov);
   consume(c, sent);
   return repeat(
-      std::move(c), [this](const iov_cursor& c) { return sendv(c.rest()); }, errc::write_zero);
+      std::move(c), [this](const iov_cursor& c) { return sendv(c.rest()); }, errc::write_zero, sent);
 }
 
 }  // namespace coil::net

@@ -44,14 +44,13 @@ task<result<tcp_stream>> tcp_stream::connect(socket_address addr) {
   co_return co_await connect_as<tcp_stream>(addr);
 }
 
-task<result<tcp_stream>> tcp_stream::connect(socket_address addr, std::chrono::nanoseconds timeout) {
+task<result<tcp_stream>> tcp_stream::connect(socket_address addr, duration_ns timeout) {
   co_return co_await with_timeout(connect(addr), timeout);
 }
 
 namespace {
 
-task<result<tcp_stream>> connect_in_turn(std::vector<socket_address> addrs,
-                                         std::optional<std::chrono::nanoseconds> timeout) {
+task<result<tcp_stream>> connect_in_turn(std::vector<socket_address> addrs, std::optional<duration_ns> timeout) {
   std::error_code last = resolve_errc::host_not_found;
   for (const socket_address& a : addrs) {
     task<result<tcp_stream>> attempt = timeout ? tcp_stream::connect(a, *timeout) : tcp_stream::connect(a);
@@ -63,8 +62,7 @@ task<result<tcp_stream>> connect_in_turn(std::vector<socket_address> addrs,
   co_return fail(last);
 }
 
-task<result<tcp_stream>> resolve_and_connect(std::string host, uint16_t port,
-                                             std::optional<std::chrono::nanoseconds> timeout) {
+task<result<tcp_stream>> resolve_and_connect(std::string host, uint16_t port, std::optional<duration_ns> timeout) {
   auto addrs = co_await resolve(std::move(host), port);
   if (!addrs) co_return fail(addrs.error());
   co_return co_await connect_in_turn(std::move(*addrs), timeout);
@@ -72,7 +70,7 @@ task<result<tcp_stream>> resolve_and_connect(std::string host, uint16_t port,
 
 }  // namespace
 
-task<result<tcp_stream>> tcp_stream::connect(std::vector<socket_address> addrs, std::chrono::nanoseconds timeout) {
+task<result<tcp_stream>> tcp_stream::connect(std::vector<socket_address> addrs, duration_ns timeout) {
   return connect_in_turn(std::move(addrs), timeout);
 }
 
@@ -80,7 +78,7 @@ task<result<tcp_stream>> tcp_stream::connect(std::string host, uint16_t port) {
   return resolve_and_connect(std::move(host), port, std::nullopt);
 }
 
-task<result<tcp_stream>> tcp_stream::connect(std::string host, uint16_t port, std::chrono::nanoseconds timeout) {
+task<result<tcp_stream>> tcp_stream::connect(std::string host, uint16_t port, duration_ns timeout) {
   return resolve_and_connect(std::move(host), port, timeout);
 }
 

@@ -329,12 +329,12 @@ void runtime::run_ready() {
 
 // ---- shutdown -----------------------------------------------------------------
 
-result<void> runtime::shutdown(std::chrono::nanoseconds grace) noexcept {
+result<void> runtime::shutdown(duration_ns grace) noexcept {
   COIL_ASSERT(on_owner_thread(), "runtime::shutdown called from a thread that does not own the runtime");
   COIL_ASSERT(!running_, "runtime::shutdown called from inside the runtime (call it after block_on returns)");
   closing_ = true;
   cancel_all();
-  const int64_t deadline = now_ns() + static_cast<int64_t>(grace.count());
+  const int64_t deadline = detail::saturating_add(now_ns(), grace.ns);
   running_ = true;
   for (;;) {
     ++stats_.loop_turns;

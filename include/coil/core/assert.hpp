@@ -4,6 +4,9 @@
 
 namespace coil::detail {
 [[noreturn]] void assert_fail(const char* expr, const char* msg, const char* file, int line) noexcept;
+// An exception escaped a task: prints what() (null: not a std::exception)
+// and the task's name (null: unnamed), then calls std::terminate.
+[[noreturn]] void exception_escaped(const char* what, const char* task_name) noexcept;
 }
 
 #define COIL_ASSERT(cond, msg)                                         \

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "coil/core/result.hpp"
+#include "coil/core/transfer.hpp"
 #include "coil/core/unique_fd.hpp"
 #include "coil/io/ops.hpp"
 #include "coil/rt/op.hpp"
@@ -83,9 +84,9 @@ class file {
   // Loop over short transfers. read_exact_at fails with errc::unexpected_eof
   // if the file ends first; write_all_at with errc::write_zero if the kernel
   // stops accepting bytes.
-  task<result<void>> read_exact_at(std::span<std::byte> buf, uint64_t offset) const;
+  task<transfer_result> read_exact_at(std::span<std::byte> buf, uint64_t offset) const;
   // Writes all of buf at offset, looping over short writes.
-  task<result<void>> write_all_at(std::span<const std::byte> buf, uint64_t offset) const;
+  task<transfer_result> write_all_at(std::span<const std::byte> buf, uint64_t offset) const;
 
   // fsync(2) and fdatasync(2).
   op_awaiter<ops::fsync> fsync() const noexcept { return op_awaiter<ops::fsync>(ops::fsync{fd(), false}); }

@@ -11,6 +11,7 @@
 #include <span>
 #include <type_traits>
 
+#include "coil/core/transfer.hpp"
 #include "coil/net/multishot.hpp"
 #include "coil/net/socket.hpp"
 #include "coil/rt/task.hpp"
@@ -56,19 +57,21 @@ class stream_socket : public socket {
     return make(ops::sendv{fd(), iov.data(), static_cast<uint32_t>(iov.size()), flags});
   }
 
-  // Loops over short transfers. recv_exact fails with errc::unexpected_eof if
-  // the stream ends first (bytes before that are in buf); send_all with
-  // errc::write_zero if the kernel accepts nothing.
-  task<result<void>> recv_exact(std::span<std::byte> buf);
-  // Sends all of buf, looping over short sends. Awaitable once, like a task;
-  // gives result<void>.
+  // Loops over short transfers, giving a transfer_result: success or the
+  // error, and how many bytes went through either way. recv_exact fails with
+  // errc::unexpected_eof if the stream ends first (the first bytes_done()
+  // bytes of buf arrived); send_all with errc::write_zero if the kernel
+  // accepts nothing, and after an error the peer got exactly the first
+  // bytes_done() bytes.
+  task<transfer_result> recv_exact(std::span<std::byte> buf);
+  // Sends all of buf, looping over short sends. Awaitable once, like a task.
   detail::send_all_op<std::span<const std::byte>> send_all(std::span<const std::byte> buf) noexcept;
   // Same over an iovec array; iov is copied when a send is short, the
   // buffers are not.
-  task<result<void>> recvv_exact(std::span<const iovec> iov);
+  task<transfer_result> recvv_exact(std::span<const iovec> iov);
   detail::send_all_op<std::span<const iovec>> sendv_all(std::span<const iovec> iov) noexcept;
   // send_all over send_zc: no copy of buf into the kernel where supported.
-  task<result<void>> send_all_zc(std::span<const std::byte> buf);
+  task<transfer_result> send_all_zc(std::span<const std::byte> buf);
   // The current runtime's driver can send zero-copy.
   static bool zero_copy_available() noexcept;
 
@@ -87,9 +90,10 @@ class stream_socket : public socket {
  private:
   template <class Buf>
   friend class detail::send_all_op;
-  // send_all / sendv_all past their first `sent` bytes, as a looping task.
-  task<result<void>> send_rest(std::span<const std::byte> buf, size_t sent);
-  task<result<void>> send_rest(std::span<const iovec> iov, size_t sent);
+  // send_all / sendv_all past their first `sent` bytes, as a looping task
+  // (its count includes them).
+  task<transfer_result> send_rest(std::span<const std::byte> buf, size_t sent);
+  task<transfer_result> send_rest(std::span<const iovec> iov, size_t sent);
 };
 
 namespace detail {
@@ -116,7 +120,7 @@ class [[nodiscard]] send_all_op {
     return std::move(rest_).operator co_await().await_suspend(h);
   }
 
-  result<void> await_resume() noexcept {
+  transfer_result await_resume() noexcept {
     if (done_) return *done_;
     return rest_.handle().promise().take();
   }
@@ -149,11 +153,11 @@ class [[nodiscard]] send_all_op {
     }
     const result<size_t> n = ops::send::complete(res);
     if (!n) {
-      done_.emplace(fail(n.error()));
+      done_.emplace(0, n.error());
     } else if (*n == total) {
-      done_.emplace();
+      done_.emplace(total, std::error_code{});
     } else if (*n == 0) {
-      done_.emplace(fail(errc::write_zero));
+      done_.emplace(0, make_error_code(errc::write_zero));
     } else {
       sent = *n;
       return false;
@@ -163,8 +167,8 @@ class [[nodiscard]] send_all_op {
 
   stream_socket* s_;
   Buf buf_;
-  std::optional<result<void>> done_;
-  task<result<void>> rest_;
+  std::optional<transfer_result> done_;
+  task<transfer_result> rest_;
 };
 
 }  // namespace detail

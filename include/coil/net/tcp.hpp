@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "coil/core/duration.hpp"
 #include "coil/net/listener.hpp"
 #include "coil/net/stream.hpp"
 #include "coil/rt/task.hpp"
@@ -22,16 +23,16 @@ class tcp_stream : public stream_socket {
   static task<result<tcp_stream>> connect(socket_address addr);
   // Same, failing with std::errc::timed_out if the handshake takes longer
   // than timeout (the half-open socket is closed).
-  static task<result<tcp_stream>> connect(socket_address addr, std::chrono::nanoseconds timeout);
+  static task<result<tcp_stream>> connect(socket_address addr, duration_ns timeout);
   // Connects to addrs in turn (resolve's order) and gives the first
   // connection made, or the last attempt's error (resolve_errc::host_not_found
   // for none); each attempt is bounded by timeout. A cancelled attempt ends it.
-  static task<result<tcp_stream>> connect(std::vector<socket_address> addrs, std::chrono::nanoseconds timeout);
+  static task<result<tcp_stream>> connect(std::vector<socket_address> addrs, duration_ns timeout);
   // Resolves host (a name or an IP literal; see net/resolve.hpp) and connects
   // to its addresses in turn, like the above, without or with a bound per
   // attempt.
   static task<result<tcp_stream>> connect(std::string host, uint16_t port);
-  static task<result<tcp_stream>> connect(std::string host, uint16_t port, std::chrono::nanoseconds timeout);
+  static task<result<tcp_stream>> connect(std::string host, uint16_t port, duration_ns timeout);
 
   // TCP_NODELAY: send small segments at once instead of coalescing (Nagle).
   result<void> set_nodelay(bool on) noexcept;

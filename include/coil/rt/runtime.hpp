@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "coil/core/duration.hpp"
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
 #include "coil/io/driver.hpp"
@@ -164,7 +165,8 @@ class runtime {
   // One nonblocking loop turn: resumes what is ready, fires expired timers,
   // submits and reaps I/O. Returns how long the caller may wait on embed_fd()
   // before calling again: 0 (more is ready now), else the nanoseconds until
-  // the next timer, or -1 (only an fd event can bring work).
+  // the next timer, or -1 (only an fd event can bring work);
+  // poll_timeout_ms() converts it for poll(2).
   int64_t poll_once() noexcept;
 
   // --- cross-thread -----------------------------------------------------------
@@ -211,8 +213,10 @@ class runtime {
   // every spawned task has finished, at most `grace`. Tasks still running
   // then are destroyed, which cancels and awaits their I/O, and the call
   // returns timed_out. Either way nothing of theirs is left with the kernel.
-  // The runtime accepts no work afterwards; destroy it.
-  result<void> shutdown(std::chrono::nanoseconds grace) noexcept;
+  // The runtime accepts no work afterwards; destroy it. A grace beyond 292
+  // years waits for the tasks however long they take; zero or negative
+  // waits for none.
+  result<void> shutdown(duration_ns grace) noexcept;
 
  private:
   runtime() = default;

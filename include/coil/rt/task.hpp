@@ -4,6 +4,9 @@
 // chains of tasks use no stack. Frames come from the recycling allocator.
 #include <coroutine>
 #include <cstdlib>
+#if __cpp_exceptions
+#include <exception>
+#endif
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -56,9 +59,20 @@ struct promise_base {
   };
   final_awaiter final_suspend() noexcept { return {}; }
 
+  // coil's I/O path is exception-free, so nothing can catch an exception
+  // that leaves a task: it is reported and fatal. Compiled in the user's code,
+  // which may use exceptions though coil itself does not.
   [[noreturn]] void unhandled_exception() noexcept {
-    // coil's I/O path is exception-free; an escaping exception is a bug.
-    std::abort();
+    const char* name = stop != nullptr ? stop->name() : nullptr;
+#if __cpp_exceptions
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      exception_escaped(e.what(), name);
+    } catch (...) {
+    }
+#endif
+    exception_escaped(nullptr, name);
   }
 };
 

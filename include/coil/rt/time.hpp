@@ -1,10 +1,13 @@
 #pragma once
 // Timers: a user-space heap in the runtime; the loop parks until the nearest
 // deadline, so timers cost no system call of their own. A timer never fires
-// early: it fires on the first loop turn at or after its deadline.
+// early: it fires on the first loop turn at or after its deadline. Durations
+// and deadlines saturate (core/duration.hpp): too far away is never, past
+// or negative is now.
 #include <chrono>
 #include <coroutine>
 
+#include "coil/core/duration.hpp"
 #include "coil/core/result.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/stop.hpp"
@@ -40,13 +43,15 @@ class [[nodiscard]] sleep_awaiter : detail::timer_node, stop_callback {
     if (stop != nullptr && stop->stop_requested()) return fail_now(std::errc::operation_canceled);
     const int64_t now = rt->now_ns();
     switch (kind_) {
-      case kind::relative: deadline_ns = now + ns_; break;
+      case kind::relative: deadline_ns = detail::saturating_add(now, ns_); break;
       case kind::runtime_clock: deadline_ns = ns_; break;
-      case kind::steady_clock:
-        deadline_ns = now + (ns_ - std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                       std::chrono::steady_clock::now().time_since_epoch())
-                                       .count());
+      case kind::steady_clock: {
+        const int64_t steady_now = detail::saturating_ns(std::chrono::steady_clock::now().time_since_epoch());
+        // forever stays forever in any clock, not forever minus the offset
+        deadline_ns =
+            ns_ == forever_ns ? forever_ns : detail::saturating_add(now, detail::saturating_sub(ns_, steady_now));
         break;
+      }
     }
     if (deadline_ns <= now) return false;
     rt_ = rt;
@@ -85,12 +90,9 @@ class [[nodiscard]] sleep_awaiter : detail::timer_node, stop_callback {
   std::error_code early_;
 };
 
-template <class Rep, class Period>
 // Waits at least d; gives operation_canceled if the task is cancelled first.
-sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
-  return sleep_awaiter(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(),
-                       sleep_awaiter::kind::relative);
-}
+// A zero or negative d does not suspend; one beyond 292 years never ends.
+inline sleep_awaiter sleep_for(duration_ns d) noexcept { return sleep_awaiter(d.ns, sleep_awaiter::kind::relative); }
 
 // Deadline in the runtime's clock, as from runtime::now_ns().
 inline sleep_awaiter sleep_until_ns(int64_t deadline_ns) noexcept {
@@ -99,9 +101,10 @@ inline sleep_awaiter sleep_until_ns(int64_t deadline_ns) noexcept {
 
 // steady_clock is CLOCK_MONOTONIC; on a CLOCK_BOOTTIME runtime the deadline is
 // translated through the offset between the two clocks when the wait starts.
-inline sleep_awaiter sleep_until(std::chrono::steady_clock::time_point tp) noexcept {
-  return sleep_awaiter(std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count(),
-                       sleep_awaiter::kind::steady_clock);
+// time_point::max() (of any duration) is never reached.
+template <class Duration>
+sleep_awaiter sleep_until(std::chrono::time_point<std::chrono::steady_clock, Duration> tp) noexcept {
+  return sleep_awaiter(detail::saturating_ns(tp.time_since_epoch()), sleep_awaiter::kind::steady_clock);
 }
 
 // Lets every other ready task run before this one continues.

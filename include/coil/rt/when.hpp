@@ -2,9 +2,11 @@
 // Running tasks concurrently within one task.
 //   when_all(a, b, ...)  -> tuple of every result, after all finished.
 //                           a, b: tasks or single operations (recv, send_all...).
-//   when_any(a, b, ...)  -> variant holding the first finisher's result; the
-//                           others are cancelled and awaited before returning,
-//                           so nothing they own outlives the call.
+//   when_any(a, b, ...)  -> when_any_result (a variant) holding the first
+//                           finisher's result; the others are cancelled and
+//                           awaited before returning, so nothing they own
+//                           outlives the call. .cancelled: the caller was
+//                           cancelled before any child finished.
 //   with_timeout(x, d)   -> x's result, or std::errc::timed_out.
 // A task<void> contributes std::monostate (a tuple or variant cannot hold
 // void). Children share the caller's cancellation: stopping the caller stops
@@ -82,6 +84,8 @@ struct when_state : stop_callback {
   std::size_t remaining = 0;
   std::size_t winner = ~std::size_t{0};
   bool cancel_others = false;  // when_any
+  bool parent_stopped = false;
+  bool won_after_stop = false;  // the winner finished after the caller's stop request
   std::coroutine_handle<> parent;
   stop_source* sources = nullptr;
   std::size_t count = 0;
@@ -92,13 +96,16 @@ struct when_state : stop_callback {
     }
   }
   static void on_parent_stop(stop_callback& cb) noexcept {
-    static_cast<when_state&>(cb).stop_all_except(~std::size_t{0});
+    auto& s = static_cast<when_state&>(cb);
+    s.parent_stopped = true;
+    s.stop_all_except(~std::size_t{0});
   }
   static std::coroutine_handle<> child_done(promise_base& p) noexcept {
     auto* slot = static_cast<when_slot*>(p.done_ctx);
     when_state& s = *slot->state;
     if (s.winner == ~std::size_t{0}) {
       s.winner = slot->index;
+      s.won_after_stop = s.parent_stopped;
       if (s.cancel_others) s.stop_all_except(slot->index);
     }
     if (--s.remaining == 0) return s.parent;
@@ -156,6 +163,18 @@ struct when_awaiter {
 
 }  // namespace detail
 
+// What when_any gives: a variant holding the first finisher's result (use
+// it as one: index(), std::get, std::visit), and whether the caller was
+// cancelled before any child finished. Then every child was stopped, and
+// the winner is only whichever noticed first: its result is typically
+// operation_canceled, and its index says nothing about which child would
+// have won (a timer child "winning" is not a timeout).
+template <class... Ts>
+struct when_any_result : std::variant<Ts...> {
+  using std::variant<Ts...>::variant;
+  bool cancelled = false;
+};
+
 template <class... Ts>
 // Runs every task concurrently; a tuple of their results once all finished.
 task<std::tuple<detail::non_void_t<Ts>...>> when_all(task<Ts>... ts) {
@@ -175,19 +194,20 @@ auto when_all(Xs... xs) {
 }
 
 template <class... Ts>
-// Runs every task concurrently; a variant holding the first finisher's
-// result, after the others were cancelled and awaited.
-task<std::variant<detail::non_void_t<Ts>...>> when_any(task<Ts>... ts) {
+// Runs every task concurrently; the first finisher's result, after the
+// others were cancelled and awaited (see when_any_result).
+task<when_any_result<detail::non_void_t<Ts>...>> when_any(task<Ts>... ts) {
   static_assert(sizeof...(Ts) > 0, "when_any needs at least one task");
   detail::when_awaiter<Ts...> aw(true, std::move(ts)...);
   co_await aw;
   static_cast<stop_callback&>(aw.state).unlink();
   const std::size_t w = aw.state.winner;
-  std::optional<std::variant<detail::non_void_t<Ts>...>> out;
+  std::optional<when_any_result<detail::non_void_t<Ts>...>> out;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     ((w == I ? (out.emplace(std::in_place_index<I>, detail::take_non_void(std::get<I>(aw.tasks))), 0) : 0), ...);
   }
   (std::index_sequence_for<Ts...>{});
+  out->cancelled = aw.state.won_after_stop;
   co_return std::move(*out);
 }
 
@@ -199,22 +219,27 @@ auto when_any(Xs... xs) {
 }
 
 namespace detail {
-inline task<result<void>> sleep_task(std::chrono::nanoseconds d) { co_return co_await sleep_for(d); }
+inline task<result<void>> sleep_task(int64_t ns) {
+  co_return co_await sleep_awaiter(ns, sleep_awaiter::kind::relative);
+}
 }  // namespace detail
 
 // t must produce a result<X>; gives std::errc::timed_out if d passes first.
-template <class T, class Rep, class Period>
-task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> d) {
-  auto r = co_await when_any(std::move(t), detail::sleep_task(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+// d saturates like sleep_for's: beyond 292 years it never passes.
+template <class T>
+task<T> with_timeout(task<T> t, duration_ns d) {
+  auto r = co_await when_any(std::move(t), detail::sleep_task(d.ns));
   if (r.index() == 0) co_return std::get<0>(std::move(r));
+  // The timer "won" only because the caller was cancelled: not a timeout.
+  if (r.cancelled) co_return fail(std::errc::operation_canceled);
   if (!std::get<1>(r)) co_return fail(std::get<1>(r).error());  // the caller was cancelled
   co_return fail(std::errc::timed_out);
 }
 
 // Same for a single awaitable operation (e.g. file.read_at(...)).
-template <class A, class Rep, class Period>
+template <class A>
   requires requires(A a) { a.await_resume(); }
-task<detail::await_result_t<A>> with_timeout(A a, std::chrono::duration<Rep, Period> d) {
+task<detail::await_result_t<A>> with_timeout(A a, duration_ns d) {
   return with_timeout(detail::as_task(std::move(a)), d);
 }
 

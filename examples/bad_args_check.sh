@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bad_args_check.sh BIN_DIR: every example, and coil-bench when built, refuses
+# bad arguments before doing any work: a non-zero status (not a timeout) and
+# a usage line or the reason on stderr.
+set -uo pipefail
+bin=$1
+failures=0
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export TMPDIR=$dir  # where coil-bench would create its data file, were a case accepted
+
+# expect PATTERN PROGRAM ARGS...: fails unless PROGRAM exits non-zero within
+# 10 s with stderr matching PATTERN (an extended regex).
+expect() {
+  local pattern=$1 err rc
+  shift
+  err=$(timeout 10 "$@" 2>&1 >/dev/null)
+  rc=$?
+  if [[ $rc == 0 || $rc == 124 ]] || ! grep -qE "$pattern" <<<"$err"; then
+    echo "FAIL: ${*#"$bin/"} -> status $rc, stderr: $err"
+    failures=$((failures + 1))
+  else
+    echo "ok: ${*#"$bin/"} -> status $rc: $(head -n 1 <<<"$err")"
+  fi
+}
+
+expect '^usage: echo_client' "$bin/echo_client"
+expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1:1 --msg 99999999999
+expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1:1 --msg 0
+expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1:1 --conns 100000000
+expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1:1 --conns 5x
+expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1:1 --seconds -1
+expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1:1 --seconds nan
+expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1:1 --conns
+expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1 --conns 4
+for n in -1 0 abc 5x 99999999999; do
+  expect '^usage: udp_echo' "$bin/udp_echo" 127.0.0.1:9 --ping "$n"
+done
+expect '^usage: udp_echo' "$bin/udp_echo" 127.0.0.1:99999
+expect '^udp_echo: ' "$bin/udp_echo" 127.0.0.1:1 --ping 5  # nothing listens there
+for n in -1 0 abc 3x 100000; do
+  expect '^usage: embed_poll' "$bin/embed_poll" "$n"
+done
+expect '^usage: embed_poll' "$bin/embed_poll" 2 3
+expect '^usage: echo_server' "$bin/echo_server"
+expect '^usage: echo_server' "$bin/echo_server" 127.0.0.1:0 --cores abc
+expect '^usage: echo_server' "$bin/echo_server" 127.0.0.1:0 --cores 0
+expect '^usage: echo_server' "$bin/echo_server" 127.0.0.1:0 --mode bogus
+expect '^usage: echo_server' "$bin/echo_server" nonsense
+expect '^usage: http_hello' "$bin/http_hello"
+expect '^usage: http_hello' "$bin/http_hello" 70000
+expect '^usage: copy_file' "$bin/copy_file" a b --qd 0
+expect '^usage: copy_file' "$bin/copy_file" a b --bs 5x
+expect '^usage: copy_file' "$bin/copy_file" a
+expect '^usage: cat' "$bin/cat"
+expect '^usage: vmem_walk' "$bin/vmem_walk" bogus
+expect '^usage: vmem_walk' "$bin/vmem_walk" sync "$dir/img" extra
+
+if [[ -x "$bin/coil-bench" ]]; then
+  b="$bin/coil-bench"
+  expect 'Is a directory' "$b" randread --file "$dir" --seconds 0.1
+  expect 'Is a directory' "$b" scatter --file "$dir" --seconds 0.1
+  expect '^usage: coil-bench' "$b" nop --tasks 0
+  expect '^usage: coil-bench' "$b" nop --tasks 100000000
+  expect '^usage: coil-bench' "$b" nop --seconds 1e300
+  expect '^usage: coil-bench' "$b" nop --seconds inf
+  expect '^usage: coil-bench' "$b" randread --size 99999999999G
+  expect '^usage: coil-bench' "$b" randread --bs 1G
+  expect '^usage: coil-bench' "$b" echo --conns abc
+  expect '^usage: coil-bench' "$b" timers --max-ms 99999999999
+  expect '^usage: coil-bench' "$b" scatter --reads 0
+  expect '^usage: coil-bench' "$b" scatter --reads 99999999999G
+  expect '^usage: coil-bench' "$b" scatter --seconds inf
+  expect '^usage: coil-bench' "$b" bogus
+fi
+
+echo "bad_args_check: $failures failures"
+[[ $failures == 0 ]]
