@@ -38,10 +38,19 @@ void forget_runtime_in_child() noexcept {
   blocking_rt.rt = nullptr;
 }
 const int atfork_registered = pthread_atfork(nullptr, nullptr, &forget_runtime_in_child);
+
+// Installed as detail::fd_closing_hook by the first runtime::create.
+void forget_closing_fd(int fd) noexcept {
+  if (current_runtime != nullptr) current_runtime->driver().forget_fd(fd);
+  // A file or socket used through block() may be closed outside it: the
+  // private runtime's readiness state must not outlive the number.
+  if (runtime* p = blocking_rt.rt; p != nullptr && p != current_runtime) p->driver().forget_fd(fd);
+}
 }
 
 result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   COIL_ASSERT(current_runtime == nullptr, "this thread already owns a coil runtime (one per thread)");
+  detail::fd_closing_hook.store(&forget_closing_fd, std::memory_order_relaxed);
   driver_options dopts;
   dopts.kind = opts.driver;
   dopts.strict = opts.strict_driver;
@@ -64,13 +73,6 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   return rt;
 }
 
-
-void detail::fd_closing(int fd) noexcept {
-  if (current_runtime != nullptr) current_runtime->driver().forget_fd(fd);
-  // A file or socket used through block() may be closed outside it: the
-  // private runtime's readiness state must not outlive the number.
-  if (runtime* p = blocking_rt.rt; p != nullptr && p != current_runtime) p->driver().forget_fd(fd);
-}
 
 runtime* detail::blocking_runtime(std::error_code& ec) noexcept {
   if (blocking_rt.rt == nullptr) {
@@ -327,6 +329,25 @@ void runtime::run_ready() {
   while (detail::ready_node* n = turn_ready_.pop_front()) n->handle.resume();
 }
 
+// ---- the loop turn -------------------------------------------------------------
+
+// Inlined into each loop: with one operation in flight every turn is a park,
+// and a call per turn shows (docs/performance.md, "Loop turn").
+[[gnu::always_inline]] inline bool runtime::turn() {
+  ++stats_.loop_turns;
+  stamp_stale_ = true;
+  run_ready();
+  fire_timers();
+  if (wake_fd_ >= 0) run_remote();
+  return !ready_.empty() || !reaped_.empty();
+}
+
+[[gnu::always_inline]] inline int64_t runtime::park_timeout(int64_t limit_ns) const noexcept {
+  if (timers_.empty()) return limit_ns;
+  const int64_t t = std::max<int64_t>(0, timers_.front()->deadline_ns - now_ns());
+  return limit_ns < 0 ? t : std::min(t, limit_ns);
+}
+
 // ---- shutdown -----------------------------------------------------------------
 
 result<void> runtime::shutdown(duration_ns grace) noexcept {
@@ -337,20 +358,14 @@ result<void> runtime::shutdown(duration_ns grace) noexcept {
   const int64_t deadline = detail::saturating_add(now_ns(), grace.ns);
   running_ = true;
   for (;;) {
-    ++stats_.loop_turns;
-    stamp_stale_ = true;
-    run_ready();
-    fire_timers();
-    if (wake_fd_ >= 0) run_remote();
+    (void)turn();
     (void)driver_->flush();
     driver_->reap(reaped_);
     if (spawned_.empty() && ready_.empty() && reaped_.empty()) break;
     const int64_t now = now_ns();
     if (now >= deadline) break;
     if (!ready_.empty() || !reaped_.empty()) continue;
-    int64_t timeout = deadline - now;
-    if (!timers_.empty()) timeout = std::min(timeout, std::max<int64_t>(0, timers_.front()->deadline_ns - now));
-    (void)park(timeout);
+    (void)park(park_timeout(deadline - now));
   }
   running_ = false;
   if (spawned_.empty()) return {};
@@ -391,11 +406,7 @@ int64_t runtime::poll_once() noexcept {
   COIL_ASSERT(on_owner_thread(), "runtime::poll_once called from a thread that does not own the runtime");
   COIL_ASSERT(!running_, "runtime::poll_once called from inside the runtime");
   running_ = true;
-  ++stats_.loop_turns;
-  stamp_stale_ = true;
-  run_ready();
-  fire_timers();
-  if (wake_fd_ >= 0) run_remote();
+  (void)turn();
   if (embed_iofd_ >= 0) {
     uint64_t n;
     (void)!::read(embed_iofd_, &n, sizeof n);  // cleared before reaping: later completions signal again
@@ -424,19 +435,14 @@ int64_t runtime::poll_once() noexcept {
 
 bool runtime::run_until(const bool& done) {
   while (!done) {
-    ++stats_.loop_turns;
-    stamp_stale_ = true;
-    run_ready();
+    const bool more = turn();
     if (done) break;
-    fire_timers();
-    if (wake_fd_ >= 0 && run_remote() && done) break;
-    if (!ready_.empty() || !reaped_.empty()) {
+    if (more) {
       (void)driver_->flush();
       driver_->reap(reaped_);
       continue;
     }
-    int64_t timeout_ns = -1;
-    if (!timers_.empty()) timeout_ns = std::max<int64_t>(0, timers_.front()->deadline_ns - now_ns());
+    const int64_t timeout_ns = park_timeout(-1);
     if (timeout_ns < 0 && !driver_->has_pending_work()) return false;  // nothing can ever wake us
     auto r = park(timeout_ns);
     if (!r) detail::assert_fail("driver wait", r.error().message().c_str(), __FILE__, __LINE__);

@@ -3,14 +3,21 @@
 // async close operations of file/socket types to close on the ring.
 #include <unistd.h>
 
+#include <atomic>
 #include <utility>
 
 namespace coil {
 
 namespace detail {
-// Tells this thread's runtime that fd is about to be closed (readiness
-// drivers drop its registration). Defined in the runtime.
-void fd_closing(int fd) noexcept;
+// Called just before a descriptor is closed, so that an event loop can drop
+// what it keeps under that number (a readiness driver's registration). The
+// runtime installs it when the first one is created; the core layer knows
+// nothing of runtimes.
+using fd_closing_fn = void (*)(int fd) noexcept;
+inline std::atomic<fd_closing_fn> fd_closing_hook{nullptr};
+inline void fd_closing(int fd) noexcept {
+  if (fd_closing_fn f = fd_closing_hook.load(std::memory_order_relaxed)) f(fd);
+}
 }  // namespace detail
 
 // Owns one descriptor and closes it (synchronously) when destroyed or reset.

@@ -31,7 +31,7 @@
 #include "coil/rt/await_arg.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/task.hpp"
-#include "coil/sync/waiter.hpp"
+#include "coil/rt/waiter.hpp"
 
 namespace coil {
 

@@ -222,6 +222,13 @@ class runtime {
   runtime() = default;
   // Returns false on deadlock.
   bool run_until(const bool& done);
+  // The part of a loop turn every loop shares (block_on, shutdown,
+  // poll_once): resume what completed or was woken, fire expired timers,
+  // run posts from other threads. True when more is ready at once.
+  bool turn();
+  // How long a park may last: until the nearest timer, at most limit_ns
+  // (-1: no limit; the result -1: no timer either).
+  int64_t park_timeout(int64_t limit_ns) const noexcept;
   // Blocks in the driver until I/O, a post or timeout_ns (-1: none); reaps.
   result<void> park(int64_t timeout_ns) noexcept;
   void run_ready();

@@ -31,7 +31,7 @@
 #include "coil/core/result.hpp"
 #include "coil/rt/await_arg.hpp"
 #include "coil/sync/error.hpp"
-#include "coil/sync/waiter.hpp"
+#include "coil/rt/waiter.hpp"
 
 namespace coil {
 

@@ -10,7 +10,7 @@
 
 #include "coil/core/assert.hpp"
 #include "coil/core/result.hpp"
-#include "coil/sync/waiter.hpp"
+#include "coil/rt/waiter.hpp"
 
 namespace coil {
 
