@@ -1,5 +1,5 @@
 #pragma once
-// The wait node shared by every primitive in coil/sync (internal).
+// The wait node of the runtime's waiting primitives (coil/sync, spawn_on) (internal).
 //
 // A waiter lives in its awaiter, so in the waiting coroutine's frame: waiting
 // never allocates. Its one list hook is in at most one list at a time: the
