@@ -64,7 +64,7 @@ struct uring_options {
   // on the socket) is first tried with one send(MSG_DONTWAIT) system call and
   // completes without the ring if that moved any bytes. With one connection
   // this replaces a submit that returns at once, plus a completion and a
-  // resume; busy turns batch sends in the ring as before (docs/design.md).
+  // resume; busy turns batch sends in the ring (docs/design.md, Eager sends).
   bool eager_send = true;
 };
 
