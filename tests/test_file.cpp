@@ -578,10 +578,9 @@ TEST(FileMeta, CloseWithoutRuntimeDoesNotLeak) {
   if (!f.is_open() && fd_is_open(fd)) ::close(fd);
 }
 
-// Disabled: still leaks. The close never reached the kernel, but the driver
-// completed it with -ECANCELED (cancelled while queued for room), and the
-// awaiter only closes the fd itself when the op failed before being pushed.
-// The same leak happens when the runtime is destroyed with the close queued.
+// A close queued for ring room and cancelled before it reaches the kernel
+// completes with -ECANCELED; the awaiter then closes the descriptor itself,
+// so the file ends closed and the fd does not leak.
 TEST(FileMeta, CloseQueuedBehindFullRingThenCancelledDoesNotLeak) {
   COIL_REQUIRE_URING();
   // The ring is full of reads that never finish, so the close waits in user

@@ -104,9 +104,10 @@ struct aio_options {
   bool eventfd = true;      // signal completions on event_fd() (IOCB_FLAG_RESFD)
   // push() flushes once this many requests were pushed since the last flush
   // (0: only flush()/wait() submit). 1, the default, is fio's
-  // iodepth_batch_submit: one io_submit per request. On our virtio disk a
-  // QD32 reader ran at 0.8x of fio with whole-turn batches and 0.94x with
-  // batches of 4, 1.05x with 1 (docs/design.md, Batching).
+  // iodepth_batch_submit: one io_submit per request, which lets the device
+  // start on each request at once; AIO carries only O_DIRECT I/O, where
+  // that matters more than the system calls a batch saves
+  // (docs/performance.md, submit batching).
   unsigned submit_batch = 1;
 };
 

@@ -49,21 +49,22 @@ struct uring_options {
   unsigned fixed_files = 1024;
   unsigned fixed_buffers = 64;
   // Submit as soon as this many SQEs are filled (0: once per loop turn, the
-  // default). 1 hands each op to the kernel at push, like fio's default
-  // iodepth_batch_submit=1: a system call per op, but a virtio disk served
-  // a trickle of requests faster than bursts (docs/design.md, Batching).
+  // default, which makes the fewest system calls). 1 hands each op to the
+  // kernel at push, like fio's default iodepth_batch_submit=1: a system call
+  // per op, for devices that serve a trickle of requests faster than bursts.
   unsigned submit_batch = 0;
   // Submit as soon as this many O_DIRECT ops (direct_file on io_uring) are
-  // filled (0: no cap of their own). Whole-turn batches of a QD32 reader
-  // (~11 per enter) ran at 0.8x of fio on our virtio disk; batches of up to 8
-  // matched it, so 4 keeps most of the system-call saving (docs/design.md).
+  // filled (0: no cap of their own). Some block devices start on a request
+  // later when it arrives in a large batch; the default 4 keeps most of the
+  // system-call saving of batching while avoiding that delay
+  // (docs/performance.md, submit batching).
   unsigned device_submit_batch = 4;
   // A socket send (ops with the eager trait) awaited on a quiet turn (no
   // other task ready, no SQE waiting to be submitted, no other send pending
   // on the socket) is first tried with one send(MSG_DONTWAIT) system call and
   // completes without the ring if that moved any bytes. With one connection
   // this replaces a submit that returns at once, plus a completion and a
-  // resume; busy turns batch sends in the ring as before (docs/design.md).
+  // resume; busy turns batch sends in the ring (docs/design.md, Eager sends).
   bool eager_send = true;
 };
 

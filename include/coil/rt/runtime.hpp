@@ -1,5 +1,6 @@
 #pragma once
-// The per-thread runtime: one io_uring driver, a ready queue, a timer heap.
+// The per-thread runtime: one driver (io_uring or epoll, chosen when the
+// runtime is created), a ready queue, a timer heap.
 // Loop turn: run ready tasks -> fire expired timers -> flush -> reap -> park
 // until the nearest deadline. A runtime belongs to the thread that created it.
 #include <time.h>
@@ -309,10 +310,9 @@ struct spawned_frame {
 
 }  // namespace detail
 
-// Awaitable result of a spawned task. Awaiting it gives the task's value.
-template <class T>
 // A spawned task: co_await it for the task's value, cancel() it, or detach()
 // it. Dropping the handle detaches the task.
+template <class T>
 class [[nodiscard]] join_handle {
  public:
   using handle_type = std::coroutine_handle<detail::promise<T>>;
