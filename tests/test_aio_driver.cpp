@@ -15,6 +15,7 @@
 namespace coil {
 namespace {
 
+using aio_test::aio_req;
 using aio_test::direct_dir;
 using aio_test::pattern;
 using aio_test::same;
@@ -31,13 +32,13 @@ std::unique_ptr<aio_driver> make_driver(unsigned capacity = 64) {
 }
 
 // Blocks until every pushed request is reaped; returns them in order of reaping.
-std::vector<aio_completion*> run_all(aio_driver& d, std::size_t expected) {
-  std::vector<aio_completion*> got;
-  intrusive_list<aio_completion> done;
+std::vector<completion*> run_all(aio_driver& d, std::size_t expected) {
+  std::vector<completion*> got;
+  intrusive_list<completion> done;
   for (int spins = 0; got.size() < expected && spins < 100000; ++spins) {
     EXPECT_TRUE(d.wait(-1));
     d.reap(done);
-    while (aio_completion* c = done.pop_front()) got.push_back(c);
+    while (completion* c = done.pop_front()) got.push_back(c);
     d.flush();
   }
   return got;
@@ -64,7 +65,7 @@ TEST(AioDriver, WriteThenReadRoundTripSignalsTheEventfd) {
   dma_buffer out = buffer(8 * block), in = buffer(8 * block);
   aio_test::fill_pattern(out.span(), 7);
 
-  aio_completion w;
+  aio_req w;
   aio_prep_write(w.cb, fd.get(), out.data(), out.size(), 0);
   d->push(w);
   EXPECT_EQ(d->in_flight(), 0u) << "nothing reaches the kernel before flush";
@@ -73,13 +74,13 @@ TEST(AioDriver, WriteThenReadRoundTripSignalsTheEventfd) {
   // The eventfd becomes readable once the write completes.
   pollfd p{d->event_fd(), POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 5000), 1);
-  intrusive_list<aio_completion> done;
+  intrusive_list<completion> done;
   EXPECT_EQ(d->reap(done), 1u);
   EXPECT_EQ(done.pop_front(), &w);
   EXPECT_EQ(w.res, static_cast<int64_t>(out.size()));
-  EXPECT_EQ(w.state, aio_state::done);
+  EXPECT_EQ(w.state, op_state::done);
 
-  aio_completion r;
+  aio_req r;
   aio_prep_read(r.cb, fd.get(), in.data(), in.size(), 0);
   d->push(r);
   auto got = run_all(*d, 1);
@@ -100,14 +101,14 @@ TEST(AioDriver, VectoredReadAndWrite) {
   aio_test::fill_pattern(a.span(), 1);
   aio_test::fill_pattern(b.span(), 2);
   std::array<iovec, 2> wv{iovec{a.data(), a.size()}, iovec{b.data(), b.size()}};
-  aio_completion w;
+  aio_req w;
   aio_prep_writev(w.cb, fd.get(), wv.data(), 2, block);  // at offset one block
   d->push(w);
   ASSERT_EQ(run_all(*d, 1).size(), 1u);
   ASSERT_EQ(w.res, static_cast<int64_t>(4 * block));
   // Read back split differently: 1 + 3 blocks.
   std::array<iovec, 2> rv{iovec{c.data(), c.size()}, iovec{e.data(), e.size()}};
-  aio_completion r;
+  aio_req r;
   aio_prep_readv(r.cb, fd.get(), rv.data(), 2, block);
   d->push(r);
   ASSERT_EQ(run_all(*d, 1).size(), 1u);
@@ -129,7 +130,7 @@ TEST(AioDriver, MoreRequestsThanCapacityEachCompleteExactlyOnce) {
   unique_fd fd = open_direct(dir.file("cap"), O_RDONLY);
   ASSERT_TRUE(fd);
   dma_buffer buf = buffer(n * block);
-  std::vector<aio_completion> reqs(n);
+  std::vector<aio_req> reqs(n);
   for (std::size_t i = 0; i < n; ++i) {
     // Block i of the file into slot n-1-i of the buffer.
     aio_prep_read(reqs[i].cb, fd.get(), buf.data() + (n - 1 - i) * block, block, i * block);
@@ -137,13 +138,13 @@ TEST(AioDriver, MoreRequestsThanCapacityEachCompleteExactlyOnce) {
   }
   std::vector<int> seen(n, 0);
   std::size_t total = 0;
-  intrusive_list<aio_completion> done;
+  intrusive_list<completion> done;
   while (total < n) {
     ASSERT_TRUE(d->wait(5'000'000'000));
     EXPECT_LE(d->in_flight(), capacity);
     d->reap(done);
-    while (aio_completion* c = done.pop_front()) {
-      const auto i = static_cast<std::size_t>(c - reqs.data());
+    while (completion* c = done.pop_front()) {
+      const auto i = static_cast<std::size_t>(static_cast<aio_req*>(c) - reqs.data());
       ASSERT_LT(i, n);
       ++seen[i];
       ++total;
@@ -178,7 +179,7 @@ TEST(AioDriver, CapacityIsNeverExceededAsRoomFreesUp) {
   auto d = make_driver(capacity);
   ASSERT_TRUE(d);
   std::vector<unique_fd> rd, wr;
-  std::vector<aio_completion> reqs(n);
+  std::vector<aio_req> reqs(n);
   for (std::size_t i = 0; i < n; ++i) {
     int p[2];
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
@@ -189,18 +190,18 @@ TEST(AioDriver, CapacityIsNeverExceededAsRoomFreesUp) {
   }
   d->flush();
   ASSERT_EQ(d->in_flight(), capacity);
-  EXPECT_EQ(reqs[capacity].state, aio_state::queued);
-  intrusive_list<aio_completion> done;
+  EXPECT_EQ(reqs[capacity].state, op_state::queued);
+  intrusive_list<completion> done;
   std::vector<int> seen(n, 0);
   for (std::size_t i = 0; i < n; ++i) {
     // Requests were submitted in order; wake them one at a time.
-    ASSERT_EQ(reqs[i].state, aio_state::in_flight) << i;
+    ASSERT_EQ(reqs[i].state, op_state::in_flight) << i;
     ASSERT_EQ(::write(wr[i].get(), "x", 1), 1);
     while (done.empty()) {
       ASSERT_TRUE(d->wait(5'000'000'000));
       d->reap(done);
     }
-    while (aio_completion* c = done.pop_front()) ++seen[static_cast<std::size_t>(c - reqs.data())];
+    while (completion* c = done.pop_front()) ++seen[static_cast<std::size_t>(static_cast<aio_req*>(c) - reqs.data())];
     d->flush();
     EXPECT_EQ(d->in_flight(), std::min<std::size_t>(capacity, n - 1 - i)) << "after waking " << i;
   }
@@ -217,14 +218,14 @@ TEST(AioDriver, CancelAndWaitOnACancellableRequest) {
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
   unique_fd r(p[0]), w(p[1]);
-  aio_completion poll;
+  aio_req poll;
   prep_poll(poll.cb, r.get());
   d->push(poll);
   d->flush();
   ASSERT_EQ(d->in_flight(), 1u);
-  intrusive_list<aio_completion> others;
+  intrusive_list<completion> others;
   d->cancel_and_wait(poll, others);  // would block forever if io_cancel were ignored
-  EXPECT_EQ(poll.state, aio_state::done);
+  EXPECT_EQ(poll.state, op_state::done);
   EXPECT_EQ(d->in_flight(), 0u);
   EXPECT_TRUE(others.empty());
 }
@@ -239,7 +240,7 @@ TEST(AioDriver, PartialSubmitKeepsTheTailAndReportsTheBadRequest) {
   unique_fd fd = open_direct(dir.file("p"), O_RDONLY);
   ASSERT_TRUE(fd);
   dma_buffer buf = buffer(8 * block);
-  std::array<aio_completion, 8> reqs;
+  std::array<aio_req, 8> reqs;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     // Request 2 names a descriptor that is not open: io_submit takes 0 and 1,
     // stops, and reports EBADF for 2 on the next call.
@@ -265,7 +266,7 @@ TEST(AioDriver, BadDescriptorFailsThatRequestOnly) {
   auto d = make_driver();
   ASSERT_TRUE(d);
   char buf[16];
-  aio_completion r;
+  aio_req r;
   aio_prep_read(r.cb, -1, buf, sizeof buf, 0);
   d->push(r);
   ASSERT_EQ(run_all(*d, 1).size(), 1u);
@@ -280,7 +281,7 @@ TEST(AioDriver, FsyncAndFdatasync) {
   ASSERT_TRUE(d);
   unique_fd fd = open_direct(dir.file("s"), O_RDWR | O_CREAT);
   ASSERT_TRUE(fd);
-  std::array<aio_completion, 2> s;
+  std::array<aio_req, 2> s;
   aio_prep_fsync(s[0].cb, fd.get(), false);
   aio_prep_fsync(s[1].cb, fd.get(), true);
   d->push(s[0]);
@@ -297,7 +298,7 @@ TEST(AioDriver, FsyncWithoutSupportIsTheKernelsEinval) {
   unique_fd r(p[0]), w(p[1]);
   auto d = make_driver();
   ASSERT_TRUE(d);
-  aio_completion s;
+  aio_req s;
   aio_prep_fsync(s.cb, w.get(), false);
   d->push(s);
   ASSERT_EQ(run_all(*d, 1).size(), 1u);
@@ -330,7 +331,7 @@ TEST(AioDriver, TheKernelReadsRwFlagsFromOurField) {
   ASSERT_TRUE(fd);
   dma_buffer buf = buffer(block);
   aio_test::fill_pattern(buf.span(), 6);
-  std::array<aio_completion, 3> w;
+  std::array<aio_req, 3> w;
   aio_prep_write(w[0].cb, fd.get(), buf.data(), block, 0, write_sync::dsync);
   aio_prep_write(w[1].cb, fd.get(), buf.data(), block, 0);
   w[1].cb.rw_flags = RWF_APPEND;
@@ -355,13 +356,13 @@ TEST(AioDriver, CancelWhileQueuedCompletesWithEcanceled) {
   ASSERT_TRUE(d);
   unique_fd fd = open_direct(dir.file("c"), O_RDONLY);
   dma_buffer buf = buffer(2 * block);
-  std::array<aio_completion, 2> r;
+  std::array<aio_req, 2> r;
   for (std::size_t i = 0; i < 2; ++i) {
     aio_prep_read(r[i].cb, fd.get(), buf.data() + i * block, block, i * block);
     d->push(r[i]);
   }
   d->flush();
-  EXPECT_EQ(r[1].state, aio_state::queued) << "capacity 1 keeps the second in user space";
+  EXPECT_EQ(r[1].state, op_state::queued) << "capacity 1 keeps the second in user space";
   d->cancel(r[1]);
   auto got = run_all(*d, 2);
   ASSERT_EQ(got.size(), 2u);
@@ -379,15 +380,15 @@ TEST(AioDriver, CancelAndWaitReturnsOnlyOnceTheKernelLetGo) {
   ASSERT_TRUE(d);
   unique_fd fd = open_direct(dir.file("cw"), O_RDONLY);
   dma_buffer buf = buffer(64 * block), other = buffer(block);
-  aio_completion big, small;
+  aio_req big, small;
   aio_prep_read(big.cb, fd.get(), buf.data(), buf.size(), 0);
   aio_prep_read(small.cb, fd.get(), other.data(), block, 0);
   d->push(small);
   d->push(big);
   d->flush();
-  intrusive_list<aio_completion> others;
+  intrusive_list<completion> others;
   d->cancel_and_wait(big, others);
-  EXPECT_EQ(big.state, aio_state::done);
+  EXPECT_EQ(big.state, op_state::done);
   EXPECT_FALSE(big.linked());
   // Regular files cannot cancel a started read: it finished, with its data.
   if (big.res >= 0) {
@@ -402,7 +403,7 @@ TEST(AioDriver, CancelAndWaitReturnsOnlyOnceTheKernelLetGo) {
     EXPECT_EQ(others.front(), &small);
   }
   others.clear();
-  if (small.state != aio_state::done) reported += run_all(*d, 1).size();
+  if (small.state != op_state::done) reported += run_all(*d, 1).size();
   d->reap(others);
   reported += others.size();
   EXPECT_EQ(reported, 1u);
@@ -415,7 +416,7 @@ TEST(AioDriver, DestructorWaitsForRequestsInFlight) {
   ASSERT_TRUE(aio_test::write_file(dir.file("d"), pattern(256 * block, 10)));
   unique_fd fd = open_direct(dir.file("d"), O_RDONLY);
   dma_buffer buf = buffer(256 * block);
-  std::array<aio_completion, 16> r;
+  std::array<aio_req, 16> r;
   {
     auto d = make_driver(8);
     ASSERT_TRUE(d);
@@ -429,7 +430,7 @@ TEST(AioDriver, DestructorWaitsForRequestsInFlight) {
   // Submitted requests finished before the context went away; the queued
   // ones never reached the kernel.
   for (std::size_t i = 0; i < r.size(); ++i) {
-    EXPECT_EQ(r[i].state, aio_state::done) << i;
+    EXPECT_EQ(r[i].state, op_state::done) << i;
     EXPECT_EQ(r[i].res, i < 8 ? static_cast<int64_t>(16 * block) : -ECANCELED) << i;
     EXPECT_FALSE(r[i].linked());
   }

@@ -1,5 +1,6 @@
-// AIO under the runtime: batching, capacity, frames destroyed mid-read,
-// runtime and thread teardown with requests in flight, errors.
+// AIO under the runtime (the driver's AIO backend): batching, capacity,
+// frames destroyed mid-read, runtime teardown with requests in flight,
+// errors, and the facade without a runtime.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,7 +14,8 @@
 
 #include "coil/fs/direct_file.hpp"
 #include "coil/io/dma_buffer.hpp"
-#include "coil/rt/aio_op.hpp"
+#include "coil/io/driver.hpp"
+#include "coil/io/op_completion.hpp"
 #include "coil/rt/time.hpp"
 #include "coil/rt/when.hpp"
 #include "test_aio_util.hpp"
@@ -29,22 +31,14 @@ using aio_test::same;
 constexpr std::size_t block = 4096;
 constexpr std::size_t mid_len = 64 * block;  // one read in DestroyingAFrameMidRead
 
-aio_driver& thread_driver() {
-  auto d = thread_aio_driver();
-  if (!d) {
-    ADD_FAILURE() << "thread_aio_driver: " << d.error().message();
-    std::abort();
-  }
-  return **d;
-}
+// The current runtime's AIO backend counters.
+aio_stats aio_now() { return runtime::current()->driver().aio_counters(); }
 
-// Restores the default context options when a test changed them.
-struct aio_config_guard {
-  explicit aio_config_guard(unsigned capacity, unsigned submit_batch = aio_options{}.submit_batch) {
-    EXPECT_TRUE(configure_thread_aio({.capacity = capacity, .submit_batch = submit_batch}));
-  }
-  ~aio_config_guard() { EXPECT_TRUE(configure_thread_aio({})); }
-};
+runtime_options with_aio(aio_options a) {
+  runtime_options o;
+  o.aio = a;
+  return o;
+}
 
 direct_file adopt(const std::string& path, int flags, dio_engine engine) {
   auto f = direct_file::adopt(unique_fd(::open(path.c_str(), flags | O_DIRECT | O_CLOEXEC, 0644)), {.engine = engine});
@@ -82,7 +76,7 @@ TEST(AioRuntime, PendingRequestsAreListedWithTheirTask) {
         }
       }(f, buf.subspan(i * block, block), i)));
     }
-    co_await yield();  // each task has pushed its request; none is reaped before the reaper runs
+    co_await yield();  // each task has pushed its request; none is reaped before the next park
     pending_op_info ops[16];
     const std::size_t listed = rt.pending_ops(ops);
     std::size_t reads = 0, writes = 0;
@@ -109,14 +103,13 @@ TEST(AioRuntime, PendingRequestsAreListedWithTheirTask) {
 TEST(AioRuntime, ReadsOfOneTurnGoOutInOneSubmit) {
   direct_dir dir;
   COIL_REQUIRE_DIRECT_DIR(dir);
-  aio_config_guard cfg(aio_options{}.capacity, 0);
   constexpr std::size_t n = 32;
   const auto data = pattern(n * block, 11);
   ASSERT_TRUE(aio_test::write_file(dir.file("batch"), data));
   direct_file f = adopt(dir.file("batch"), O_RDONLY, dio_engine::aio);
   dma_buffer buf = buffer(n * block);
-  const uint64_t calls_before = thread_driver().stats().submit_calls;
   std::vector<int> done(n, 0);
+  uint64_t submit_calls = 0;
   test::run([&]() -> task<void> {
     runtime& rt = *runtime::current();
     std::vector<join_handle<void>> hs;
@@ -128,11 +121,12 @@ TEST(AioRuntime, ReadsOfOneTurnGoOutInOneSubmit) {
       }(f, buf.subspan(i * block, block), i, done[i])));
     }
     for (auto& h : hs) co_await h;
-  }());
+    submit_calls = aio_now().submit_calls;
+  }(), with_aio({.submit_batch = 0}));
   for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(done[i], 1) << i;
   EXPECT_TRUE(same(buf.span(), data));
   // All 32 tasks pushed in the same loop turn: one io_submit for all.
-  EXPECT_EQ(thread_driver().stats().submit_calls - calls_before, 1u);
+  EXPECT_EQ(submit_calls, 1u);
 }
 
 TEST(AioRuntime, OneParkWaitsForAioAndTheRingTogether) {
@@ -144,8 +138,8 @@ TEST(AioRuntime, OneParkWaitsForAioAndTheRingTogether) {
   dma_buffer buf = buffer(64 * block);
   bool read_ok = false, slept = false;
   test::run([&]() -> task<void> {
-    // Sequential reads park the runtime with only the reaper's eventfd read
-    // in the ring; a timer runs meanwhile on the same park.
+    // Sequential reads park the runtime with only the AIO eventfd read in
+    // the main driver; a timer runs meanwhile on the same park.
     auto reader = [&]() -> task<bool> {
       for (std::size_t i = 0; i < 64; ++i) {
         auto r = co_await f.read_at(buf.subspan(i * block, block), i * block);
@@ -169,13 +163,13 @@ TEST(AioRuntime, OneParkWaitsForAioAndTheRingTogether) {
 TEST(AioRuntime, MoreRequestsThanCapacityEachCompleteExactlyOnce) {
   direct_dir dir;
   COIL_REQUIRE_DIRECT_DIR(dir);
-  aio_config_guard cfg(4);
   constexpr std::size_t n = 64;
   const auto data = pattern(n * block, 13);
   ASSERT_TRUE(aio_test::write_file(dir.file("cap"), data));
   direct_file f = adopt(dir.file("cap"), O_RDONLY, dio_engine::aio);
   dma_buffer buf = buffer(n * block);
   std::vector<int> done(n, 0);
+  aio_stats st;
   test::run([&]() -> task<void> {
     runtime& rt = *runtime::current();
     std::vector<join_handle<void>> hs;
@@ -187,11 +181,11 @@ TEST(AioRuntime, MoreRequestsThanCapacityEachCompleteExactlyOnce) {
       }(f, buf.subspan((n - 1 - i) * block, block), i, done[i])));
     }
     for (auto& h : hs) co_await h;
-  }());
-  aio_driver& d = thread_driver();
-  EXPECT_EQ(d.capacity(), 4u);
-  EXPECT_LE(d.stats().in_flight_max, 4u);
-  EXPECT_GT(d.stats().queued_for_space, 0u);
+    st = aio_now();
+  }(), with_aio({.capacity = 4}));
+  EXPECT_EQ(st.in_flight_max, 4u);
+  EXPECT_GT(st.queued_for_space, 0u);
+  EXPECT_EQ(st.completed, n);
   for (std::size_t i = 0; i < n; ++i) {
     EXPECT_EQ(done[i], 1) << i;
     EXPECT_TRUE(same(buf.subspan((n - 1 - i) * block, block), std::span(data).subspan(i * block, block))) << i;
@@ -235,16 +229,14 @@ TEST(AioRuntime, DestroyingAFrameMidReadWaitsForTheKernel) {
       };
       task<void> t = reader(f, off, landed, std::span(data).subspan(off, len));
       t.handle().resume();  // runs to the read and suspends there
-      // Two loop turns: the flusher submits the read in the second.
-      (void)co_await nop();
-      (void)co_await nop();
-      const bool was_in_flight = thread_driver().in_flight() == 1;
+      (void)co_await nop();  // submitted at push (submit_batch 1); give it a turn
+      const bool was_in_flight = aio_now().in_flight == 1;
       in_flight_at_destroy += was_in_flight;
       t = task<void>();  // destroys the frame
       if (was_in_flight) {
         EXPECT_TRUE(landed) << "round " << i << ": the frame went away before the read finished";
       }
-      EXPECT_EQ(thread_driver().in_flight(), 0u);
+      EXPECT_EQ(aio_now().in_flight, 0u);
       // Reuse the freed memory: a late kernel write would show here.
       std::unique_ptr<std::byte, free_deleter> again(static_cast<std::byte*>(std::aligned_alloc(4096, len)));
       std::memset(again.get(), 0xa5, len);
@@ -255,6 +247,45 @@ TEST(AioRuntime, DestroyingAFrameMidReadWaitsForTheKernel) {
   // The point of the test is the in-flight case; O_DIRECT reads of 256 KiB
   // are slow enough that nearly every round hits it.
   EXPECT_GT(in_flight_at_destroy, rounds / 2) << "reads finished before the frames were destroyed";
+}
+
+// The facade's eventfd read can complete while the main driver waits for
+// another op's cancellation (a frame destroyed mid-read): it must not be
+// handed out with the other completions, as if it were the caller's.
+TEST(AioRuntime, TheEventfdReadIsNeverHandedOut) {
+  direct_dir dir;
+  COIL_REQUIRE_DIRECT_DIR(dir);
+  const auto data = pattern(block, 21);
+  ASSERT_TRUE(aio_test::write_file(dir.file("notify"), data));
+  unique_fd fd(::open(dir.file("notify").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+  ASSERT_TRUE(fd);
+  dma_buffer buf = buffer(block);
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  unique_fd r(p[0]), w(p[1]);
+  auto d = driver::create();
+  ASSERT_TRUE(d);
+  char c = 0;
+  op_completion<ops::read> stuck{ops::read{r.get(), &c, 1, ops::current_position}};
+  op_completion<dio_ops::read> rd{dio_ops::read{{fd.get(), buf.data(), static_cast<uint32_t>(block), 0}, true}};
+  (*d)->push(stuck);
+  (*d)->push(rd);  // submitted at push (submit_batch 1)
+  intrusive_list<completion> out;
+  ASSERT_TRUE((*d)->flush());
+  (*d)->reap(out);  // arms the eventfd read
+  ASSERT_TRUE((*d)->flush());  // and submits it
+  EXPECT_TRUE(out.empty());
+  std::this_thread::sleep_for(50ms);  // the AIO read completes meanwhile
+  (*d)->cancel_and_wait(stuck, out);
+  EXPECT_TRUE(out.empty()) << "the eventfd read came out of cancel_and_wait";
+  for (int i = 0; i < 1000 && out.empty(); ++i) {
+    ASSERT_TRUE((*d)->wait(-1));
+    (*d)->reap(out);
+  }
+  ASSERT_EQ(out.pop_front(), &rd);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(rd.res, static_cast<int32_t>(block));
+  EXPECT_TRUE(same(buf.span(), data));
 }
 
 TEST(AioRuntime, RuntimeDestroyedWithReadsInFlight) {
@@ -285,9 +316,8 @@ TEST(AioRuntime, RuntimeDestroyedWithReadsInFlight) {
       (void)co_await nop();
       (void)co_await nop();
     }());
-    in_flight += static_cast<int>(thread_driver().in_flight());
-    rt->reset();  // destroys the readers' frames mid-read
-    EXPECT_EQ(thread_driver().in_flight(), 0u) << "round " << round;
+    in_flight += static_cast<int>((*rt)->driver().aio_counters().in_flight);
+    rt->reset();  // destroys the readers' frames mid-read, then the backend
     for (int i = 0; i < 8; ++i) {
       const auto u = static_cast<std::size_t>(i);
       // Whatever was submitted finished before its frame went away.
@@ -298,27 +328,37 @@ TEST(AioRuntime, RuntimeDestroyedWithReadsInFlight) {
   EXPECT_GE(landed, in_flight);
 }
 
-TEST(AioRuntime, ThreadExitWaitsForRequestsInFlight) {
+// The driver facade runs an op bound for AIO without a runtime: pushed,
+// listed, waited for and reaped like any other completion.
+TEST(AioRuntime, TheDriverFacadeRunsAioOpsWithoutARuntime) {
   direct_dir dir;
   COIL_REQUIRE_DIRECT_DIR(dir);
-  constexpr std::size_t len = 256 * block;
+  constexpr std::size_t len = 64 * block;
   const auto data = pattern(len, 16);
-  ASSERT_TRUE(aio_test::write_file(dir.file("exit"), data));
-  unique_fd fd(::open(dir.file("exit").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+  ASSERT_TRUE(aio_test::write_file(dir.file("facade"), data));
+  unique_fd fd(::open(dir.file("facade").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
   ASSERT_TRUE(fd);
   dma_buffer buf = buffer(len);
-  aio_completion req;  // outlives the thread
-  std::thread([&] {
-    auto d = thread_aio_driver();
-    ASSERT_TRUE(d);
-    aio_prep_read(req.cb, fd.get(), buf.data(), len, 0);
-    (*d)->push(req);
-    (*d)->flush();
-    EXPECT_EQ((*d)->in_flight(), 1u);
-  }).join();
-  EXPECT_EQ(req.state, aio_state::done) << "the thread's context went away without waiting";
-  EXPECT_EQ(req.res, static_cast<int64_t>(len));
+  auto d = driver::create();
+  ASSERT_TRUE(d);
+  op_completion<dio_ops::read> rd{dio_ops::read{{fd.get(), buf.data(), static_cast<uint32_t>(len), 0}, true}};
+  ASSERT_NE(rd.ops->prep_iocb, nullptr);
+  (*d)->push(rd);
+  std::size_t listed = 0;
+  (*d)->for_each_pending([&](completion& c, bool) { listed += &c == &rd; });
+  EXPECT_EQ(listed, 1u);
+  intrusive_list<completion> out;
+  for (int i = 0; i < 1000 && out.empty(); ++i) {
+    ASSERT_TRUE((*d)->wait(-1));
+    (*d)->reap(out);
+  }
+  ASSERT_EQ(out.pop_front(), &rd);
+  EXPECT_TRUE(out.empty()) << "the facade's own eventfd read is never handed out";
+  ASSERT_TRUE(rd.result());
+  EXPECT_EQ(*rd.result(), len);
   EXPECT_TRUE(same(buf.span(), data));
+  EXPECT_EQ((*d)->aio_counters().completed, 1u);
+  EXPECT_FALSE((*d)->has_pending_work());
 }
 
 TEST(AioRuntime, CancelledTaskStillGetsItsReadBack) {
@@ -375,29 +415,24 @@ TEST(AioRuntime, BadDescriptorIsAnError) {
     ASSERT_FALSE(got);
     EXPECT_EQ(got.error(), std::errc::bad_file_descriptor);
   }
-  EXPECT_EQ(thread_driver().in_flight(), 0u);
 }
 
-TEST(AioRuntime, ConfiguringWhileBusyIsRefused) {
-  EXPECT_FALSE(configure_thread_aio({.capacity = 0}));
-  // Only flush() submits: an AIO read of a pipe would block in io_submit.
-  ASSERT_TRUE(configure_thread_aio({.submit_batch = 0}));
-  aio_driver& d = thread_driver();
-  EXPECT_EQ(d.capacity(), aio_options{}.capacity);
-  aio_completion req;
-  int p[2];
-  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  unique_fd r(p[0]), w(p[1]);
-  char c = 0;
-  aio_prep_read(req.cb, r.get(), &c, 1, 0);
-  d.push(req);  // queued, never flushed
-  auto busy = configure_thread_aio({.capacity = 8});
-  ASSERT_FALSE(busy);
-  EXPECT_EQ(busy.error(), std::errc::device_or_resource_busy);
-  intrusive_list<aio_completion> out;
-  d.cancel_and_wait(req, out);
-  EXPECT_EQ(req.res, -ECANCELED);
-  EXPECT_TRUE(configure_thread_aio({}));
+// An AIO backend that cannot be created fails the request that needed it,
+// with the reason, and the runtime carries on.
+TEST(AioRuntime, ABackendThatCannotStartFailsTheRequest) {
+  direct_dir dir;
+  COIL_REQUIRE_DIRECT_DIR(dir);
+  ASSERT_TRUE(aio_test::write_file(dir.file("nocap"), pattern(block, 20)));
+  direct_file f = adopt(dir.file("nocap"), O_RDONLY, dio_engine::aio);
+  dma_buffer buf = buffer(block);
+  auto [aio, nop_ok] = test::run([&]() -> task<std::pair<result<size_t>, bool>> {
+    auto r = co_await f.read_at(buf.span(), 0);
+    auto n = co_await nop();
+    co_return std::pair{r, n.has_value()};
+  }(), with_aio({.capacity = 0}));
+  ASSERT_FALSE(aio);
+  EXPECT_EQ(aio.error(), std::errc::invalid_argument);
+  EXPECT_TRUE(nop_ok);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "coil/io/aio_driver.hpp"
 #include "test_util.hpp"
 
 namespace coil::aio_test {
@@ -115,6 +116,21 @@ inline std::vector<std::byte> read_file(const std::string& path) {
 inline bool same(std::span<const std::byte> a, std::span<const std::byte> b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0;
 }
+
+// A raw AIO request for aio_driver on its own: the test fills cb with an
+// aio_prep_* function (or by hand: IOCB_CMD_POLL), and the driver copies it
+// into its slot at submission. dio_ops with .aio set are the typed form.
+struct aio_req : completion {
+  aio_iocb cb;
+  aio_req() noexcept { ops = &vtable; }
+  static void fill(completion& c, aio_iocb& out) noexcept { out = static_cast<aio_req&>(c).cb; }
+  static constexpr op_vtable vtable = [] {
+    op_vtable v{};
+    v.opcode = IORING_OP_READ;
+    v.prep_iocb = &fill;
+    return v;
+  }();
+};
 
 // A coroutine that is not a coil task: runs eagerly, no runtime involved.
 struct foreign_coro {

@@ -10,7 +10,6 @@
 
 #include "coil/fs/direct_file.hpp"
 #include "coil/io/dma_buffer.hpp"
-#include "coil/rt/aio_op.hpp"
 #include "coil/rt/blocking.hpp"
 #include "test_aio_util.hpp"
 #include "test_util.hpp"
@@ -136,7 +135,7 @@ TEST(Fork, BlockInAChildOfAThreadThatUsedBlock) {
   EXPECT_TRUE(after) << after.error().message();
 }
 
-TEST(Fork, AioWorksInAChildOfAThreadThatHadAnAioContext) {
+TEST(Fork, AioWorksInAChildOfAProcessThatUsedAio) {
   aio_test::direct_dir dir;
   COIL_REQUIRE_DIRECT_DIR(dir);
   constexpr std::size_t block = 4096;
@@ -157,7 +156,7 @@ TEST(Fork, AioWorksInAChildOfAThreadThatHadAnAioContext) {
     if (!n) return n.error() == std::errc::invalid_argument ? 13 : 14;  // 13: the stale context
     return *n == block && aio_test::same(buf->span(), data) ? 0 : 15;
   };
-  // This thread's AIO context exists before the fork.
+  // The parent used an AIO context before the fork.
   ASSERT_EQ(read_block(), 0);
   EXPECT_EQ(in_child(read_block), 0);
   EXPECT_EQ(read_block(), 0);  // the parent's context still works

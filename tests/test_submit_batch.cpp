@@ -13,6 +13,7 @@
 
 #include "coil/fs/direct_file.hpp"
 #include "coil/io/aio_driver.hpp"
+#include "test_aio_util.hpp"
 #include "coil/io/op_completion.hpp"
 #include "coil/io/uring_driver.hpp"
 #include "test_util.hpp"
@@ -134,7 +135,7 @@ void aio_submits_each_at_push(const coil::aio_options& opts) {
   coil::unique_fd fd = data_file(dir, "abcdefgh");
   auto d = coil::aio_driver::create(opts);
   ASSERT_TRUE(d) << d.error().message();
-  std::array<coil::aio_completion, 3> reqs;
+  std::array<coil::aio_test::aio_req, 3> reqs;
   std::array<std::array<char, 2>, 3> bufs{};
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     coil::aio_prep_read(reqs[i].cb, fd.get(), bufs[i].data(), 2, 2 * i);
@@ -142,7 +143,7 @@ void aio_submits_each_at_push(const coil::aio_options& opts) {
     EXPECT_EQ((*d)->stats().submitted, i + 1);  // before any flush
     EXPECT_EQ((*d)->stats().submit_calls, i + 1);
   }
-  intrusive_list<coil::aio_completion> done;
+  intrusive_list<coil::completion> done;
   std::size_t n = 0;
   while (n < reqs.size()) {
     ASSERT_TRUE((*d)->wait(-1));

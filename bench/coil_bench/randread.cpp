@@ -15,7 +15,6 @@
 #include "benches.hpp"
 #include "coil/fs/direct_file.hpp"
 #include "coil/fs/file.hpp"
-#include "coil/rt/aio_op.hpp"
 #include "coil/rt/runtime.hpp"
 #include "raw_ring.hpp"
 
@@ -98,16 +97,11 @@ randread_result run_randread_coil(const randread_config& cfg, progress* prog) {
   coil::runtime_options ro;
   if (cfg.driver == "uring") ro.driver = coil::driver_kind::uring;
   if (cfg.driver == "epoll") ro.driver = coil::driver_kind::epoll;
-  coil::aio_options ao;
   if (cfg.submit_batch) {
     ro.uring.submit_batch = *cfg.submit_batch;
-    ao.submit_batch = *cfg.submit_batch;
+    ro.aio.submit_batch = *cfg.submit_batch;
   }
   if (cfg.device_submit_batch) ro.uring.device_submit_batch = *cfg.device_submit_batch;
-  if (auto c = coil::configure_thread_aio(ao); !c) {
-    out.failure = "configure_thread_aio: " + c.error().message();
-    return out;
-  }
   auto rt = coil::runtime::create(ro);
   if (!rt) {
     out.failure = "runtime::create: " + rt.error().message();

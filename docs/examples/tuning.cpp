@@ -24,6 +24,7 @@ coil::runtime_options tuned() {
   opts.uring.iowq_max_workers[1] = 16;     // ... for sockets and pipes
   opts.uring.sqpoll = false;               // true: a kernel thread polls the SQ (spends a CPU)
   opts.epoll.workers = 8;                  // fallback driver: threads for blocking file ops
+  opts.aio.capacity = 256;                 // O_DIRECT on AIO: requests the kernel owns at once
   return opts;
 }
 // doc-end: options
@@ -86,9 +87,6 @@ void print_ops(coil::runtime& rt) {
 int main() {
   // doc-begin: pools
   coil::set_blocking_pool_threads(4);  // spawn_blocking's bound; before its first use only
-  coil::aio_options aio;
-  aio.capacity = 256;                  // requests the kernel owns at once, per thread
-  (void)coil::configure_thread_aio(aio);
   // doc-end: pools
   example::temp_dir dir;
   const int fd = ::open(dir.file("data").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);

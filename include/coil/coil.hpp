@@ -12,7 +12,7 @@
 #include "coil/io/driver.hpp"
 #include "coil/net.hpp"
 #include "coil/packet/blocking.hpp"
-#include "coil/rt/aio_op.hpp"
+#include "coil/io/ops/direct.hpp"
 #include "coil/rt/block.hpp"
 #include "coil/rt/blocking.hpp"
 #include "coil/rt/cores.hpp"

@@ -113,6 +113,9 @@ result<std::unique_ptr<aio_driver>> aio_driver::create(const aio_options& opts) 
   d->ctx_ = ctx;
   d->capacity_ = opts.capacity;
   d->submit_batch_ = opts.submit_batch;
+  d->iocbs_.resize(opts.capacity);
+  d->free_.resize(opts.capacity);
+  for (uint32_t i = 0; i < opts.capacity; ++i) d->free_[i] = opts.capacity - 1 - i;  // slot 0 first
   d->batch_.resize(opts.capacity);
   d->staged_.resize(opts.capacity);
   d->events_.resize(opts.capacity);
@@ -121,13 +124,13 @@ result<std::unique_ptr<aio_driver>> aio_driver::create(const aio_options& opts) 
 
 aio_driver::~aio_driver() {
   if (ctx_ == 0) return;
-  while (aio_completion* c = waiting_.pop_front()) {
+  while (completion* c = waiting_.pop_front()) {
     c->res = -ECANCELED;
-    c->state = aio_state::done;
+    c->state = op_state::done;
   }
   finished_.clear();
   // The kernel may still be writing into these requests' buffers: wait.
-  intrusive_list<aio_completion> late;
+  intrusive_list<completion> late;
   while (in_flight_ > 0) {
     const long r = get_events(1, -1, late);
     late.clear();
@@ -137,27 +140,36 @@ aio_driver::~aio_driver() {
   submitted_.clear();
 }
 
-void aio_driver::push(aio_completion& c) noexcept {
-  // A reaped request (done, in no list) may be pushed again as it is.
-  COIL_ASSERT(c.state == aio_state::idle || (c.state == aio_state::done && !c.linked()),
-              "pushing an AIO request that is already pending");
-  c.cb.data = reinterpret_cast<uintptr_t>(&c);
-  if (efd_) {
-    c.cb.flags |= IOCB_FLAG_RESFD;
-    c.cb.resfd = static_cast<uint32_t>(efd_.get());
-  }
+void aio_driver::push(completion& c) noexcept {
+  COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
+  COIL_ASSERT(c.ops != nullptr && c.ops->prep_iocb != nullptr, "operation has no AIO form (op_vtable::prep_iocb)");
   c.res = 0;
-  c.state = aio_state::queued;
+  c.cqe_flags = 0;
+  c.cancel_requested = c.cancel_issued = false;
+  c.state = op_state::queued;
   waiting_.push_back(c);
   ++stats_.pushed;
   if (submit_batch_ != 0 && ++unflushed_ >= submit_batch_) flush();
 }
 
-void aio_driver::fail_front(int64_t res) noexcept {
-  aio_completion* c = waiting_.pop_front();
+void aio_driver::fail_front(int32_t res) noexcept {
+  completion* c = waiting_.pop_front();
   c->res = res;
-  c->state = aio_state::done;
+  c->state = op_state::done;
   finished_.push_back(*c);
+}
+
+void aio_driver::free_slot(aio_iocb& cb) noexcept {
+  cb.data = 0;  // slot_of must not find a finished request here
+  free_.push_back(static_cast<uint32_t>(&cb - iocbs_.data()));
+}
+
+aio_iocb* aio_driver::slot_of(const completion& c) noexcept {
+  // Only for io_cancel, which is rare: a walk instead of a field per op.
+  for (aio_iocb& cb : iocbs_) {
+    if (cb.data == reinterpret_cast<uintptr_t>(&c)) return &cb;
+  }
+  return nullptr;
 }
 
 void aio_driver::flush() noexcept {
@@ -166,10 +178,18 @@ void aio_driver::flush() noexcept {
     const uint32_t room = capacity_ - in_flight_;
     uint32_t n = 0;
     while (n < room) {
-      aio_completion* c = waiting_.pop_front();
+      completion* c = waiting_.pop_front();
       if (c == nullptr) break;
+      aio_iocb& cb = iocbs_[free_.back()];
+      free_.pop_back();
+      c->ops->prep_iocb(*c, cb);
+      cb.data = reinterpret_cast<uintptr_t>(c);
+      if (efd_) {
+        cb.flags |= IOCB_FLAG_RESFD;
+        cb.resfd = static_cast<uint32_t>(efd_.get());
+      }
       staged_[n] = c;
-      batch_[n] = &c->cb;
+      batch_[n] = &cb;
       ++n;
     }
     const long r = sys_io_submit(ctx_, n, batch_.data());
@@ -177,16 +197,20 @@ void aio_driver::flush() noexcept {
     ++stats_.submit_calls;
     const uint32_t taken = r > 0 ? static_cast<uint32_t>(r) : 0;
     for (uint32_t i = 0; i < taken; ++i) {
-      staged_[i]->state = aio_state::in_flight;
+      staged_[i]->state = op_state::in_flight;
       submitted_.push_back(*staged_[i]);
     }
     in_flight_ += taken;
     stats_.submitted += taken;
     if (in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
     if (taken == n) continue;
-    // Put the tail back at the front, in order.
-    intrusive_list<aio_completion> rest;
-    for (uint32_t i = taken; i < n; ++i) rest.push_back(*staged_[i]);
+    // Put the tail back at the front, in order; its slots are filled again
+    // at the next attempt.
+    intrusive_list<completion> rest;
+    for (uint32_t i = taken; i < n; ++i) {
+      free_slot(*batch_[i]);
+      rest.push_back(*staged_[i]);
+    }
     rest.splice_back(waiting_);
     waiting_.splice_back(rest);
     if (r >= 0) {
@@ -212,7 +236,7 @@ void aio_driver::flush() noexcept {
   if (!waiting_.empty()) ++stats_.queued_for_space;
 }
 
-long aio_driver::get_events(long min_nr, int64_t timeout_ns, intrusive_list<aio_completion>& out) noexcept {
+long aio_driver::get_events(long min_nr, int64_t timeout_ns, intrusive_list<completion>& out) noexcept {
   timespec ts{};
   timespec* tp = nullptr;
   if (timeout_ns >= 0) {
@@ -224,9 +248,11 @@ long aio_driver::get_events(long min_nr, int64_t timeout_ns, intrusive_list<aio_
   const long r = sys_io_getevents(ctx_, min_nr, static_cast<long>(events_.size()), events_.data(), tp);
   if (r < 0) return -errno;
   for (long i = 0; i < r; ++i) {
-    auto* c = reinterpret_cast<aio_completion*>(static_cast<uintptr_t>(events_[i].data));
-    c->res = events_[i].res;
-    c->state = aio_state::done;
+    auto* c = reinterpret_cast<completion*>(static_cast<uintptr_t>(events_[i].data));
+    free_slot(*reinterpret_cast<aio_iocb*>(static_cast<uintptr_t>(events_[i].obj)));
+    // Transfers are capped below 2 GiB (0x7ffff000), so the result fits.
+    c->res = static_cast<int32_t>(events_[i].res);
+    c->state = op_state::done;
     c->unlink();  // from submitted_
     out.push_back(*c);
   }
@@ -244,17 +270,16 @@ result<void> aio_driver::wait(int64_t timeout_ns) noexcept {
   return {};
 }
 
-std::size_t aio_driver::take_finished(intrusive_list<aio_completion>& out) noexcept {
+std::size_t aio_driver::take_finished(intrusive_list<completion>& out) noexcept {
   std::size_t n = 0;
-  while (aio_completion* c = finished_.pop_front()) {
+  while (completion* c = finished_.pop_front()) {
     out.push_back(*c);
     ++n;
   }
-  // Submission failures never passed through get_events.
   return n;
 }
 
-std::size_t aio_driver::reap(intrusive_list<aio_completion>& out) noexcept {
+std::size_t aio_driver::reap(intrusive_list<completion>& out) noexcept {
   std::size_t n = take_finished(out);
   while (in_flight_ > 0) {
     const long got = get_events(0, 0, out);
@@ -265,22 +290,26 @@ std::size_t aio_driver::reap(intrusive_list<aio_completion>& out) noexcept {
   return n;
 }
 
-void aio_driver::cancel(aio_completion& c) noexcept {
-  if (c.state == aio_state::queued) {
+void aio_driver::cancel(completion& c) noexcept {
+  if (c.state == op_state::queued) {
     c.unlink();
     c.res = -ECANCELED;
-    c.state = aio_state::done;
+    c.state = op_state::done;
     finished_.push_back(c);
     return;
   }
-  if (c.state != aio_state::in_flight) return;
+  if (c.state != op_state::in_flight || c.cancel_issued) return;
+  aio_iocb* cb = slot_of(c);
+  if (cb == nullptr) return;
+  c.cancel_requested = c.cancel_issued = true;  // io_cancel is asked once
   aio_event ev{};
   // Kernels before 4.19 could return 0 and hand the event back here instead
   // of through the ring; newer ones say EINPROGRESS (or EINVAL: regular
   // files cannot cancel) and the event arrives normally.
-  if (sys_io_cancel(ctx_, &c.cb, &ev) == 0) {
-    c.res = ev.res;
-    c.state = aio_state::done;
+  if (sys_io_cancel(ctx_, cb, &ev) == 0) {
+    free_slot(*cb);
+    c.res = static_cast<int32_t>(ev.res);
+    c.state = op_state::done;
     c.unlink();  // from submitted_
     --in_flight_;
     ++stats_.completed;
@@ -288,9 +317,9 @@ void aio_driver::cancel(aio_completion& c) noexcept {
   }
 }
 
-void aio_driver::cancel_and_wait(aio_completion& c, intrusive_list<aio_completion>& out) noexcept {
+void aio_driver::cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
   cancel(c);
-  while (c.state == aio_state::in_flight) {
+  while (c.state == op_state::in_flight) {
     const long r = get_events(1, -1, out);
     // Giving up here would let the kernel write into memory about to be
     // freed; only EINTR is expected.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace coil {
 namespace {
@@ -45,10 +46,102 @@ result<fault_options> faults_from(const driver_options& opts) {
 
 }  // namespace
 
-std::size_t driver::reap_faulty(intrusive_list<completion>& out) noexcept {
+driver::~driver() {
+  if (aio_notify_ && (aio_notify_->state == op_state::queued || aio_notify_->state == op_state::in_flight)) {
+    // The read must leave the kernel before its buffer and the eventfd go.
+    intrusive_list<completion> late;
+    uring_ ? uring_->cancel_and_wait(*aio_notify_, late) : epoll_->cancel_and_wait(*aio_notify_, late);
+    late.clear();
+  }
+  aio_notify_.reset();
+  aio_.reset();  // waits for requests still in flight
+}
+
+// ---- the AIO backend ------------------------------------------------------------
+
+void driver::push_aio(completion& c) noexcept {
+  aux_ = true;  // reap() collects what this leaves finished
+  if (!aio_) {
+    auto a = aio_driver::create(aio_opts_);
+    if (!a) {
+      // io_setup failed (fs.aio-max-nr exhausted...): c fails with that.
+      c.res = -a.error().value();
+      c.cqe_flags = 0;
+      c.state = op_state::done;
+      aio_failed_.push_back(c);
+      return;
+    }
+    aio_ = std::move(*a);
+    aio_notify_ = std::make_unique<op_completion<ops::read>>(
+        ops::read{aio_->event_fd(), &aio_count_, sizeof aio_count_, ops::current_position});
+  }
+  aio_->push(c);
+}
+
+void driver::cancel_aio(completion& c) noexcept {
+  if (aio_) aio_->cancel(c);  // a request cancelled while queued is finished now; reap() hands it back
+}
+
+void driver::aio_cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
+  if (c.state == op_state::done) {
+    c.unlink();  // in aio_failed_
+    return;
+  }
+  if (aio_) aio_->cancel_and_wait(c, out);
+}
+
+bool driver::take_aio_notify() noexcept {
+  if (aio_notify_->state != op_state::done) return false;
+  // Whatever it read (or an error), events may be ready: collect them.
+  aio_notify_->unlink();
+  aio_notify_->state = op_state::idle;
+  aio_signalled_ = true;
+  return true;
+}
+
+void driver::arm_aio_notify() noexcept {
+  if (aio_->in_flight() == 0 || aio_notify_->state != op_state::idle) return;
+  // Straight to the main engine: the fault layer must not delay or fail it.
+  uring_ ? uring_->push(*aio_notify_) : epoll_->push(*aio_notify_);
+}
+
+int64_t driver::before_wait(int64_t timeout_ns) noexcept {
+  if (faults_ && faults_->holding()) timeout_ns = 0;  // held completions are due soon
+  if (aio_) {
+    aio_->flush();
+    if (aio_->has_finished() || aio_signalled_) timeout_ns = 0;
+    arm_aio_notify();
+  }
+  if (!aio_failed_.empty()) timeout_ns = 0;
+  return timeout_ns;
+}
+
+bool driver::aux_pending_work() const noexcept {
+  return (faults_ && faults_->holding()) || (aio_ && aio_->has_pending_work()) || !aio_failed_.empty();
+}
+
+std::size_t driver::reap_aux(intrusive_list<completion>& out) noexcept {
   intrusive_list<completion> got;
-  uring_ ? uring_->reap(got) : epoll_->reap(got);
-  return faults_->on_reap(got, out);
+  std::size_t n = uring_ ? uring_->reap(got) : epoll_->reap(got);
+  if (aio_notify_ && take_aio_notify()) --n;
+  n = faults_ ? faults_->on_reap(got, out) : n;
+  if (!faults_) out.splice_back(got);
+  std::size_t aio_n = 0;
+  while (completion* c = aio_failed_.pop_front()) {
+    out.push_back(*c);
+    ++aio_n;
+  }
+  if (aio_) {
+    if (std::exchange(aio_signalled_, false)) {
+      aio_n += aio_->reap(out);
+    } else {
+      aio_n += aio_->take_finished(out);
+    }
+    aio_->flush();  // requests pushed this turn, or waiting for room
+    aio_n += aio_->take_finished(out);  // rejected by that submission
+    arm_aio_notify();
+  }
+  return n + aio_n;
 }
 
 const char* to_string(driver_kind k) noexcept {
@@ -76,10 +169,13 @@ result<std::unique_ptr<driver>> driver::create(const driver_options& opts) {
     }
   }
   std::unique_ptr<driver> d(new driver());
+  d->aio_opts_ = opts.aio;
+  d->aio_opts_.eventfd = true;  // the facade waits on it
   if (auto f = faults_from(opts); !f) {
     return fail(f.error());
   } else if (f->enabled) {
     d->faults_ = std::make_unique<fault_layer>(*f);
+    d->aux_ = true;
   }
   if (kind != driver_kind::epoll) {
     // Any setup errno (EPERM from seccomp or the sysctl, ENOSYS, ENOMEM after

@@ -12,51 +12,6 @@
 
 namespace coil {
 
-// ---- operations -------------------------------------------------------------------
-
-namespace dio_ops {
-namespace {
-int rwf(write_sync s, bool nowait) noexcept {
-  int f = s == write_sync::dsync ? RWF_DSYNC : s == write_sync::sync ? RWF_SYNC : 0;
-  return nowait ? f | RWF_NOWAIT : f;
-}
-off_t off(uint64_t o) noexcept { return static_cast<off_t>(o); }
-}  // namespace
-
-int32_t read::perform(bool nowait) const noexcept {
-  iovec v{buf, len};
-  return ops::detail::kernel_ret(::preadv2(fd, &v, 1, off(offset), rwf(write_sync::none, nowait)));
-}
-
-void write::prep(io_uring_sqe& s) const noexcept {
-  io_uring_prep_write(&s, fd, buf, len, offset);
-  s.rw_flags = rwf(sync, false);
-}
-int32_t write::perform(bool nowait) const noexcept {
-  iovec v{const_cast<void*>(buf), len};
-  return ops::detail::kernel_ret(::pwritev2(fd, &v, 1, off(offset), rwf(sync, nowait)));
-}
-
-int32_t readv::perform(bool nowait) const noexcept {
-  return ops::detail::kernel_ret(
-      ::preadv2(fd, iov, static_cast<int>(iovcnt), off(offset), rwf(write_sync::none, nowait)));
-}
-
-void writev::prep(io_uring_sqe& s) const noexcept {
-  io_uring_prep_writev(&s, fd, iov, iovcnt, offset);
-  s.rw_flags = rwf(sync, false);
-}
-int32_t writev::perform(bool nowait) const noexcept {
-  return ops::detail::kernel_ret(::pwritev2(fd, iov, static_cast<int>(iovcnt), off(offset), rwf(sync, nowait)));
-}
-
-result<void> fsync::complete(int32_t res) noexcept {
-  if (res == -EINVAL) return fail(errc::unsupported_op);
-  return ops::detail::to_void(res);
-}
-
-}  // namespace dio_ops
-
 // ---- alignment ----------------------------------------------------------------------
 
 const char* to_string(alignment_source s) noexcept {

@@ -65,7 +65,7 @@ struct run_awaiter : run_base {
   void await_suspend(std::coroutine_handle<> h) noexcept {
     waiter = h;
     coil::detail::bind_op<Op, run_awaiter>(*this, op);
-    rt->driver().push(*this);
+    rt->driver().push_io(*this);
     *slot = this;
   }
   result<size_t> await_resume() noexcept {

@@ -10,7 +10,6 @@
 #include <utility>
 
 #include "coil/core/assert.hpp"
-#include "coil/rt/aio_op.hpp"
 #include "coil/rt/block.hpp"
 
 namespace coil {
@@ -56,6 +55,7 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   dopts.strict = opts.strict_driver;
   dopts.uring = opts.uring;
   dopts.epoll = opts.epoll;
+  dopts.aio = opts.aio;
   dopts.faults = opts.faults;
   auto drv = driver::create(dopts);
   if (!drv) return fail(drv.error());
@@ -189,7 +189,7 @@ void runtime::remote_pause() noexcept {
 
 void runtime::arm_wake() noexcept {
   wake_read_->state = op_state::idle;
-  driver_->push(*wake_read_);
+  driver_->push_io(*wake_read_);
 }
 
 int64_t runtime::now_ns() const noexcept {
@@ -226,12 +226,7 @@ std::size_t runtime::pending_ops(std::span<pending_op_info> out) noexcept {
     }
     ++n;
   };
-  if (uring_driver* u = driver_->uring()) {
-    u->for_each_pending(add);
-  } else if (epoll_driver* e = driver_->epoll()) {
-    e->for_each_pending(add);
-  }
-  n += detail::aio_pending_ops(*this, out.subspan(std::min(n, out.size())), now);
+  driver_->for_each_pending(add);
   return n;
 }
 

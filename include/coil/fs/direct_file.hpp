@@ -15,7 +15,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <new>
 #include <span>
 #include <string>
 
@@ -23,7 +22,7 @@
 #include "coil/core/unique_fd.hpp"
 #include "coil/io/aio_driver.hpp"
 #include "coil/io/ops.hpp"
-#include "coil/rt/aio_op.hpp"
+#include "coil/io/ops/direct.hpp"
 #include "coil/rt/op.hpp"
 #include "coil/rt/task.hpp"
 
@@ -31,8 +30,8 @@ namespace coil {
 
 // Which kernel interface runs a direct_file's requests.
 enum class dio_engine : uint8_t {
-  uring,  // the runtime's driver (coil::file's operations)
-  aio,    // the thread's Linux AIO context (coil/rt/aio_op.hpp)
+  uring,  // the runtime's driver (io_uring, or epoll's workers), like coil::file
+  aio,    // the driver's Linux AIO backend (runtime_options::aio)
 };
 
 // Where the alignment numbers came from.
@@ -65,98 +64,32 @@ struct direct_options {
   mode_t mode = 0644;  // for O_CREAT
 };
 
-// coil's file operations with what O_DIRECT needs: an AIO form, write sync
-// levels (RWF_DSYNC/RWF_SYNC in the SQE's rw_flags or the iocb's
-// aio_rw_flags), and poll_events 0 (a regular file never reports readiness,
-// so a fallback driver runs them on its workers, blocking).
-namespace dio_ops {
-
-struct read : ops::read {
-  static constexpr bool device_io = true;
-  static constexpr uint32_t poll_events = 0;
-  void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_read(cb, fd, buf, len, offset); }
-  int32_t perform(bool nowait) const noexcept;
-};
-
-struct write : ops::write {
-  static constexpr bool device_io = true;
-  static constexpr uint32_t poll_events = 0;
-  write_sync sync = write_sync::none;
-  void prep(io_uring_sqe& s) const noexcept;
-  void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_write(cb, fd, buf, len, offset, sync); }
-  int32_t perform(bool nowait) const noexcept;
-};
-
-struct readv : ops::readv {
-  static constexpr bool device_io = true;
-  static constexpr uint32_t poll_events = 0;
-  void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_readv(cb, fd, iov, iovcnt, offset); }
-  int32_t perform(bool nowait) const noexcept;
-};
-
-struct writev : ops::writev {
-  static constexpr bool device_io = true;
-  static constexpr uint32_t poll_events = 0;
-  write_sync sync = write_sync::none;
-  void prep(io_uring_sqe& s) const noexcept;
-  void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_writev(cb, fd, iov, iovcnt, offset, sync); }
-  int32_t perform(bool nowait) const noexcept;
-};
-
-struct fsync : ops::fsync {
-  static constexpr bool device_io = true;
-  void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_fsync(cb, fd, datasync); }
-  // EINVAL: the file (its file system) has no fsync for this engine (AIO
-  // fsync needs the file system's support; pipes have none): say so.
-  static result<void> complete(int32_t res) noexcept;
-};
-
-}  // namespace dio_ops
-
 // An operation on a direct_file: fails at once when misaligned, otherwise
-// awaits the request on the file's engine. Lives in the awaiting frame like
-// op_awaiter; not movable, so it is awaited where it is created.
+// awaits the op like any other (op_awaiter); the op's aio flag picks the
+// engine. Lives in the awaiting frame; not movable, so it is awaited where
+// it is created.
 template <class Op>
 class [[nodiscard]] dio_awaiter {
  public:
   using result_type = decltype(Op::complete(0));
 
-  dio_awaiter(dio_engine engine, const Op& op, std::error_code early) noexcept : engine_(engine), early_(early) {
-    if (early_) return;
-    if (engine_ == dio_engine::uring) {
-      new (&uring_) op_awaiter<Op>(op);
-    } else {
-      new (&aio_) aio_awaiter<Op>(op);
-    }
-  }
+  dio_awaiter(const Op& op, std::error_code early) noexcept : op_(op), early_(early) {}
   dio_awaiter(const dio_awaiter&) = delete;
   dio_awaiter& operator=(const dio_awaiter&) = delete;
-  ~dio_awaiter() {
-    if (early_) return;
-    if (engine_ == dio_engine::uring) {
-      uring_.~op_awaiter<Op>();
-    } else {
-      aio_.~aio_awaiter<Op>();
-    }
-  }
 
   bool await_ready() const noexcept { return static_cast<bool>(early_); }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    return engine_ == dio_engine::uring ? uring_.await_suspend(h) : aio_.await_suspend(h);
+    return op_.await_suspend(h);
   }
   result_type await_resume() noexcept {
     if (early_) return result_type(fail(early_));
-    return engine_ == dio_engine::uring ? uring_.await_resume() : aio_.await_resume();
+    return op_.await_resume();
   }
 
  private:
-  dio_engine engine_;
+  op_awaiter<Op> op_;
   std::error_code early_;
-  union {
-    op_awaiter<Op> uring_;
-    aio_awaiter<Op> aio_;
-  };
 };
 
 // A file opened with O_DIRECT, its alignment known and every request checked
@@ -191,26 +124,27 @@ class direct_file {
   // 2 GiB (rounded down to the alignment); loop for more.
   dio_awaiter<dio_ops::read> read_at(std::span<std::byte> buf, uint64_t offset) const noexcept {
     const uint32_t len = clamp(buf.size());
-    return {engine_, dio_ops::read{{fd(), buf.data(), len, offset}}, check(buf.data(), buf.size(), offset)};
+    return {dio_ops::read{{fd(), buf.data(), len, offset}, aio()}, check(buf.data(), buf.size(), offset)};
   }
   dio_awaiter<dio_ops::write> write_at(std::span<const std::byte> buf, uint64_t offset,
                                        write_sync sync = write_sync::none) const noexcept {
     const uint32_t len = clamp(buf.size());
-    return {engine_, dio_ops::write{{fd(), buf.data(), len, offset}, sync}, check(buf.data(), buf.size(), offset)};
+    return {dio_ops::write{{fd(), buf.data(), len, offset}, sync, aio()}, check(buf.data(), buf.size(), offset)};
   }
   // iov (the array itself, too) must stay valid until awaited.
   dio_awaiter<dio_ops::readv> readv_at(std::span<const iovec> iov, uint64_t offset) const noexcept {
-    return {engine_, dio_ops::readv{{fd(), iov.data(), static_cast<uint32_t>(iov.size()), offset}}, check(iov, offset)};
+    return {dio_ops::readv{{fd(), iov.data(), static_cast<uint32_t>(iov.size()), offset}, aio()}, check(iov, offset)};
   }
   dio_awaiter<dio_ops::writev> writev_at(std::span<const iovec> iov, uint64_t offset,
                                          write_sync sync = write_sync::none) const noexcept {
-    return {engine_, dio_ops::writev{{fd(), iov.data(), static_cast<uint32_t>(iov.size()), offset}, sync},
+    return {dio_ops::writev{{fd(), iov.data(), static_cast<uint32_t>(iov.size()), offset}, sync, aio()},
             check(iov, offset)};
   }
-  dio_awaiter<dio_ops::fsync> fsync() const noexcept { return {engine_, dio_ops::fsync{{fd(), false}}, {}}; }
-  dio_awaiter<dio_ops::fsync> fdatasync() const noexcept { return {engine_, dio_ops::fsync{{fd(), true}}, {}}; }
+  dio_awaiter<dio_ops::fsync> fsync() const noexcept { return {dio_ops::fsync{{fd(), false}, aio()}, {}}; }
+  dio_awaiter<dio_ops::fsync> fdatasync() const noexcept { return {dio_ops::fsync{{fd(), true}, aio()}, {}}; }
 
  private:
+  bool aio() const noexcept { return engine_ == dio_engine::aio; }
   uint32_t clamp(std::size_t n) const noexcept {
     constexpr std::size_t cap = 0x7ffff000u;
     return static_cast<uint32_t>(n <= cap ? n : cap - cap % align_.offset);

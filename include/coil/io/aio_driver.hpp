@@ -1,8 +1,11 @@
 #pragma once
-// Linux AIO driver (io_setup/io_submit/io_getevents), for O_DIRECT files.
-// Like uring_driver it is usable on its own: push requests, flush (one
-// io_submit per batch), wait or poll the eventfd, reap completions into your
-// list. Single-threaded; knows nothing about coroutines.
+// Linux AIO backend (io_setup/io_submit/io_getevents), for O_DIRECT files.
+// It runs the same completions as uring_driver and epoll_driver: an op whose
+// vtable has prep_iocb (dio_ops with .aio set, io/ops/direct.hpp) fills a
+// request here instead of an SQE. The driver facade (io/driver.hpp) owns one
+// per runtime, created on first use; it is also usable on its own: push,
+// flush (one io_submit per batch), wait or poll the eventfd, reap
+// completions into your list. Single-threaded; knows nothing about coroutines.
 //
 // Raw system calls rather than libaio: libaio adds nothing but thin wrappers,
 // and its struct iocb hides aio_rw_flags on older releases, which write sync
@@ -25,6 +28,7 @@
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
 #include "coil/core/unique_fd.hpp"
+#include "coil/io/completion.hpp"
 
 namespace coil {
 
@@ -67,21 +71,6 @@ enum class write_sync : uint8_t {
   sync,   // RWF_SYNC: data and all metadata, like O_SYNC
 };
 
-enum class aio_state : uint8_t {
-  idle,       // not pushed, or reaped back to the owner
-  queued,     // waiting in user space (not flushed yet, or no room)
-  in_flight,  // the kernel owns it and the memory it points to
-  done,       // res set; waiting to be reaped or already in the caller's list
-};
-
-// One request. Callers own it (stack, frame, array) and may extend it by
-// inheritance; the driver never allocates one.
-struct aio_completion : list_hook {
-  aio_iocb cb;      // filled by an aio_prep_* function
-  int64_t res = 0;  // >= 0 success (bytes for reads/writes), -errno failure
-  aio_state state = aio_state::idle;
-};
-
 // Filling a request. Lengths above the kernel's 0x7ffff000-byte cap are
 // clamped by the kernel (short transfer), like read(2).
 void aio_prep_read(aio_iocb& cb, int fd, void* buf, std::size_t len, uint64_t offset) noexcept;
@@ -92,7 +81,7 @@ void aio_prep_readv(aio_iocb& cb, int fd, const iovec* iov, uint32_t iovcnt, uin
 void aio_prep_writev(aio_iocb& cb, int fd, const iovec* iov, uint32_t iovcnt, uint64_t offset,
                      write_sync sync = write_sync::none) noexcept;
 // Files without AIO fsync (pipes, some file systems) make the request fail
-// with the kernel's EINVAL; the coroutine layer reports errc::unsupported_op.
+// with the kernel's EINVAL; dio_ops::fsync reports errc::unsupported_op.
 void aio_prep_fsync(aio_iocb& cb, int fd, bool datasync) noexcept;
 
 // The io_uring opcode doing what an IOCB_CMD_* does (IORING_OP_READ for
@@ -101,7 +90,7 @@ uint8_t aio_uring_opcode(uint16_t iocb_cmd) noexcept;
 
 struct aio_options {
   unsigned capacity = 128;  // most requests the kernel owns at once (io_setup's nr_events)
-  bool eventfd = true;      // signal completions on event_fd() (IOCB_FLAG_RESFD)
+  bool eventfd = true;      // signal completions on event_fd() (IOCB_FLAG_RESFD); the facade needs it
   // push() flushes once this many requests were pushed since the last flush
   // (0: only flush()/wait() submit). 1, the default, is fio's
   // iodepth_batch_submit: one io_submit per request, which lets the device
@@ -121,6 +110,7 @@ struct aio_stats {
   uint64_t eagain = 0;            // io_submit said EAGAIN (backpressure)
   uint64_t queued_for_space = 0;  // flushes that left requests waiting for capacity
   uint32_t in_flight_max = 0;
+  uint32_t in_flight = 0;         // now: requests the kernel owns
 };
 
 class aio_driver {
@@ -133,9 +123,10 @@ class aio_driver {
   aio_driver(const aio_driver&) = delete;
   aio_driver& operator=(const aio_driver&) = delete;
 
-  // Queues c (c.cb filled, state idle). Nothing reaches the kernel before
-  // the next flush() or wait(), unless options' submit_batch is reached.
-  void push(aio_completion& c) noexcept;
+  // Queues c (c.ops->prep_iocb set, state idle). The request is filled from
+  // the op when it is submitted: at the next flush() or wait(), or now when
+  // options' submit_batch is reached.
+  void push(completion& c) noexcept;
 
   // Submits queued requests while capacity allows. A request the kernel
   // rejects completes with its error; EAGAIN leaves the rest queued until a
@@ -151,21 +142,22 @@ class aio_driver {
   // Collects ready completions without blocking and appends them (state done)
   // to out, plus requests that failed at submission. Returns how many. Call
   // flush() afterwards to submit requests that were waiting for room.
-  std::size_t reap(intrusive_list<aio_completion>& out) noexcept;
+  std::size_t reap(intrusive_list<completion>& out) noexcept;
 
   // Only the requests that finished without the kernel (submission errors,
   // cancelled while queued): no system call.
-  std::size_t take_finished(intrusive_list<aio_completion>& out) noexcept;
+  std::size_t take_finished(intrusive_list<completion>& out) noexcept;
+  bool has_finished() const noexcept { return !finished_.empty(); }
 
   // Asks the kernel to cancel c. Most files cannot cancel a started read or
   // write (io_cancel says EINVAL); c then completes normally. A request still
   // queued in user space completes with -ECANCELED at the next reap.
-  void cancel(aio_completion& c) noexcept;
+  void cancel(completion& c) noexcept;
 
   // Returns only when the kernel no longer owns c: cancels it, and if that
   // fails, blocks in io_getevents until it completes. Other completions that
   // arrive meanwhile are appended to out. On return c is done and unlinked.
-  void cancel_and_wait(aio_completion& c, intrusive_list<aio_completion>& out) noexcept;
+  void cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept;
 
   // Readable (eventfd counter > 0) when completions may be ready; -1 without.
   int event_fd() const noexcept { return efd_.get(); }
@@ -173,36 +165,48 @@ class aio_driver {
   uint32_t capacity() const noexcept { return capacity_; }
   bool has_queued() const noexcept { return !waiting_.empty(); }
   bool has_pending_work() const noexcept { return in_flight_ != 0 || !waiting_.empty() || !finished_.empty(); }
-  const aio_stats& stats() const noexcept { return stats_; }
+  aio_stats stats() const noexcept {
+    aio_stats s = stats_;
+    s.in_flight = in_flight_;
+    return s;
+  }
 
-  // Calls f(aio_completion&, bool in_flight) for every request pushed and not
+  // Calls f(completion&, bool in_flight) for every request pushed and not
   // yet completed: with the kernel (true, in submission order), then waiting
   // in user space (false). For diagnostics; f must not push or cancel.
   template <class F>
   void for_each_pending(F&& f) noexcept {
-    submitted_.for_each([&](aio_completion& c) { f(c, true); });
-    waiting_.for_each([&](aio_completion& c) { f(c, false); });
+    submitted_.for_each([&](completion& c) { f(c, true); });
+    waiting_.for_each([&](completion& c) { f(c, false); });
   }
 
  private:
   aio_driver() = default;
   // Moves ready completions to out; returns how many, or -errno. min_nr 0
   // never blocks.
-  long get_events(long min_nr, int64_t timeout_ns, intrusive_list<aio_completion>& out) noexcept;
-  void fail_front(int64_t res) noexcept;
+  long get_events(long min_nr, int64_t timeout_ns, intrusive_list<completion>& out) noexcept;
+  void fail_front(int32_t res) noexcept;
+  // The iocb slot c was submitted in (c in flight).
+  aio_iocb* slot_of(const completion& c) noexcept;
+  void free_slot(aio_iocb& cb) noexcept;
 
   unsigned long ctx_ = 0;  // aio_context_t
   unique_fd efd_;
   uint32_t capacity_ = 0;
   uint32_t in_flight_ = 0;
-  uint32_t submit_batch_ = 0;                // aio_options::submit_batch
-  uint32_t unflushed_ = 0;                   // pushes since the last flush
-  intrusive_list<aio_completion> waiting_;   // pushed, not yet accepted by the kernel
-  intrusive_list<aio_completion> submitted_;  // the kernel owns them (for listings)
-  intrusive_list<aio_completion> finished_;  // done without reaching the kernel, or reaped by wait()
-  std::vector<aio_iocb*> batch_;             // capacity entries: io_submit's argument
-  std::vector<aio_completion*> staged_;      // the completions behind batch_
-  std::vector<aio_event> events_;            // capacity entries: io_getevents' output
+  uint32_t submit_batch_ = 0;            // aio_options::submit_batch
+  uint32_t unflushed_ = 0;               // pushes since the last flush
+  intrusive_list<completion> waiting_;    // pushed, not yet accepted by the kernel
+  intrusive_list<completion> submitted_;  // the kernel owns them (for listings)
+  intrusive_list<completion> finished_;   // done without reaching the kernel, or reaped by wait()
+  // One request per kernel slot, filled at submission: an op carries no
+  // iocb of its own, and the kernel names a request by its address
+  // (io_event::obj, io_cancel).
+  std::vector<aio_iocb> iocbs_;
+  std::vector<uint32_t> free_;            // indices of unused iocbs_
+  std::vector<aio_iocb*> batch_;          // capacity entries: io_submit's argument
+  std::vector<completion*> staged_;       // the completions behind batch_
+  std::vector<aio_event> events_;         // capacity entries: io_getevents' output
   aio_stats stats_;
 };
 

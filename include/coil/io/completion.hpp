@@ -18,6 +18,7 @@ enum class op_state : uint8_t {
 };
 
 struct completion;
+struct aio_iocb;  // io/aio_driver.hpp
 
 // How a driver runs an operation. io_uring fills an SQE; readiness drivers
 // (epoll) call perform: nonblocking first, then again when fd is ready, or
@@ -47,6 +48,9 @@ struct op_vtable {
   // fd may be one coil did not open and will not see closed (ops::poll_ready):
   // readiness drivers keep it registered only while such ops wait on it.
   bool foreign_fd = false;
+  // Non-null: the op runs on the Linux AIO backend (aio_driver), which fills
+  // one request from it at submission; prep and perform are not used then.
+  void (*prep_iocb)(completion&, aio_iocb&) noexcept = nullptr;
 };
 
 // Single-result ops may still get several CQEs (send_zc): every CQE with

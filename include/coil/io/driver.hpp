@@ -2,13 +2,21 @@
 // The driver a runtime runs on: io_uring when the kernel allows it, else the
 // epoll driver. Chosen once at creation (see driver_options); the dispatch is
 // one predictable branch, so the io_uring fast path stays inlinable.
+//
+// Ops bound for Linux AIO (op_vtable::prep_iocb, dio_ops with .aio) go to an
+// AIO backend the facade creates on first use. Its eventfd is read by an
+// internal operation on the main driver, so one park waits for both; the
+// facade collects AIO events when that read completes, and submits AIO
+// requests at push (aio_options::submit_batch), in reap() and in wait().
 #include <cstdint>
 #include <memory>
 #include <system_error>
 
 #include "coil/core/result.hpp"
+#include "coil/io/aio_driver.hpp"
 #include "coil/io/epoll_driver.hpp"
 #include "coil/io/fault.hpp"
+#include "coil/io/op_completion.hpp"
 #include "coil/io/uring_driver.hpp"
 
 namespace coil {
@@ -29,6 +37,7 @@ struct driver_options {
   bool strict = false;
   uring_options uring{};
   epoll_options epoll{};
+  aio_options aio{};  // the AIO backend, created by the first op bound for it
   // Fault injection (io/fault.hpp). Not enabled: COIL_FAULTS=seed:spec, if
   // set, enables it (a bad spec fails create with invalid_argument).
   fault_options faults{};
@@ -45,27 +54,60 @@ class driver {
   uring_driver* uring() noexcept { return uring_.get(); }
   epoll_driver* epoll() noexcept { return epoll_.get(); }
 
+  ~driver();
+  driver(const driver&) = delete;
+  driver& operator=(const driver&) = delete;
+
+  // Queues c on the engine that runs it: the AIO backend when c.ops has
+  // prep_iocb, else io_uring or epoll.
   void push(completion& c) noexcept {
+    if (c.ops->prep_iocb != nullptr) [[unlikely]] return push_aio(c);
+    push_io(c);
+  }
+  // push() for a completion whose op has no AIO form (known at compile
+  // time): no routing check on the hot path. Fault injection applies here.
+  void push_io(completion& c) noexcept {
     if (faults_ && faults_->on_push(c)) [[unlikely]] return;
     uring_ ? uring_->push(c) : epoll_->push(c);
   }
-  void cancel(completion& c) noexcept { uring_ ? uring_->cancel(c) : epoll_->cancel(c); }
+  void cancel(completion& c) noexcept {
+    if (c.ops->prep_iocb != nullptr) [[unlikely]] return cancel_aio(c);
+    uring_ ? uring_->cancel(c) : epoll_->cancel(c);
+  }
+  // Submits what is queued on io_uring or epoll and collects what is ready
+  // there; reap() follows and does the same for AIO.
   result<void> flush() noexcept { return uring_ ? uring_->flush() : epoll_->flush(); }
   result<void> wait(int64_t timeout_ns) noexcept {
-    if (faults_ && faults_->holding()) [[unlikely]] timeout_ns = 0;  // held completions are due soon
+    if (aux_) [[unlikely]] timeout_ns = before_wait(timeout_ns);
     return uring_ ? uring_->wait(timeout_ns) : epoll_->wait(timeout_ns);
   }
   std::size_t reap(intrusive_list<completion>& out) noexcept {
-    if (faults_) [[unlikely]] return reap_faulty(out);
+    if (aux_) [[unlikely]] return reap_aux(out);
     return uring_ ? uring_->reap(out) : epoll_->reap(out);
   }
   void cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
+    if (c.ops->prep_iocb != nullptr) [[unlikely]] return aio_cancel_and_wait(c, out);
     uring_ ? uring_->cancel_and_wait(c, out) : epoll_->cancel_and_wait(c, out);
+    if (aio_notify_) [[unlikely]] (void)take_aio_notify();  // it may have arrived meanwhile
   }
   bool has_pending_work() const noexcept {
-    if (faults_ && faults_->holding()) [[unlikely]] return true;
+    if (aux_ && aux_pending_work()) [[unlikely]] return true;
     return uring_ ? uring_->has_pending_work() : epoll_->has_pending_work();
   }
+  // Calls f(completion&, bool in_flight) for every operation pushed and not
+  // yet completed, io_uring's or epoll's, then AIO's (see
+  // uring_driver::for_each_pending). The facade's own eventfd read is left
+  // out. For diagnostics; f must not push or cancel.
+  template <class F>
+  void for_each_pending(F&& f) noexcept {
+    auto own = [&](completion& c, bool in_flight) {
+      if (&c != aio_notify_.get()) f(c, in_flight);
+    };
+    uring_ ? uring_->for_each_pending(own) : epoll_->for_each_pending(own);
+    if (aio_) aio_->for_each_pending(f);
+  }
+  // The AIO backend's counters (zero before its first use).
+  aio_stats aio_counters() const noexcept { return aio_ ? aio_->stats() : aio_stats{}; }
   // An eager op may be tried with a direct system call now (io_uring with
   // nothing queued, eager_send on, no fault layer: injected faults must see
   // every op).
@@ -108,10 +150,29 @@ class driver {
 
  private:
   driver() = default;
-  std::size_t reap_faulty(intrusive_list<completion>& out) noexcept;
+  void push_aio(completion& c) noexcept;
+  void cancel_aio(completion& c) noexcept;
+  void aio_cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept;
+  int64_t before_wait(int64_t timeout_ns) noexcept;
+  std::size_t reap_aux(intrusive_list<completion>& out) noexcept;
+  bool aux_pending_work() const noexcept;
+  void arm_aio_notify() noexcept;
+  // If the eventfd read has completed: takes it out of whatever list the
+  // main driver put it in and notes that events may be ready.
+  bool take_aio_notify() noexcept;
+
   std::unique_ptr<fault_layer> faults_;  // before the drivers: destroyed after them
   std::unique_ptr<uring_driver> uring_;
   std::unique_ptr<epoll_driver> epoll_;
+  std::unique_ptr<aio_driver> aio_;  // created by the first op bound for AIO
+  aio_options aio_opts_;
+  intrusive_list<completion> aio_failed_;  // AIO ops that found no backend (io_setup failed)
+  // The read of the AIO eventfd, armed on the main driver while AIO
+  // requests are in flight: its completion means events are ready.
+  std::unique_ptr<op_completion<ops::read>> aio_notify_;
+  uint64_t aio_count_ = 0;  // aio_notify_'s buffer
+  bool aio_signalled_ = false;  // aio_notify_ completed: collect events
+  bool aux_ = false;  // faults or AIO: reap, wait and has_pending_work take the slow path
   std::error_code uring_error_;
 };
 

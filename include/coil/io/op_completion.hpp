@@ -3,6 +3,7 @@
 // building block for using a driver on its own, without the runtime.
 //   coil::op_completion<coil::ops::read> rd{{fd, buf, len, 0}};
 //   drv.push(rd); drv.wait(-1); drv.reap(done);   // rd.res holds the result
+#include <concepts>
 #include <type_traits>
 
 #include "coil/io/completion.hpp"
@@ -73,13 +74,37 @@ struct op_vtable_named {
   }
   static constexpr op_vtable value = make();
 };
+// An op with an AIO form: `bool aio` says whether this one runs on the
+// driver's Linux AIO backend, which fills an iocb with prep_iocb.
+template <class Op>
+concept aio_capable_op = requires(const Op& op, aio_iocb& cb) {
+  { op.aio } -> std::convertible_to<bool>;
+  op.prep_iocb(cb);
+};
+// Base with prep_iocb set: the vtable of an op bound for AIO.
+template <class Op, class Self, const op_vtable& Base>
+struct op_vtable_aio {
+  static void prep_iocb(completion& c, aio_iocb& cb) noexcept { Self::op_ref(c).prep_iocb(cb); }
+  static constexpr op_vtable make() noexcept {
+    op_vtable v = Base;
+    v.prep_iocb = &prep_iocb;
+    return v;
+  }
+  static constexpr op_vtable value = make();
+};
 // Sets c's vtable and readiness fd for op; with an Owner, the named vtable.
 template <class Op, class Self, class Owner = void>
 void bind_op(completion& c, const Op& op) noexcept {
   if constexpr (std::is_void_v<Owner>) {
     c.ops = &op_vtable_for<Op, Self>::value;
+    if constexpr (aio_capable_op<Op>) {
+      if (op.aio) c.ops = &op_vtable_aio<Op, Self, op_vtable_for<Op, Self>::value>::value;
+    }
   } else {
     c.ops = &op_vtable_named<Op, Self, Owner>::value;
+    if constexpr (aio_capable_op<Op>) {
+      if (op.aio) c.ops = &op_vtable_aio<Op, Self, op_vtable_named<Op, Self, Owner>::value>::value;
+    }
   }
   if constexpr (requires { op.fd; }) c.fd = op.fd;
   c.unbounded = op_waits_on_peer<Op>() || op_is_multishot<Op>();

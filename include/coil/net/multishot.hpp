@@ -181,7 +181,7 @@ class multishot_stream : coil::completion, pending_op {
     coil::detail::bind_op<Op, multishot_stream>(*this, op_);
     state = op_state::idle;
     armed_ = true;
-    rt_->driver().push(*this);
+    rt_->driver().push_io(*this);
   }
   // Before suspending in next(): false when next() must return at once (an
   // error is recorded in the stream).

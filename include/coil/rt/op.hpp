@@ -80,7 +80,11 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     waiter = h;
     since_ms_ = rt_->stamp_ms();
     detail::bind_op<Op, op_awaiter, P>(*this, op_);  // listings can name the task
-    rt_->driver().push(*this);
+    if constexpr (detail::aio_capable_op<Op>) {
+      rt_->driver().push(*this);  // routes by the vtable bind_op chose
+    } else {
+      rt_->driver().push_io(*this);
+    }
     if (stop != nullptr) {
       stop_callback::fn = &on_stop;
       stop->add(*this);
@@ -153,6 +157,8 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   friend struct detail::op_vtable_for;
   template <class, class, class>
   friend struct detail::op_vtable_named;
+  template <class, class, const op_vtable&>
+  friend struct detail::op_vtable_aio;
   static Op& op_ref(completion& c) noexcept {
     return static_cast<op_awaiter&>(static_cast<detail::rt_completion&>(c)).op_;
   }

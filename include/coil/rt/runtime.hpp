@@ -31,6 +31,9 @@ struct runtime_options {
   bool strict_driver = false;  // automatic, but an unusable io_uring is an error
   uring_options uring{};
   epoll_options epoll{};
+  // The Linux AIO backend of direct_file's dio_engine::aio (created by the
+  // first such request; capacity and submit batching).
+  aio_options aio{};
   // Lets other threads post work to this runtime (runtime::post). Keeps a
   // wake-up read armed in the driver, so block_on cannot detect deadlocks.
   bool remote = false;
