@@ -82,7 +82,7 @@ void epoll_driver::forget_fd(int fd) noexcept {
   // Waiters on a closing fd would never see readiness again (closing drops
   // the epoll registration): finish them as cancelled.
   while (completion* c = s.waiters.pop_front()) {
-    --in_flight_;
+    let_go();
     finish(*c, -ECANCELED, 0);
   }
   if (s.registered) (void)::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
@@ -110,14 +110,14 @@ void epoll_driver::push(completion& c) noexcept {
   ++stats_.by_opcode[opcode_slot(c.ops->opcode)].pushed;
   c.cancel_requested = c.cancel_issued = false;
   c.cqe_flags = 0;
-  c.state = op_state::queued;
+  detail::set_state(c, op_state::queued);
   pending_.push_back(c);
 }
 
 void epoll_driver::finish(completion& c, int32_t res, uint32_t flags) noexcept {
   c.res = res;
   c.cqe_flags = flags;
-  c.state = op_state::done;
+  detail::set_state(c, op_state::done);
   finished_.push_back(c);
 }
 
@@ -127,23 +127,36 @@ void epoll_driver::settle(completion& c, int32_t res) noexcept {
     finish(c, res, c.cqe_flags);
     return;
   }
-  // A multishot op stays armed. Edge-triggered readiness means more may be
-  // ready already: try again at the next flush (after the owner ran, so one
-  // busy fd cannot monopolize a turn). Requeued first, so the hook may cancel.
-  c.state = op_state::queued;
-  pending_.push_back(c);
+  // A multishot op stays armed; its hook runs when the walk is over.
   c.res = res;
   c.cqe_flags |= IORING_CQE_F_MORE;
   ++stats_.extra_results;
-  ops.on_cqe(c);
-  c.cqe_flags = 0;
+  hold(c);
+  results_.push_back(c);
+}
+
+void epoll_driver::run_hooks() noexcept {
+  while (completion* c = results_.pop_front()) {
+    let_go();
+    // Edge-triggered readiness means more may be ready already: try again
+    // at the next flush (after the owner ran, so one busy fd cannot
+    // monopolize a turn). Requeued first, so the hook may cancel.
+    detail::set_state(*c, op_state::queued);
+    pending_.push_back(*c);
+    c->ops->on_cqe(*c);
+    c->cqe_flags = 0;
+    // cancel() came while the result waited: it ends the op after the hook.
+    if (c->cancel_requested && c->state == op_state::queued) {
+      c->unlink();
+      finish(*c, -ECANCELED, 0);
+    }
+  }
 }
 
 void epoll_driver::back_off(completion& c) noexcept {
   if (backed_off_.empty()) backoff_due_ns_ = monotonic_ns() + backoff_ns;
-  c.state = op_state::in_flight;  // cancel() takes it off the list like a readiness waiter
+  hold(c);  // cancel() takes it off the list like a readiness waiter
   backed_off_.push_back(c);
-  if (++in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
 }
 
 void epoll_driver::retry_backed_off() noexcept {
@@ -151,7 +164,7 @@ void epoll_driver::retry_backed_off() noexcept {
   intrusive_list<completion> due;
   due.splice_back(backed_off_);
   while (completion* c = due.pop_front()) {
-    --in_flight_;
+    let_go();
     start(*c);
   }
 }
@@ -221,16 +234,14 @@ void epoll_driver::await_ready(completion& c, fd_state& s) noexcept {
     s.foreign_only = false;
   }
   ++stats_.queued_for_space;
-  c.state = op_state::in_flight;
+  hold(c);
   s.waiters.push_back(c);
-  if (++in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
 }
 
 void epoll_driver::offload(completion& c) noexcept {
   ++stats_.offloaded;
-  c.state = op_state::in_flight;
+  hold(c);
   c.cancel_issued = true;  // marks "owned by the worker pool"
-  if (++in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
   bool need_thread = false;
   {
     std::lock_guard lock(mu_);
@@ -244,7 +255,7 @@ void epoll_driver::offload(completion& c) noexcept {
       c.unlink();
     }
     c.cancel_issued = false;
-    --in_flight_;
+    let_go();
     const int32_t r = c.ops->perform(c, false);
     finish(c, r, c.cqe_flags);
     return;
@@ -298,7 +309,7 @@ void epoll_driver::collect_workers() noexcept {
   }
   while (completion* c = got.pop_front()) {
     c->cancel_issued = false;
-    --in_flight_;
+    let_go();
     finish(*c, c->res, c->cqe_flags);
   }
 }
@@ -325,15 +336,19 @@ void epoll_driver::cancel(completion& c) noexcept {
         }
         if (removed) {
           c.cancel_issued = false;
-          --in_flight_;
+          let_go();
           finish(c, -ECANCELED, 0);
         } else {
           c.cancel_requested = true;  // running: its real result will come
         }
         return;
       }
+      if (c.cqe_flags & IORING_CQE_F_MORE) {
+        c.cancel_requested = true;  // a multishot result waits for its hook (run_hooks)
+        return;
+      }
       c.unlink();  // waiting for readiness
-      --in_flight_;
+      let_go();
       finish(c, -ECANCELED, 0);
       if (c.ops->foreign_fd) drop_foreign(c.fd);
       return;
@@ -348,6 +363,7 @@ void epoll_driver::run_pending() noexcept {
   intrusive_list<completion> batch;
   batch.splice_back(pending_);
   while (completion* c = batch.pop_front()) start(*c);
+  run_hooks();
 }
 
 void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
@@ -375,11 +391,11 @@ void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
       continue;
     }
     if (r == coil::ops::retry_later) {
-      --in_flight_;
+      let_go();
       back_off(*c);
       continue;
     }
-    --in_flight_;
+    let_go();
     settle(*c, r);
   }
   if (s.foreign_only && s.waiters.empty()) drop_foreign(fd);
@@ -417,21 +433,29 @@ result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {
     }
   }
   retry_backed_off();
+  run_hooks();
   return {};
 }
 
 result<void> epoll_driver::flush() noexcept {
   run_pending();
   // Readiness and worker results only change while something waits.
-  if (in_flight_ == 0) return {};
-  return poll(0);
+  result<void> r = in_flight_ == 0 ? result<void>{} : poll(0);
+  check_invariants();
+  return r;
 }
 
 result<void> epoll_driver::wait(int64_t timeout_ns) noexcept {
   run_pending();
   // Finished ops, or multishot ops requeued by run_pending: do not sleep.
-  if (!finished_.empty() || !pending_.empty()) return in_flight_ == 0 ? result<void>{} : poll(0);
-  return poll(timeout_ns);
+  result<void> r;
+  if (!finished_.empty() || !pending_.empty()) {
+    r = in_flight_ == 0 ? result<void>{} : poll(0);
+  } else {
+    r = poll(timeout_ns);
+  }
+  check_invariants();
+  return r;
 }
 
 std::size_t epoll_driver::reap(intrusive_list<completion>& out) noexcept {
@@ -446,7 +470,45 @@ std::size_t epoll_driver::reap(intrusive_list<completion>& out) noexcept {
     ++n;
   }
   stats_.completed += n;
+  check_invariants();
   return n;
+}
+
+void epoll_driver::check_invariants() noexcept {
+#if COIL_INVARIANTS
+  uint32_t held = 0;
+  for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
+    if (!fds_[fd]) continue;
+    const fd_state& s = *fds_[fd];
+    COIL_DEBUG_ASSERT(s.waiters.empty() || s.registered, "ops wait for readiness of an fd not in the epoll set");
+    COIL_DEBUG_ASSERT(!s.foreign_only || s.registered, "foreign_only on an fd not in the epoll set");
+    fds_[fd]->waiters.for_each([&](completion& c) {
+      COIL_DEBUG_ASSERT(c.state == op_state::in_flight && !c.cancel_issued, "a readiness waiter is not in flight");
+      COIL_DEBUG_ASSERT(static_cast<std::size_t>(c.fd) == fd, "an op waits on another fd's readiness");
+      COIL_DEBUG_ASSERT(!(c.cqe_flags & IORING_CQE_F_MORE), "a readiness waiter holds an undelivered result");
+      ++held;
+    });
+  }
+  backed_off_.for_each([&](completion& c) {
+    COIL_DEBUG_ASSERT(c.state == op_state::in_flight && !c.cancel_issued, "a backed-off op is not in flight");
+    ++held;
+  });
+  held += static_cast<uint32_t>(results_.size());
+  {
+    // Worker ops are counted, not read: a worker may be writing to them.
+    std::lock_guard lock(mu_);
+    held += static_cast<uint32_t>(queue_.size() + done_.size());
+    for (completion* c : running_) held += c != nullptr;
+  }
+  COIL_DEBUG_ASSERT(held == in_flight_, "in_flight_ differs from the ops the epoll driver holds");
+  COIL_DEBUG_ASSERT(results_.empty(), "multishot results left without their hooks");
+  pending_.for_each([](completion& c) {
+    COIL_DEBUG_ASSERT(c.state == op_state::queued && !(c.cqe_flags & IORING_CQE_F_MORE), "a pending op is not queued");
+  });
+  finished_.for_each([](completion& c) {
+    COIL_DEBUG_ASSERT(c.state == op_state::done, "a finished op is not done");
+  });
+#endif
 }
 
 void epoll_driver::cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "coil/io/op_state.hpp"
 #include "coil/io/ops.hpp"
 #include "coil/io/uring_driver.hpp"
 
@@ -257,11 +258,12 @@ void fault_layer::finish(completion& c, int err) noexcept {
   c.cancel_requested = c.cancel_issued = false;
   c.res = -err;
   c.cqe_flags = 0;
-  c.state = op_state::done;
+  detail::set_state(c, op_state::done);
   failed_.push_back(c);
 }
 
 bool fault_layer::on_push(completion& c) noexcept {
+  COIL_DEBUG_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
   unwrap(c);  // pushed again after a shortened run
   if (paused_ || c.ops->on_cqe != nullptr || c.ops->closes_fd) return false;
   const unsigned cls = class_of(c.ops->opcode);

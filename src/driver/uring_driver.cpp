@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "coil/core/assert.hpp"
 #include "coil/io/drain.hpp"
@@ -355,6 +356,7 @@ io_uring_sqe* uring_driver::next_sqe() noexcept {
     stats_.submitted += n;
     unsubmitted_ -= std::min(n, unsubmitted_);
     if (unsubmitted_ == 0) unsubmitted_device_ = 0;
+    check_invariants();
   }
   return io_uring_get_sqe(&ring_);
 }
@@ -387,6 +389,7 @@ bool uring_driver::try_issue_cancel(completion& c) noexcept {
   c.cancel_issued = true;
   ++unsubmitted_;
   account_in_flight();
+  check_invariants();
   return true;
 }
 
@@ -395,7 +398,7 @@ void uring_driver::push_slow(completion& c) noexcept {
   if (!supports(c.ops->opcode)) {
     c.res = -EOPNOTSUPP;
     c.cqe_flags = 0;
-    c.state = op_state::done;
+    detail::set_state(c, op_state::done);
     finished_.push_back(c);
     return;
   }
@@ -403,7 +406,7 @@ void uring_driver::push_slow(completion& c) noexcept {
   // (unbounded ops need none, see unbounded_).
   if ((waiting_.empty() || is_unbounded(c)) && try_issue(c)) return;
   ++stats_.queued_for_space;
-  c.state = op_state::queued;
+  detail::set_state(c, op_state::queued);
   waiting_.push_back(c);
 }
 
@@ -453,7 +456,7 @@ bool uring_driver::resubmit_after_cancel(completion& c, int32_t res) noexcept {
   ++c.cancel_retries;
   ++stats_.cancel_retries;
   // Back through the room queue, which reap() fills from when it is done.
-  c.state = op_state::queued;
+  detail::set_state(c, op_state::queued);
   waiting_.push_back(c);
   return true;
 }
@@ -465,7 +468,7 @@ void uring_driver::cancel(completion& c) noexcept {
       c.unlink();
       c.res = -ECANCELED;
       c.cqe_flags = 0;
-      c.state = op_state::done;
+      detail::set_state(c, op_state::done);
       finished_.push_back(c);
       return;
     case op_state::in_flight:
@@ -473,6 +476,7 @@ void uring_driver::cancel(completion& c) noexcept {
       c.cancel_requested = true;
       ++stats_.cancels;
       if (cancels_waiting_ != 0 || !try_issue_cancel(c)) ++cancels_waiting_;
+      check_invariants();
       return;
     case op_state::idle:
     case op_state::done:
@@ -485,6 +489,7 @@ void uring_driver::issue_waiting_cancels() noexcept {
   in_flight_ops_.for_each([this](completion& c) {
     if (cancels_waiting_ != 0 && c.cancel_requested && !c.cancel_issued && try_issue_cancel(c)) --cancels_waiting_;
   });
+  check_invariants();
 }
 
 void uring_driver::fill_from_waiting() noexcept {
@@ -585,6 +590,7 @@ void uring_driver::note_submitted() noexcept {
     stats_.submitted += unsubmitted_ - left;
     unsubmitted_ = left;
   }
+  check_invariants();
 }
 
 std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
@@ -607,24 +613,32 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
     const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
     if (cqe->user_data == internal_user_data) {
       --in_flight_;
+      check_invariants();
       continue;
     }
     auto* c = reinterpret_cast<completion*>(cqe->user_data);
     // Read once: stores through c below could alias the CQE for the compiler.
     const int32_t res = cqe->res;
     const uint32_t flags = cqe->flags;
+    if (c->ops->on_cqe != nullptr) [[unlikely]] {
+      int took = hold_result(*c, res, flags);
+      if (took < 0) {
+        // The walk pauses before this CQE while the pending hooks run.
+        io_uring_smp_store_release(cq.khead, head);
+        run_hooks();
+        took = hold_result(*c, res, flags);
+      }
+      n += static_cast<unsigned>(took);
+      continue;
+    }
     if (flags & IORING_CQE_F_MORE) {
-      // Still armed: the kernel slot stays taken.
+      // Still in flight (a zero-copy send's result before its notification).
       c->res = res;
       c->cqe_flags = flags;
       ++stats_.extra_results;
-      if (c->ops->on_cqe != nullptr) c->ops->on_cqe(*c);
       continue;
     }
-    --in_flight_;
-    if (is_unbounded(*c)) --unbounded_;
-    if (cancels_waiting_ != 0 && c->cancel_requested && !c->cancel_issued) --cancels_waiting_;
-    in_flight_ops_.erase(*c);
+    retire(*c);
     if (res < 0 && resubmit_after_cancel(*c, res)) [[unlikely]] continue;
     if (flags & IORING_CQE_F_NOTIF) {
       c->cqe_flags |= IORING_CQE_F_NOTIF;  // zero-copy done: keep the send's result
@@ -632,15 +646,66 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
       c->res = res;
       c->cqe_flags = flags;
     }
-    c->state = op_state::done;
+    detail::set_state(*c, op_state::done);
     ++stats_.by_opcode[opcode_slot(c->ops->opcode)].completed;
-    deliver(*c, out);
+    out.push_back(*c);
     ++n;
   }
-  if (head != first) io_uring_smp_store_release(cq.khead, head);
+  if (head != first) {
+    io_uring_smp_store_release(cq.khead, head);
+    if (hooked_ != 0) [[unlikely]] run_hooks();  // only after the walk
+  }
   stats_.completed += n;
   if (!waiting_.empty() || cancels_waiting_ != 0) fill_from_waiting();
+  if constexpr (detail::invariants) check_lists();
   return n;
+}
+
+int uring_driver::hold_result(completion& c, int32_t res, uint32_t flags) noexcept {
+  // c holds one result at a time: a second one waits until c's hook ran.
+  if (hooked_ == hook_batch || std::find(hooks_, hooks_ + hooked_, &c) != hooks_ + hooked_) return -1;
+  c.res = res;
+  c.cqe_flags = flags;
+  hooks_[hooked_++] = &c;
+  if (flags & IORING_CQE_F_MORE) {
+    ++stats_.extra_results;  // still armed: the kernel slot stays taken
+    return 0;
+  }
+  retire(c);
+  detail::set_state(c, op_state::done);
+  ++stats_.by_opcode[opcode_slot(c.ops->opcode)].completed;
+  return 1;
+}
+
+void uring_driver::run_hooks() noexcept {
+  // Taken off the batch first: a hook may push, cancel or re-arm, not reap.
+  const unsigned count = std::exchange(hooked_, 0u);
+  const unsigned head = *ring_.cq.khead;
+  for (unsigned i = 0; i < count; ++i) hooks_[i]->ops->on_cqe(*hooks_[i]);
+  COIL_DEBUG_ASSERT(hooked_ == 0 && *ring_.cq.khead == head, "a multishot hook reaped");
+  static_cast<void>(head);
+}
+
+void uring_driver::check_lists() noexcept {
+  uint32_t ops = 0, unbounded = 0, cancels = 0;
+  in_flight_ops_.for_each([&](completion& c) {
+    COIL_DEBUG_ASSERT(c.state == op_state::in_flight, "an op listed in flight is not in flight");
+    ++ops;
+    unbounded += is_unbounded(c);
+    cancels += c.cancel_requested && !c.cancel_issued;
+  });
+  // The rest of in_flight_ is the driver's own cancel requests.
+  COIL_DEBUG_ASSERT(ops <= in_flight_, "more ops listed in flight than counted");
+  COIL_DEBUG_ASSERT(unbounded == unbounded_, "unbounded_ differs from the unbounded ops in flight");
+  COIL_DEBUG_ASSERT(cancels == cancels_waiting_, "cancels_waiting_ differs from the cancels not yet issued");
+  COIL_DEBUG_ASSERT(ops - unbounded <= op_limit_, "bounded ops in flight exceed op_limit_");
+  waiting_.for_each([](completion& c) {
+    COIL_DEBUG_ASSERT(c.state == op_state::queued, "an op waiting for room is not queued");
+  });
+  finished_.for_each([](completion& c) {
+    COIL_DEBUG_ASSERT(c.state == op_state::done, "an op finished without the kernel is not done");
+  });
+  check_invariants();
 }
 
 void uring_driver::cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {

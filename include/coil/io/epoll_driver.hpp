@@ -13,6 +13,13 @@
 // back exactly once through reap(), cancel completes it with -ECANCELED or its
 // real result. Single-threaded, like uring_driver.
 //
+// Multishot hooks (op_vtable::on_cqe) run after the walk that produced their
+// results (the pending ops tried by flush, the readiness events of one
+// poll), never inside it: a result waits in its completion, which stays off
+// every other list meanwhile, so an op holds at most one; its hook runs with
+// the op already requeued (the hook may cancel it). Final results reach the
+// hook through reap().
+//
 // An fd's registration is dropped when it is closed through coil (a close op,
 // unique_fd). Closing a raw fd behind coil's back while it is reused for a new
 // file is not detected: close fds through coil.
@@ -28,6 +35,7 @@
 #include "coil/core/result.hpp"
 #include "coil/core/unique_fd.hpp"
 #include "coil/io/completion.hpp"
+#include "coil/io/op_state.hpp"
 #include "coil/io/stats.hpp"
 
 namespace coil {
@@ -105,6 +113,23 @@ class epoll_driver {
   void await_ready(completion& c, fd_state& s) noexcept;
   void finish(completion& c, int32_t res, uint32_t flags) noexcept;
   void settle(completion& c, int32_t res) noexcept;
+  void run_hooks() noexcept;
+  // in_flight_ counts the ops this driver holds between pending_ and
+  // finished_ (readiness waiters, backed-off ops, the worker pool's, multishot
+  // results waiting for their hooks); ops enter that set through hold (which
+  // makes them in_flight) and leave it through let_go.
+  void hold(completion& c) noexcept {
+    detail::set_state(c, op_state::in_flight);
+    if (++in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
+  }
+  void let_go() noexcept {
+    COIL_DEBUG_ASSERT(in_flight_ != 0, "epoll driver let go of an op it did not hold");
+    --in_flight_;
+  }
+  // Debug invariants: in_flight_ equals the ops on those lists, and every
+  // list holds ops in its state. O(fds + ops): at the end of flush, wait
+  // and reap.
+  void check_invariants() noexcept;
   void back_off(completion& c) noexcept;
   void retry_backed_off() noexcept;
   void offload(completion& c) noexcept;
@@ -120,6 +145,9 @@ class epoll_driver {
   intrusive_list<completion> pending_;   // pushed, not tried yet
   intrusive_list<completion> finished_;  // done, waiting for reap
   intrusive_list<completion> backed_off_;  // ops::retry_later: tried again at backoff_due_ns_
+  // Multishot results (cqe_flags has IORING_CQE_F_MORE) waiting for the walk
+  // that produced them to end; empty between driver calls.
+  intrusive_list<completion> results_;
   int64_t backoff_due_ns_ = 0;
   std::vector<std::unique_ptr<fd_state>> fds_;
   uint32_t in_flight_ = 0;  // waiting for readiness or on a worker

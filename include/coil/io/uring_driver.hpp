@@ -12,7 +12,14 @@
 // - a completion is handed back exactly once, through reap();
 // - an operation that completes with ECANCELED coil did not ask for (io-wq
 //   could not start a worker while a signal was pending) is resubmitted, up
-//   to max_cancel_retries times (stats().cancel_retries), where that is safe.
+//   to max_cancel_retries times (stats().cancel_retries), where that is safe;
+// - multishot hooks (op_vtable::on_cqe) run after the walk of the CQ that
+//   found their results, once the CQ head has moved past them, so a hook sees
+//   settled counters and may push, cancel or re-arm. An op holds one result
+//   at a time (in its completion): a second CQE for an op whose hook has not
+//   run yet (or a full batch of hooks) pauses the walk while the pending
+//   hooks run. Hooks of ops finished without the kernel (finished_) run as
+//   reap takes them, before the walk. Hooks must not reap.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -23,6 +30,7 @@
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
 #include "coil/io/completion.hpp"
+#include "coil/io/op_state.hpp"
 #include "coil/io/registration.hpp"
 #include "coil/io/stats.hpp"
 
@@ -192,11 +200,12 @@ class uring_driver {
   void issue(completion& c, io_uring_sqe& sqe, bool unbounded) noexcept {
     c.ops->prep(c, sqe);
     io_uring_sqe_set_data(&sqe, &c);
-    c.state = op_state::in_flight;
+    detail::set_state(c, op_state::in_flight);
     in_flight_ops_.push_back(c);
     ++unsubmitted_;
     unbounded_ += unbounded;
     account_in_flight();
+    check_invariants();
     if (submit_batch_ != 0 || c.device) [[unlikely]] submit_early(c);
   }
   void submit_early(const completion& c) noexcept;
@@ -213,6 +222,7 @@ class uring_driver {
     if (in_flight_ > stats_.in_flight_max) stats_.in_flight_max = in_flight_;
   }
   bool is_unbounded(const completion& c) const noexcept { return c.unbounded && nodrop_; }
+  // An op taken from finished_ (never reached the kernel): outside the CQ walk.
   static void deliver(completion& c, intrusive_list<completion>& out) noexcept {
     if (c.ops->on_cqe != nullptr) {
       c.ops->on_cqe(c);  // multishot: the owner takes every result
@@ -220,6 +230,39 @@ class uring_driver {
       out.push_back(c);
     }
   }
+  // c's final CQE was reaped: the kernel no longer holds it.
+  void retire(completion& c) noexcept {
+    --in_flight_;
+    if (is_unbounded(c)) --unbounded_;
+    if (cancels_waiting_ != 0 && c.cancel_requested && !c.cancel_issued) --cancels_waiting_;
+    in_flight_ops_.erase(c);
+    check_invariants();
+  }
+  // A multishot CQE for c during the walk: c keeps the result for its hook.
+  // Returns 1 for a final result, 0 for one with more to come, -1 when the
+  // walk must run the pending hooks first.
+  [[gnu::noinline]] int hold_result(completion& c, int32_t res, uint32_t flags) noexcept;
+  void run_hooks() noexcept;
+  // Debug invariants (COIL_DEBUG_ASSERT): the counters agree after every
+  // change. Compiled out where invariants are off.
+  void check_invariants() const noexcept {
+    COIL_DEBUG_ASSERT(!ring_ok_ || (op_limit_ != 0 && op_limit_ < capacity_), "op_limit_ must leave CQ room for cancels");
+    COIL_DEBUG_ASSERT(unbounded_ <= in_flight_, "more unbounded ops than ops in flight");
+    COIL_DEBUG_ASSERT(nodrop_ || unbounded_ == 0, "unbounded ops without NODROP");
+    // Bounded ops stop at op_limit_, the driver's cancels at capacity_.
+    COIL_DEBUG_ASSERT(in_flight_ - unbounded_ <= capacity_, "bounded entries in flight exceed the CQ");
+    COIL_DEBUG_ASSERT(cancels_waiting_ <= in_flight_, "more cancels waiting than ops in flight");
+    COIL_DEBUG_ASSERT(in_flight_ != 0 || in_flight_ops_.empty(), "ops listed in flight with none counted");
+    // Without SQPOLL the kernel takes SQEs only in this thread's enter.
+    COIL_DEBUG_ASSERT((ring_.flags & IORING_SETUP_SQPOLL) || unsubmitted_ == io_uring_sq_ready(&ring_),
+                      "unsubmitted_ differs from the SQEs the kernel has not taken");
+    COIL_DEBUG_ASSERT((ring_.flags & IORING_SETUP_SQPOLL) || unsubmitted_ <= in_flight_,
+                      "more SQEs unsubmitted than entries in flight");
+    COIL_DEBUG_ASSERT(unsubmitted_ != 0 || unsubmitted_device_ == 0, "device ops counted with nothing unsubmitted");
+    COIL_DEBUG_ASSERT(device_submit_batch_ != 0 || unsubmitted_device_ == 0, "device ops counted without a device batch");
+  }
+  // The lists against the counters: O(ops), once per reap.
+  void check_lists() noexcept;
 
   io_uring ring_{};
   bool ring_ok_ = false;
@@ -250,6 +293,10 @@ class uring_driver {
   intrusive_list<completion> in_flight_ops_;
   uint32_t cancels_waiting_ = 0;  // in-flight ops whose cancel waits for room (found by a walk)
   intrusive_list<completion> finished_;  // completed without reaching the kernel
+  // Multishot ops whose result waits for the CQ walk to end (reap).
+  static constexpr unsigned hook_batch = 16;
+  completion* hooks_[hook_batch];
+  unsigned hooked_ = 0;
   unsigned char probe_[256 / 8] = {};
   unsigned iowq_max_[2] = {0, 0};
   int notify_fd_ = -1;
