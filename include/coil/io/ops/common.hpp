@@ -53,7 +53,10 @@ concept operation = requires(const Op& op, io_uring_sqe& sqe, bool nowait, int32
 } && (Op::poll_events == 0 || fd_op<Op>);
 
 // Optional capabilities. A flag counts when declared true, so a derived op
-// can turn one off (fixed<Op>::eager).
+// can turn one off (fixed<Op>::eager). Members are detected by the call
+// coil makes, not by an exact signature: one declared slightly off (no
+// noexcept, an int result) is still used, or fails to compile where it is
+// used, instead of being silently ignored.
 
 // static constexpr bool yields_fd: a result >= 0 is a new descriptor, closed
 // if nobody takes it (a late open).
@@ -80,7 +83,7 @@ concept waits_on_peer_op = requires { requires Op::waits_on_peer; };
 // waits_on_peer (file ops at current_position: pipes, ttys, sockets).
 template <class Op>
 concept stream_position_op = requires(const Op& op) {
-  { op.at_stream_position() } noexcept -> std::same_as<bool>;
+  op.at_stream_position();
 };
 
 // static constexpr bool device_io: O_DIRECT, goes to a block device
@@ -116,22 +119,20 @@ concept foreign_fd_op = fd_op<Op> && requires { requires Op::foreign_fd; };
 // empty, so readiness drivers wait for the next edge instead of retrying.
 template <class Op>
 concept drains_op = requires(const Op& op, int32_t res) {
-  { op.drains() } noexcept -> std::same_as<bool>;
-  { op.drained(res) } noexcept -> std::same_as<bool>;
+  op.drains();
+  op.drained(res);
 };
 
 // mutable uint32_t out_flags: readiness emulation of CQE flags (a provided
 // buffer's id), set by perform and copied to completion::cqe_flags. Such ops
 // need a driver (no blocking form).
 template <class Op>
-concept reports_flags_op = requires(const Op& op) { op.out_flags = uint32_t{0}; };
+concept reports_flags_op = requires(const Op& op) { op.out_flags; };
 
 // void discard(int32_t res) const: releases what a result nobody takes holds
 // (descriptors a recvmsg received).
 template <class Op>
-concept discards_op = requires(const Op& op, int32_t res) {
-  { op.discard(res) } noexcept;
-};
+concept discards_op = requires(const Op& op, int32_t res) { op.discard(res); };
 
 // void prep_iocb(aio_iocb&) const: fills a Linux AIO request (aio_awaiter,
 // direct_file's AIO engine).
