@@ -49,7 +49,7 @@ void cancelled_prep(completion& c, io_uring_sqe& sqe) noexcept {
 int32_t nothing_to_perform(completion&, bool) noexcept { return 0; }
 constexpr coil::op_vtable cancelled_nop{
     .prep = &cancelled_prep, .perform = &nothing_to_perform, .poll_events = 0, .opcode = IORING_OP_NOP,
-    .closes_fd = false, .never_blocks = true};
+    .consumes_fd = false, .never_blocks = true};
 
 spuriously_cancelled::spuriously_cancelled(int n) : cancels(n) { ops = &cancelled_nop; }
 

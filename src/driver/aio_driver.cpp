@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "coil/core/assert.hpp"
+#include "coil/io/op_state.hpp"
 
 namespace coil {
 
@@ -126,7 +127,7 @@ aio_driver::~aio_driver() {
   if (ctx_ == 0) return;
   while (completion* c = waiting_.pop_front()) {
     c->res = -ECANCELED;
-    c->state = op_state::done;
+    detail::set_state(*c, op_state::done);
   }
   finished_.clear();
   // The kernel may still be writing into these requests' buffers: wait.
@@ -146,7 +147,7 @@ void aio_driver::push(completion& c) noexcept {
   c.res = 0;
   c.cqe_flags = 0;
   c.cancel_requested = c.cancel_issued = false;
-  c.state = op_state::queued;
+  detail::set_state(c, op_state::queued);
   waiting_.push_back(c);
   ++stats_.pushed;
   if (submit_batch_ != 0 && ++unflushed_ >= submit_batch_) flush();
@@ -155,7 +156,7 @@ void aio_driver::push(completion& c) noexcept {
 void aio_driver::fail_front(int32_t res) noexcept {
   completion* c = waiting_.pop_front();
   c->res = res;
-  c->state = op_state::done;
+  detail::set_state(*c, op_state::done);
   finished_.push_back(*c);
 }
 
@@ -197,7 +198,7 @@ void aio_driver::flush() noexcept {
     ++stats_.submit_calls;
     const uint32_t taken = r > 0 ? static_cast<uint32_t>(r) : 0;
     for (uint32_t i = 0; i < taken; ++i) {
-      staged_[i]->state = op_state::in_flight;
+      detail::set_state(*staged_[i], op_state::in_flight);
       submitted_.push_back(*staged_[i]);
     }
     in_flight_ += taken;
@@ -252,7 +253,7 @@ long aio_driver::get_events(long min_nr, int64_t timeout_ns, intrusive_list<comp
     free_slot(*reinterpret_cast<aio_iocb*>(static_cast<uintptr_t>(events_[i].obj)));
     // Transfers are capped below 2 GiB (0x7ffff000), so the result fits.
     c->res = static_cast<int32_t>(events_[i].res);
-    c->state = op_state::done;
+    detail::set_state(*c, op_state::done);
     c->unlink();  // from submitted_
     out.push_back(*c);
   }
@@ -294,7 +295,7 @@ void aio_driver::cancel(completion& c) noexcept {
   if (c.state == op_state::queued) {
     c.unlink();
     c.res = -ECANCELED;
-    c.state = op_state::done;
+    detail::set_state(c, op_state::done);
     finished_.push_back(c);
     return;
   }
@@ -309,7 +310,7 @@ void aio_driver::cancel(completion& c) noexcept {
   if (sys_io_cancel(ctx_, cb, &ev) == 0) {
     free_slot(*cb);
     c.res = static_cast<int32_t>(ev.res);
-    c.state = op_state::done;
+    detail::set_state(c, op_state::done);
     c.unlink();  // from submitted_
     --in_flight_;
     ++stats_.completed;

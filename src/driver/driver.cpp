@@ -7,6 +7,8 @@
 #include <string>
 #include <utility>
 
+#include "coil/io/op_state.hpp"
+
 namespace coil {
 namespace {
 
@@ -67,7 +69,7 @@ void driver::push_aio(completion& c) noexcept {
       // io_setup failed (fs.aio-max-nr exhausted...): c fails with that.
       c.res = -a.error().value();
       c.cqe_flags = 0;
-      c.state = op_state::done;
+      detail::set_state(c, op_state::done);
       aio_failed_.push_back(c);
       return;
     }

@@ -171,7 +171,7 @@ void epoll_driver::retry_backed_off() noexcept {
 
 void epoll_driver::start(completion& c) noexcept {
   const op_vtable& ops = *c.ops;
-  if (ops.closes_fd) forget_fd(c.fd);
+  if (ops.consumes_fd) forget_fd(c.fd);
   if (ops.never_blocks) {
     ++stats_.submitted;
     const int32_t r = ops.perform(c, false);

@@ -265,7 +265,7 @@ void fault_layer::finish(completion& c, int err) noexcept {
 bool fault_layer::on_push(completion& c) noexcept {
   COIL_DEBUG_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
   unwrap(c);  // pushed again after a shortened run
-  if (paused_ || c.ops->on_cqe != nullptr || c.ops->closes_fd) return false;
+  if (paused_ || c.ops->on_cqe != nullptr || c.ops->consumes_fd) return false;
   const unsigned cls = class_of(c.ops->opcode);
   const bool cancellable = inject_cancels_ && opts_.ecanceled > 0 && uring_driver::resubmits_after_cancel(c.ops->opcode);
   if (cls == none && !cancellable) return false;

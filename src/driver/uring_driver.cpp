@@ -54,7 +54,7 @@ void proving_prep(completion&, io_uring_sqe& sqe) noexcept { io_uring_prep_nop(&
 int32_t proving_perform(completion&, bool) noexcept { return 0; }
 constexpr op_vtable proving_nop{
     .prep = &proving_prep, .perform = &proving_perform, .poll_events = 0, .opcode = IORING_OP_NOP,
-    .closes_fd = false, .never_blocks = true};
+    .consumes_fd = false, .never_blocks = true};
 // A NOP asking for result 1: kernels that inject results (6.10+) answer 1,
 // older ones 0 or EINVAL.
 constexpr uint32_t nop_inject_result = 1u << 0;  // IORING_NOP_INJECT_RESULT, in sqe.nop_flags (rw_flags)
@@ -65,7 +65,7 @@ void injecting_prep(completion&, io_uring_sqe& sqe) noexcept {
 }
 constexpr op_vtable injecting_nop{
     .prep = &injecting_prep, .perform = &proving_perform, .poll_events = 0, .opcode = IORING_OP_NOP,
-    .closes_fd = false, .never_blocks = true};
+    .consumes_fd = false, .never_blocks = true};
 
 int64_t now_ns() noexcept {
   timespec ts;
@@ -112,7 +112,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
     }
     if (ret != -ENOMEM || entries <= 8) break;
   }
-  if (ret < 0) return fail(errno_code(-ret));
+  if (ret < 0) return fail(kernel_error(ret));
   ring_mapped();
   d->ring_ok_ = true;
   d->capacity_ = d->ring_.cq.ring_entries;
@@ -139,7 +139,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
       }
     }
     std::free(probe);
-    if (r < 0) return fail(errno_code(-r));
+    if (r < 0) return fail(kernel_error(r));
   }
   if (opts.register_ring_fd && io_uring_register_ring_fd(&d->ring_) == 1) {  // optional speedup
     d->park_flags_ |= IORING_ENTER_REGISTERED_RING;
@@ -175,7 +175,7 @@ result<std::unique_ptr<uring_driver>> uring_driver::create(const uring_options& 
       d->in_flight_ = d->unbounded_ = d->unsubmitted_ = 0;
       d->in_flight_ops_.clear();
       if (!waited) return fail(waited.error());
-      return fail(done ? errno_code(-c.res) : std::make_error_code(std::errc::timed_out));
+      return fail(done ? kernel_error(c.res) : std::make_error_code(std::errc::timed_out));
     }
     d->stats_ = driver_stats{};  // users count their own operations
   }
@@ -240,7 +240,7 @@ result<int> uring_driver::notify_fd() noexcept {
   if (fd < 0) return fail(errno_code(errno));
   if (const int r = io_uring_register_eventfd(&ring_, fd); r < 0) {
     ::close(fd);
-    return fail(errno_code(-r));
+    return fail(kernel_error(r));
   }
   notify_fd_ = fd;
   return fd;
@@ -250,7 +250,7 @@ result<int> uring_driver::register_file(int fd) noexcept {
   if (fd < 0) return fail(std::errc::bad_file_descriptor);
   if (!files_registered_) {
     if (fixed_files_cap_ == 0) return fail(std::errc::no_buffer_space);
-    if (const int r = io_uring_register_files_sparse(&ring_, fixed_files_cap_); r < 0) return fail(errno_code(-r));
+    if (const int r = io_uring_register_files_sparse(&ring_, fixed_files_cap_); r < 0) return fail(kernel_error(r));
     files_registered_ = true;
     free_files_.reserve(fixed_files_cap_);
     for (int i = static_cast<int>(fixed_files_cap_) - 1; i >= 0; --i) free_files_.push_back(i);
@@ -258,7 +258,7 @@ result<int> uring_driver::register_file(int fd) noexcept {
   if (free_files_.empty()) return fail(std::errc::no_buffer_space);
   const int slot = free_files_.back();
   if (const int r = io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &fd, 1); r < 0) {
-    return fail(errno_code(-r));
+    return fail(kernel_error(r));
   }
   free_files_.pop_back();
   return slot;
@@ -274,7 +274,7 @@ result<int> uring_driver::register_buffer(void* data, std::size_t len) noexcept 
   if (data == nullptr || len == 0) return fail(std::errc::invalid_argument);
   if (!buffers_registered_) {
     if (fixed_buffers_cap_ == 0) return fail(std::errc::no_buffer_space);
-    if (const int r = io_uring_register_buffers_sparse(&ring_, fixed_buffers_cap_); r < 0) return fail(errno_code(-r));
+    if (const int r = io_uring_register_buffers_sparse(&ring_, fixed_buffers_cap_); r < 0) return fail(kernel_error(r));
     buffers_registered_ = true;
     free_buffers_.reserve(fixed_buffers_cap_);
     for (int i = static_cast<int>(fixed_buffers_cap_) - 1; i >= 0; --i) free_buffers_.push_back(i);
@@ -283,7 +283,7 @@ result<int> uring_driver::register_buffer(void* data, std::size_t len) noexcept 
   const int index = free_buffers_.back();
   iovec v{data, len};
   if (const int r = io_uring_register_buffers_update_tag(&ring_, static_cast<unsigned>(index), &v, nullptr, 1); r < 0) {
-    return fail(errno_code(-r));  // e.g. ENOMEM over RLIMIT_MEMLOCK on old kernels
+    return fail(kernel_error(r));  // e.g. ENOMEM over RLIMIT_MEMLOCK on old kernels
   }
   free_buffers_.pop_back();
   return index;
@@ -309,7 +309,7 @@ result<void> uring_driver::register_buf_ring(void* ring_mem, unsigned entries, b
   r.ring_addr = reinterpret_cast<uint64_t>(ring_mem);
   r.ring_entries = entries;
   r.bgid = group;
-  if (const int e = io_uring_register_buf_ring(&ring_, &r, 0); e < 0) return fail(errno_code(-e));
+  if (const int e = io_uring_register_buf_ring(&ring_, &r, 0); e < 0) return fail(kernel_error(e));
   if (!free_groups_.empty()) {
     free_groups_.pop_back();
   } else {
@@ -532,7 +532,7 @@ result<void> uring_driver::enter(bool wait, int64_t timeout_ns) noexcept {
       // reaping frees them, so report success and let the caller reap.
       return {};
     }
-    return fail(errno_code(-r));
+    return fail(kernel_error(r));
   }
 }
 
@@ -568,7 +568,7 @@ result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
   ++stats_.enter_calls;
   if (to_submit != 0) note_submitted();
   if (r >= 0 || r == -ETIME || r == -EINTR || r == -EAGAIN || r == -EBUSY) [[likely]] return {};
-  return fail(errno_code(-r));
+  return fail(kernel_error(r));
 }
 
 unsigned uring_driver::publish_sqes() noexcept {

@@ -32,7 +32,7 @@ void recv_stream::on_result(int32_t res, uint32_t flags, bool more) noexcept {
       ring_.starve(*this);
     }
   } else if (res != -ECANCELED) {
-    error_ = errno_code(-res);
+    error_ = kernel_error(res);
   }
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // result<T>: a value or a std::error_code. Kernel results (-errno) become
-// error codes only through from_kernel(), the single conversion point.
+// error codes only through kernel_error() (from_kernel() for whole results).
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
@@ -37,10 +37,12 @@ inline tl::unexpected<std::error_code> fail(E e) noexcept {
   }
 }
 
-// The one place a kernel return value (>= 0 success, -errno failure) becomes
-// a result.
+// The one place a kernel failure (-errno) becomes an error code.
+inline std::error_code kernel_error(int negative) noexcept { return errno_code(-negative); }
+
+// A kernel return value (>= 0 success, -errno failure) as a result.
 inline result<uint32_t> from_kernel(int32_t res) noexcept {
-  if (res < 0) return tl::unexpected<std::error_code>(errno_code(-res));
+  if (res < 0) return tl::unexpected<std::error_code>(kernel_error(res));
   return static_cast<uint32_t>(res);
 }
 

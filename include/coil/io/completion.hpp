@@ -30,7 +30,7 @@ struct op_vtable {
   int32_t (*perform)(completion&, bool nowait) noexcept;
   uint32_t poll_events;  // EPOLLIN/EPOLLOUT to wait for on -EAGAIN; 0: may block
   uint8_t opcode;        // io_uring opcode, for probing and statistics
-  bool closes_fd;        // the op closes `fd` (readiness state must be dropped)
+  bool consumes_fd;      // the op closes `fd` (readiness state must be dropped)
   bool never_blocks;     // perform(false) is quick (nop, close): run it inline
   // Multishot ops (one submission, many results). Non-null: the driver hands
   // every result of c to on_cqe (c.res and c.cqe_flags set; IORING_CQE_F_MORE

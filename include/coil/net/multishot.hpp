@@ -262,7 +262,7 @@ class accept_stream : public detail::multishot_stream<accept_stream<Stream>, ops
         this->rearm();
       }
     } else if (res != -ECANCELED) {
-      error_ = errno_code(-res);
+      error_ = kernel_error(res);
     }
   }
   bool deliverable() const noexcept { return queued() != 0 || error_ || this->closed(); }

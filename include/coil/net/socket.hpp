@@ -70,7 +70,7 @@ class [[nodiscard]] socket_op : detail::pending_op {
 
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    if constexpr (coil::detail::op_eager<Op>()) {
+    if constexpr (ops::eager_op<Op>) {
       if (try_now(coil::detail::stop_of(h))) return false;
     }
     if (!inner_->await_suspend(h)) return false;
@@ -90,7 +90,7 @@ class [[nodiscard]] socket_op : detail::pending_op {
   // The eager path alone (see op_awaiter::try_now): true if one
   // non-blocking call finished the op; await_resume gives its result.
   bool try_now(stop_source* stop) noexcept {
-    static_assert(coil::detail::op_eager<Op>());
+    static_assert(ops::eager_op<Op>);
     return inner_->try_now(stop, [this] { return !detail::writes_pending(*owner_); });
   }
 

@@ -27,7 +27,7 @@ namespace detail {
 // true, with res set, if one non-blocking call finished it.
 template <class Op, class May>
 bool try_eager(const Op& op, stop_source* stop, May&& may, int32_t& res) noexcept {
-  static_assert(op_eager<Op>());
+  static_assert(ops::eager_op<Op>);
   runtime* rt = runtime::current();
   if (rt == nullptr || !rt->accepting() || !rt->quiet_turn() || !may()) return false;
   if (stop != nullptr && stop->stop_requested()) return false;
@@ -44,6 +44,8 @@ bool try_eager(const Op& op, stop_source* stop, May&& may, int32_t& res) noexcep
 template <class Op, class Out = decltype(Op::complete(0))>
 class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
  public:
+  static_assert(detail::checked_operation<Op>());
+
   explicit op_awaiter(Op op) noexcept : op_(op) {}
   // Movable only before it is awaited (so it can be passed to with_timeout).
   op_awaiter(op_awaiter&& o) noexcept : op_(o.op_) {
@@ -54,13 +56,13 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
 
   ~op_awaiter() {
     if (state == op_state::queued || state == op_state::in_flight) rt_->cancel_and_wait(*this);
-    if constexpr (detail::op_yields_fd<Op>()) {
+    if constexpr (ops::yields_fd_op<Op>) {
       if (!consumed_ && state == op_state::done && res >= 0) (void)::close(res);
     }
-    if constexpr (requires { op_.discard(res); }) {
+    if constexpr (ops::discards_op<Op>) {
       if (!consumed_ && state == op_state::done) op_.discard(res);  // e.g. descriptors a recvmsg received
     }
-    if constexpr (detail::op_consumes_fd<Op>()) {
+    if constexpr (ops::consumes_fd_op<Op>) {
       // A close that never reached the kernel still releases the descriptor.
       if (!consumed_ && rt_ == nullptr && op_.fd >= 0) close_now();
     }
@@ -80,7 +82,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     waiter = h;
     since_ms_ = rt_->stamp_ms();
     detail::bind_op<Op, op_awaiter, P>(*this, op_);  // listings can name the task
-    if constexpr (detail::aio_capable_op<Op>) {
+    if constexpr (ops::aio_capable_op<Op>) {
       rt_->driver().push(*this);  // routes by the vtable bind_op chose
     } else {
       rt_->driver().push_io(*this);
@@ -96,11 +98,11 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     static_cast<stop_callback&>(*this).unlink();
     consumed_ = true;
     if (early_ != 0) {
-      if constexpr (detail::op_consumes_fd<Op>()) close_now();  // like close(2): released even on error
+      if constexpr (ops::consumes_fd_op<Op>) close_now();  // like close(2): released even on error
       return Out(fail(early_ > 0 ? errno_code(early_) : make_error_code(static_cast<errc>(-early_))));
     }
     state = op_state::idle;
-    if constexpr (detail::op_consumes_fd<Op>()) {
+    if constexpr (ops::consumes_fd_op<Op>) {
       // Cancelled before the kernel ran it (queued for ring space, or an
       // io-wq item that never started): the descriptor is still open.
       if (res == -ECANCELED) close_now();
@@ -115,12 +117,12 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   // same result conversion. Consumes the awaiter. Not for ops that need a
   // driver (multishot, provided buffers).
   Out perform_blocking() noexcept
-    requires(!detail::op_is_multishot<Op>() && !requires(Op& o) { o.out_flags; })
+    requires(!ops::multishot_op<Op> && !ops::reports_flags_op<Op>)
   {
     COIL_ASSERT(state == op_state::idle && !rt_ && !consumed_, "perform_blocking on an awaited operation");
     consumed_ = true;
     int32_t r;
-    if constexpr (detail::op_consumes_fd<Op>()) {
+    if constexpr (ops::consumes_fd_op<Op>) {
       r = close_now();  // close(2): never retried, the number is gone
     } else {
       do {

@@ -38,6 +38,7 @@ inline int32_t rw_at(int fd, uint64_t offset, bool nowait, short events, Fn&& fn
 }
 }  // namespace detail
 
+// Errors: EBADF, EINVAL (misaligned O_DIRECT, unreadable fd), EISDIR, EIO, EFAULT.
 struct read {
   static constexpr uint8_t opcode = IORING_OP_READ;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -58,6 +59,7 @@ struct read {
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
+// Errors: EBADF, EINVAL, EFBIG, ENOSPC, EDQUOT, EIO, EPIPE (a pipe with no reader).
 struct write {
   static constexpr uint8_t opcode = IORING_OP_WRITE;
   static constexpr uint32_t poll_events = EPOLLOUT;
@@ -77,6 +79,7 @@ struct write {
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
+// Errors: as read, plus EINVAL for a bad iovec count.
 struct readv {
   static constexpr uint8_t opcode = IORING_OP_READV;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -93,6 +96,7 @@ struct readv {
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
+// Errors: as write, plus EINVAL for a bad iovec count.
 struct writev {
   static constexpr uint8_t opcode = IORING_OP_WRITEV;
   static constexpr uint32_t poll_events = EPOLLOUT;
@@ -122,6 +126,7 @@ struct write_fixed : write {
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_write_fixed(&s, fd, buf, len, offset, buf_index); }
 };
 
+// Errors: EBADF, EINVAL (nothing to sync: pipe, socket), EIO, ENOSPC, EDQUOT.
 struct fsync {
   static constexpr uint8_t opcode = IORING_OP_FSYNC;
   static constexpr uint32_t poll_events = 0;
@@ -134,6 +139,8 @@ struct fsync {
   static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
 };
 
+// Errors: EBADF, EINVAL, EFBIG, ENOSPC, EOPNOTSUPP (file system or mode),
+// ENODEV (not a regular file), ESPIPE (pipe).
 struct fallocate {
   static constexpr uint8_t opcode = IORING_OP_FALLOCATE;
   static constexpr uint32_t poll_events = 0;
@@ -149,6 +156,8 @@ struct fallocate {
   static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
 };
 
+// Errors: ENOENT, EACCES, EEXIST (O_CREAT|O_EXCL), ENOTDIR, EISDIR, ELOOP,
+// ENAMETOOLONG, EMFILE/ENFILE, EROFS, EINVAL (O_DIRECT unsupported).
 struct openat {
   static constexpr uint8_t opcode = IORING_OP_OPENAT;
   static constexpr uint32_t poll_events = 0;
@@ -162,11 +171,12 @@ struct openat {
   }
   int32_t perform(bool) const noexcept { return detail::kernel_ret(::openat(dirfd, path, flags | O_CLOEXEC, mode)); }
   static result<unique_fd> complete(int32_t res) noexcept {
-    if (res < 0) return fail(errno_code(-res));
+    if (res < 0) return fail(kernel_error(res));
     return unique_fd(res);
   }
 };
 
+// Errors: EBADF, EIO (the descriptor is released either way).
 struct close {
   static constexpr uint8_t opcode = IORING_OP_CLOSE;
   static constexpr uint32_t poll_events = 0;
@@ -178,6 +188,7 @@ struct close {
   static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
 };
 
+// Errors: ENOENT, EACCES, EBADF, ENOTDIR, ELOOP, ENAMETOOLONG, ENOMEM.
 struct statx {
   static constexpr uint8_t opcode = IORING_OP_STATX;
   static constexpr uint32_t poll_events = 0;
@@ -191,6 +202,8 @@ struct statx {
   static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
 };
 
+// Errors: ENOENT, EACCES/EPERM, EISDIR (a directory without AT_REMOVEDIR),
+// ENOTEMPTY, ENOTDIR, EBUSY, EROFS.
 struct unlinkat {
   static constexpr uint8_t opcode = IORING_OP_UNLINKAT;
   static constexpr uint32_t poll_events = 0;
@@ -202,6 +215,8 @@ struct unlinkat {
   static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
 };
 
+// Errors: ENOENT, EACCES/EPERM, EEXIST (RENAME_NOREPLACE), EXDEV, ENOTEMPTY,
+// EISDIR, ENOTDIR, EINVAL, EBUSY, EROFS.
 struct renameat {
   static constexpr uint8_t opcode = IORING_OP_RENAMEAT;
   static constexpr uint32_t poll_events = 0;
@@ -219,6 +234,7 @@ struct renameat {
   static result<void> complete(int32_t res) noexcept { return detail::to_void(res); }
 };
 
+// Errors: EEXIST, ENOENT, EACCES, ENOTDIR, ENOSPC, EROFS.
 struct mkdirat {
   static constexpr uint8_t opcode = IORING_OP_MKDIRAT;
   static constexpr uint32_t poll_events = 0;

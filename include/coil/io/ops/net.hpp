@@ -47,12 +47,13 @@ inline msghdr msg_over(const iovec* iov, uint32_t iovcnt, const sockaddr* name =
   return m;
 }
 inline result<unique_fd> to_fd(int32_t res) noexcept {
-  if (res < 0) return fail(errno_code(-res));
+  if (res < 0) return fail(kernel_error(res));
   return unique_fd(res);
 }
 }  // namespace detail
 
 // socket(2); the descriptor is close-on-exec. Never blocks.
+// Errors: EAFNOSUPPORT, EPROTONOSUPPORT, EINVAL, EACCES, EMFILE/ENFILE, ENOBUFS/ENOMEM.
 struct socket {
   static constexpr uint8_t opcode = IORING_OP_SOCKET;
   static constexpr uint32_t poll_events = 0;
@@ -67,6 +68,8 @@ struct socket {
   static result<unique_fd> complete(int32_t res) noexcept { return detail::to_fd(res); }
 };
 
+// Errors: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL,
+// EISCONN, ENOENT/EACCES (Unix path), EAFNOSUPPORT.
 struct connect {
   static constexpr uint8_t opcode = IORING_OP_CONNECT;
   static constexpr uint32_t poll_events = EPOLLOUT;
@@ -97,6 +100,7 @@ struct connect {
 };
 
 // accept4 with SOCK_CLOEXEC; addr/addrlen may be null.
+// Errors: EINVAL (not listening), ECONNABORTED, EMFILE/ENFILE, ENOBUFS/ENOMEM, ENOTSOCK.
 struct accept {
   static constexpr uint8_t opcode = IORING_OP_ACCEPT;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -115,6 +119,7 @@ struct accept {
 
 // Multishot accept (io_uring 5.19+): armed once, one result per incoming
 // connection (the owner's on_cqe takes each; see net::accept_stream).
+// Errors: as accept, each ending the op.
 struct accept_multishot {
   static constexpr uint8_t opcode = IORING_OP_ACCEPT;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -135,6 +140,7 @@ struct accept_multishot {
 // buffer the kernel picked (IORING_CQE_F_BUFFER, id in the upper 16 bits of
 // the CQE flags). 0 is the end of the stream; ENOBUFS ends it when the ring
 // is empty. Readiness drivers take a buffer from the ring per attempt.
+// Errors: as recv.
 struct recv_multishot {
   static constexpr uint8_t opcode = IORING_OP_RECV;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -174,6 +180,7 @@ struct recv_multishot {
 // itself and posts a second completion when it no longer needs it; the op
 // completes only then, so buf may be reused as soon as the await returns.
 // Without zc (or on readiness drivers) it is a plain send.
+// Errors: as send.
 struct send_zc {
   static constexpr uint8_t opcode = IORING_OP_SEND;  // the fallback's: always there
   static constexpr uint32_t poll_events = EPOLLOUT;
@@ -196,6 +203,8 @@ struct send_zc {
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
+// Errors: EPIPE (peer gone; never SIGPIPE), ECONNRESET, ENOTCONN, EMSGSIZE (datagram
+// too big), EDESTADDRREQ, ENOBUFS, ECONNREFUSED (datagram peer unreachable).
 struct send {
   static constexpr uint8_t opcode = IORING_OP_SEND;
   static constexpr uint32_t poll_events = EPOLLOUT;
@@ -212,6 +221,8 @@ struct send {
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
+// Errors: ECONNRESET, ENOTCONN, ECONNREFUSED (datagram peer unreachable),
+// ETIMEDOUT (keepalive). A result of 0 is the end of the stream.
 struct recv {
   static constexpr uint8_t opcode = IORING_OP_RECV;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -237,6 +248,7 @@ struct recv {
 };
 
 // The caller's msghdr (and everything it points to) must outlive the op.
+// Errors: as send, plus EINVAL for bad control data.
 struct sendmsg {
   static constexpr uint8_t opcode = IORING_OP_SENDMSG;
   static constexpr uint32_t poll_events = EPOLLOUT;
@@ -257,6 +269,7 @@ struct sendmsg {
 // (MSG_CMSG_CLOEXEC, always). A result nobody takes (the awaiting frame was
 // destroyed, or the socket closed, after the kernel had delivered) has its
 // descriptors closed by discard, so they never leak.
+// Errors: as recv; truncated control data sets MSG_CTRUNC, not an error.
 struct recvmsg {
   static constexpr uint8_t opcode = IORING_OP_RECVMSG;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -292,6 +305,7 @@ struct recvmsg {
 
 // Vectored send/recv: sendmsg/recvmsg over the caller's iovec array, with the
 // msghdr kept in the op.
+// Errors: as send.
 struct sendv {
   static constexpr uint8_t opcode = IORING_OP_SENDMSG;
   static constexpr uint32_t poll_events = EPOLLOUT;
@@ -316,6 +330,7 @@ struct sendv {
   void fill() const noexcept { msg_ = detail::msg_over(iov, iovcnt); }
 };
 
+// Errors: as recv.
 struct recvv {
   static constexpr uint8_t opcode = IORING_OP_RECVMSG;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -350,6 +365,7 @@ struct recvv {
 };
 
 // One datagram to addr (addrlen 0: the connected peer).
+// Errors: as send, plus EAFNOSUPPORT/EINVAL for a bad address.
 struct send_to {
   static constexpr uint8_t opcode = IORING_OP_SENDMSG;
   static constexpr uint32_t poll_events = EPOLLOUT;
@@ -381,6 +397,7 @@ struct send_to {
 
 // One datagram and its sender. After completion, msg_.msg_namelen holds the
 // sender address's length and msg_.msg_flags tells truncation (MSG_TRUNC).
+// Errors: as recv.
 struct recv_from {
   static constexpr uint8_t opcode = IORING_OP_RECVMSG;
   static constexpr uint32_t poll_events = EPOLLIN;
@@ -410,6 +427,7 @@ struct recv_from {
   }
 };
 
+// Errors: ENOTCONN, EINVAL (bad how), ENOTSOCK.
 struct shutdown {
   static constexpr uint8_t opcode = IORING_OP_SHUTDOWN;
   static constexpr uint32_t poll_events = 0;

@@ -16,6 +16,7 @@ namespace coil::ops {
 // Waits until fd is ready for one of Events (POLLIN, POLLOUT, POLLPRI,
 // POLLRDHUP; combine with |). The result is the ready events, which may
 // also hold POLLERR and POLLHUP (always reported, as poll(2) does).
+// Errors: EBADF, EINVAL (a descriptor that cannot wait: a regular file).
 template <uint32_t Events>
 struct poll_ready {
   static_assert(Events != 0 && (Events & ~uint32_t{POLLIN | POLLOUT | POLLPRI | POLLRDHUP}) == 0,
