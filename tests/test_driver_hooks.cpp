@@ -41,7 +41,7 @@ constexpr coil::op_vtable watch_ops{.prep = &watch_prep,
                                     .perform = &no_perform,
                                     .poll_events = POLLIN,
                                     .opcode = IORING_OP_POLL_ADD,
-                                    .closes_fd = false,
+                                    .consumes_fd = false,
                                     .never_blocks = false,
                                     .on_cqe = &watch_hook};
 
