@@ -2,8 +2,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "coil/io/driver.hpp"
 #include "coil/io/op_completion.hpp"
 #include "coil/io/uring_driver.hpp"
 #include "test_util.hpp"
@@ -237,6 +241,36 @@ TEST(Driver, UsesSingleIssuerDeferTaskrunWhenAvailable) {
   // Linux >= 6.1 has both; older kernels fall back to plainer setups.
   if (!(d->setup_flags() & IORING_SETUP_DEFER_TASKRUN)) GTEST_SKIP() << "kernel lacks DEFER_TASKRUN";
   EXPECT_TRUE(d->setup_flags() & IORING_SETUP_SINGLE_ISSUER);
+}
+
+}  // namespace
+
+namespace {
+
+// A cancel that comes after a worker finished the op, before the driver
+// collected the result, must not replace it: an open's fd would leak.
+TEST(EpollDriver, CancelAfterTheWorkerFinishedKeepsTheRealResult) {
+  coil::test::temp_dir dir;
+  const std::string path = dir.file("opened");
+  auto d = coil::driver::create({.kind = coil::driver_kind::epoll});
+  ASSERT_TRUE(d);
+  coil::op_completion<coil::ops::openat> open{
+      coil::ops::openat{AT_FDCWD, path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600}};
+  (*d)->push(open);
+  ASSERT_TRUE((*d)->flush());  // handed to a worker
+  for (int i = 0; i < 500 && ::access(path.c_str(), F_OK) != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the worker has queued its result
+  (*d)->cancel(open);
+  intrusive_list<completion> out;
+  for (int i = 0; i < 1000 && out.empty(); ++i) {
+    ASSERT_TRUE((*d)->wait(-1));
+    (*d)->reap(out);
+  }
+  ASSERT_EQ(out.pop_front(), &open);
+  ASSERT_GE(open.res, 0) << "the finished open was reported as " << open.res;
+  EXPECT_EQ(::close(open.res), 0);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "coil/core/assert.hpp"
 #include "coil/io/driver.hpp"
+#include "coil/io/ops/net.hpp"
 
 namespace coil {
 namespace {
@@ -109,6 +110,31 @@ int buffer_ring::take() noexcept {
 void buffer_ring::put_back(uint16_t bid) noexcept {
   --lent_;
   free_[free_count_++] = bid;
+}
+
+// ---- the multishot recv that consumes a ring -------------------------------------
+
+void ops::recv_multishot::prep(io_uring_sqe& s) const noexcept {
+  io_uring_prep_recv_multishot(&s, fd, nullptr, 0, flags);
+  s.flags |= IOSQE_BUFFER_SELECT;
+  s.buf_group = ring->group();
+}
+
+int32_t ops::recv_multishot::perform(bool nowait) const noexcept {
+  const int bid = ring->take();
+  if (bid < 0) return -ENOBUFS;
+  const auto id = static_cast<uint16_t>(bid);
+  const int32_t r = detail::kernel_ret(::recv(fd, ring->data(id), ring->buffer_size(), flags | detail::dontwait(nowait)));
+  if (r <= 0) {
+    ring->put_back(id);
+    return r;
+  }
+  out_flags = IORING_CQE_F_BUFFER | (uint32_t{id} << IORING_CQE_BUFFER_SHIFT);
+  return r;
+}
+
+bool ops::recv_multishot::drained(int32_t r) const noexcept {
+  return drains() && (r == -EAGAIN || (r > 0 && static_cast<uint32_t>(r) < ring->buffer_size()));
 }
 
 }  // namespace coil

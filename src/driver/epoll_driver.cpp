@@ -242,6 +242,7 @@ void epoll_driver::offload(completion& c) noexcept {
   ++stats_.offloaded;
   hold(c);
   c.cancel_issued = true;  // marks "owned by the worker pool"
+  c.res = not_started;     // a worker replaces it, under mu_, when done
   bool need_thread = false;
   {
     std::lock_guard lock(mu_);
@@ -325,11 +326,13 @@ void epoll_driver::cancel(completion& c) noexcept {
       if (c.cancel_requested) return;  // running on a worker; asked before
       ++stats_.cancels;
       if (c.cancel_issued) {
-        // On the worker pool: still queued there means it never started.
+        // On the worker pool: still in queue_ means it never started; in
+        // done_ it has finished, and its result (an fd an open returned)
+        // must reach the owner.
         bool removed = false;
         {
           std::lock_guard lock(mu_);
-          if (c.linked()) {
+          if (c.linked() && c.res == not_started) {
             c.unlink();
             removed = true;
           }

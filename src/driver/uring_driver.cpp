@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 #include <utility>
 
 #include "coil/core/assert.hpp"
@@ -571,10 +572,20 @@ result<void> uring_driver::wait(int64_t timeout_ns) noexcept {
   return fail(kernel_error(r));
 }
 
+// liburing has no call that publishes filled SQEs without entering the
+// kernel, so this does what its submit path does (__io_uring_flush_sq in
+// liburing 2.0 to 2.9): SQEs from sq.sqe_head to sq.sqe_tail are filled but
+// unpublished; publishing stores the tail to *sq.ktail with release order.
+// The fields are in liburing's public struct; the checks below break the
+// build if they change type. CMakeLists.txt requires liburing 2.x.
+static_assert(std::is_same_v<decltype(io_uring_sq::sqe_head), unsigned> &&
+                  std::is_same_v<decltype(io_uring_sq::sqe_tail), unsigned> &&
+                  std::is_same_v<decltype(io_uring_sq::ktail), unsigned*> &&
+                  std::is_same_v<decltype(io_uring_sq::khead), unsigned*>,
+              "liburing's io_uring_sq changed: review uring_driver::publish_sqes");
+
 unsigned uring_driver::publish_sqes() noexcept {
-  // What io_uring_submit does before entering: make the SQEs filled since
-  // the last call visible to the kernel (its tail). Without SQPOLL the kernel
-  // reads it in this thread's own system call.
+  // Without SQPOLL the kernel reads the tail in this thread's own system call.
   io_uring_sq& sq = ring_.sq;
   if (sq.sqe_head != sq.sqe_tail) {
     sq.sqe_head = sq.sqe_tail;

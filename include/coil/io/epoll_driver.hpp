@@ -154,6 +154,8 @@ class epoll_driver {
   bool epoll_pwait2_ok_ = true;
   driver_stats stats_;
 
+  // completion::res of an op in queue_: no system call returns it.
+  static constexpr int32_t not_started = INT32_MIN + 1;
   // Worker pool: queue_ and done_ are shared with worker threads under mu_.
   std::mutex mu_;
   std::condition_variable cv_;

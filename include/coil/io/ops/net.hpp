@@ -26,8 +26,11 @@
 #include <cstring>
 
 #include "coil/core/unique_fd.hpp"
-#include "coil/io/buffer_ring.hpp"
 #include "coil/io/ops/common.hpp"
+
+namespace coil {
+class buffer_ring;  // io/buffer_ring.hpp
+}  // namespace coil
 
 namespace coil::ops {
 
@@ -152,27 +155,12 @@ struct recv_multishot {
   buffer_ring* ring = nullptr;
   int flags = 0;
   mutable uint32_t out_flags = 0;  // readiness path: the CQE flags io_uring would give
-  void prep(io_uring_sqe& s) const noexcept {
-    io_uring_prep_recv_multishot(&s, fd, nullptr, 0, flags);
-    s.flags |= IOSQE_BUFFER_SELECT;
-    s.buf_group = ring->group();
-  }
-  int32_t perform(bool nowait) const noexcept {
-    const int bid = ring->take();
-    if (bid < 0) return -ENOBUFS;
-    const auto id = static_cast<uint16_t>(bid);
-    const int32_t r = detail::kernel_ret(::recv(fd, ring->data(id), ring->buffer_size(), flags | detail::dontwait(nowait)));
-    if (r <= 0) {
-      ring->put_back(id);
-      return r;
-    }
-    out_flags = IORING_CQE_F_BUFFER | (uint32_t{id} << IORING_CQE_BUFFER_SHIFT);
-    return r;
-  }
+  // Out of line (src/driver/buffer_ring.cpp): the op layer names the ring
+  // but does not depend on its definition.
+  void prep(io_uring_sqe& s) const noexcept;
+  int32_t perform(bool nowait) const noexcept;
   bool drains() const noexcept { return short_means_empty && detail::reads_queue(flags); }
-  bool drained(int32_t r) const noexcept {
-    return drains() && (r == -EAGAIN || (r > 0 && static_cast<uint32_t>(r) < ring->buffer_size()));
-  }
+  bool drained(int32_t r) const noexcept;
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
