@@ -310,7 +310,7 @@ TEST(Faults, CancellingWorksWhileCompletionsAreHeld) {
 
 bool injects_cancels() {
   coil::driver& d = runtime::current()->driver();
-  return d.kind() == driver_kind::uring && d.uring()->injects_nop_results();
+  return d.injects_nop_results();
 }
 
 // The kernel answers ECANCELED for ops it never ran (io-wq without a

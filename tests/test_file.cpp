@@ -602,7 +602,7 @@ TEST(FileMeta, CloseQueuedBehindFullRingThenCancelledDoesNotLeak) {
       (void)co_await test::blocking_eventfd::read(r, v);
     };
     std::vector<join_handle<void>> readers;
-    for (uint32_t i = 0; i < rt->driver().uring()->capacity(); ++i) readers.push_back(rt->spawn(reader(ev.f)));
+    for (uint32_t i = 0; i < rt->driver().ring_capacity(); ++i) readers.push_back(rt->spawn(reader(ev.f)));
     auto closer = [](file& f, result<void>& got) -> task<void> { got = co_await f.close(); };
     auto h = rt->spawn(closer(f, got));
     co_await yield();
@@ -771,7 +771,7 @@ TEST(FilePipe, TimeoutsFireWhenRingIsFullOfBlockedReads) {
   const auto t0 = std::chrono::steady_clock::now();
   test::run([&]() -> task<void> {
     runtime* rt = runtime::current();
-    readers = rt->driver().uring()->capacity();
+    readers = rt->driver().ring_capacity();
     std::vector<join_handle<void>> hs;
     for (uint32_t i = 0; i < readers; ++i) hs.push_back(rt->spawn(timed_read(ev.f, timed_out)));
     for (auto& h : hs) co_await h;
@@ -799,7 +799,7 @@ TEST(FilePipe, RuntimeDestroyedWithRingFullOfBlockedReads) {
       ++finished;
     };
     std::vector<join_handle<void>> hs;
-    for (uint32_t i = 0; i < (*rt)->driver().uring()->capacity(); ++i) hs.push_back((*rt)->spawn(reader(ev.f, finished)));
+    for (uint32_t i = 0; i < (*rt)->driver().ring_capacity(); ++i) hs.push_back((*rt)->spawn(reader(ev.f, finished)));
     (*rt)->block_on([]() -> task<void> { co_await yield(); }());  // all reads pushed and submitted
     EXPECT_GT((*rt)->driver().in_flight(), 0u);
     rt->reset();

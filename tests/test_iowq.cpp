@@ -43,7 +43,7 @@ TEST(IoWq, TwoThousandBufferedWritesStayWithinTheWorkerCap) {
   int ok = 0;
   test::run([&]() -> task<void> {
     auto* rt = runtime::current();
-    cap = rt->driver().uring()->iowq_max_workers()[0];
+    cap = rt->driver().iowq_max_workers()[0];
     std::vector<file> files;
     for (int i = 0; i < 2000; ++i) {
       std::string name = "f";  // appends: g++ 12 -O3 warns falsely (-Wrestrict) on "f" + string

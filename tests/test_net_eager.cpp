@@ -1,4 +1,4 @@
-// Eager sends (uring_options::eager_send): on a quiet turn a socket send is
+// Eager sends (uring_options::eager_send): on an eager turn a socket send is
 // one send(MSG_DONTWAIT) system call instead of a trip through the ring; on a
 // busy turn, behind another pending send, with the option off, under fault
 // injection, or when the socket buffer is full, it goes through the ring.

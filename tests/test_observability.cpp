@@ -304,7 +304,7 @@ TEST(Observability, ParkedOnASocketIsNotIoWait) {
   // Delay accounting covers threads started after it is on.
   std::thread parked([&] {
     test::run([&]() -> task<void> {
-      supported = runtime::current()->driver().uring()->parks_without_iowait();
+      supported = runtime::current()->driver().parks_without_iowait();
       before = blkio_ticks_of_this_thread();
       char c;
       auto r = co_await op_awaiter<ops::recv>(ops::recv{sv[0], &c, 1, 0});

@@ -32,7 +32,7 @@ static_assert(eager_op<send> && eager_op<sendv> && !eager_op<fixed<send>> && !ea
 static_assert(multishot_op<accept_multishot> && multishot_op<recv_multishot> && !multishot_op<accept>);
 static_assert(zero_ends_op<recv_multishot> && !zero_ends_op<accept_multishot>);
 static_assert(foreign_fd_op<poll_ready<POLLOUT>> && !foreign_fd_op<recv>);
-static_assert(drains_op<recv> && drains_op<recvv> && drains_op<recv_multishot> && !drains_op<recv_from>);
+static_assert(reads_to_empty_op<recv> && reads_to_empty_op<recvv> && reads_to_empty_op<recv_multishot> && !reads_to_empty_op<recv_from>);
 static_assert(reports_flags_op<recv_multishot> && !reports_flags_op<recv>);
 static_assert(discards_op<recvmsg> && !discards_op<recv>);
 static_assert(aio_capable_op<dio_ops::read> && aio_capable_op<dio_ops::fsync> && !aio_capable_op<read>);
@@ -75,7 +75,7 @@ TEST(OpContract, BindSetsTheCompletionFlags) {
   op_completion<recv> r(recv{.fd = 7, .buf = nullptr, .len = 4, .short_means_empty = true});
   EXPECT_EQ(r.fd, 7);
   EXPECT_TRUE(r.unbounded);
-  EXPECT_TRUE(r.drains);
+  EXPECT_TRUE(r.reads_to_empty);
   EXPECT_FALSE(r.device);
 
   op_completion<read> pipe(read{3, nullptr, 4, current_position});

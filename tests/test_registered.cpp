@@ -128,7 +128,7 @@ TEST(Registered, SqpollRingWorksOrFallsBack) {
   bool active = false;
   int ok = 0;
   test::run([&]() -> task<void> {
-    active = runtime::current()->driver().uring()->sqpoll_active();
+    active = runtime::current()->driver().sqpoll_active();
     auto f = co_await file::open(path.c_str());
     CO_ASSERT_OK(f);
     for (int i = 0; i < 1000; ++i) {

@@ -148,8 +148,8 @@ TEST(Runtime, SmallRingWithTenThousandOpsCompletesEachOnce) {
   EXPECT_EQ((*rt)->block_on(body()), n);
   for (int c : completions) ASSERT_EQ(c, 1);
   const auto s = (*rt)->stats().io;
-  EXPECT_EQ((*rt)->driver().uring()->cq_overflow(), 0u);
-  EXPECT_LE(s.in_flight_max, (*rt)->driver().uring()->capacity());
+  EXPECT_EQ((*rt)->driver().cq_overflow(), 0u);
+  EXPECT_LE(s.in_flight_max, (*rt)->driver().ring_capacity());
   EXPECT_GT(s.queued_for_space, 0u);
 }
 

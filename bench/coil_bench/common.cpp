@@ -162,6 +162,7 @@ json_object stats_json(const char* bench, const char* impl, const coil::runtime_
       .add("io.completed", s.io.completed)
       .add("io.enter_calls", s.io.enter_calls)
       .add("io.queued_for_space", s.io.queued_for_space)
+      .add("io.readiness_waits", s.io.readiness_waits)
       .add("io.in_flight_max", static_cast<uint64_t>(s.io.in_flight_max))
       .add("io.cancels", s.io.cancels)
       .add("io.eager", s.io.eager)

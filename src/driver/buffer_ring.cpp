@@ -133,8 +133,8 @@ int32_t ops::recv_multishot::perform(bool nowait) const noexcept {
   return r;
 }
 
-bool ops::recv_multishot::drained(int32_t r) const noexcept {
-  return drains() && (r == -EAGAIN || (r > 0 && static_cast<uint32_t>(r) < ring->buffer_size()));
+bool ops::recv_multishot::emptied(int32_t r) const noexcept {
+  return reads_to_empty() && (r == -EAGAIN || (r > 0 && static_cast<uint32_t>(r) < ring->buffer_size()));
 }
 
 }  // namespace coil

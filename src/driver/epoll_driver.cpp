@@ -88,7 +88,7 @@ void epoll_driver::forget_fd(int fd) noexcept {
   if (s.registered) (void)::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   s.registered = false;
   s.not_pollable = false;
-  s.input_drained = s.reads_always_tried = false;
+  s.input_empty = s.reads_always_tried = false;
   s.foreign_only = false;
 }
 
@@ -100,7 +100,7 @@ void epoll_driver::drop_foreign(int fd) noexcept {
   // registration would make that waiter trust an epoll entry close() removed.
   (void)::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   s.registered = s.foreign_only = false;
-  s.input_drained = s.reads_always_tried = false;
+  s.input_empty = s.reads_always_tried = false;
 }
 
 void epoll_driver::push(completion& c) noexcept {
@@ -108,7 +108,7 @@ void epoll_driver::push(completion& c) noexcept {
   COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
   ++stats_.pushed;
   ++stats_.by_opcode[opcode_slot(c.ops->opcode)].pushed;
-  c.cancel_requested = c.cancel_issued = false;
+  c.cancel_requested = c.on_worker = false;
   c.cqe_flags = 0;
   detail::set_state(c, op_state::queued);
   pending_.push_back(c);
@@ -121,7 +121,7 @@ void epoll_driver::finish(completion& c, int32_t res, uint32_t flags) noexcept {
   finished_.push_back(c);
 }
 
-void epoll_driver::settle(completion& c, int32_t res) noexcept {
+void epoll_driver::deliver_result(completion& c, int32_t res) noexcept {
   const op_vtable& ops = *c.ops;
   if (ops.on_cqe == nullptr || res < 0 || (res == 0 && ops.zero_ends)) {
     finish(c, res, c.cqe_flags);
@@ -183,7 +183,7 @@ void epoll_driver::start(completion& c) noexcept {
     return;
   }
   fd_state* s = c.fd >= 0 ? &state_of(c.fd) : nullptr;
-  if (s != nullptr && c.drains && s->input_drained && !s->reads_always_tried) {
+  if (s != nullptr && c.reads_to_empty && s->input_empty && !s->reads_always_tried) {
     // Edge-triggered: data arriving after the read that emptied the queue
     // raised an edge, so waiting for it saves a recv that says EAGAIN (one
     // of four system calls per request-response turn). Not once the peer's
@@ -194,13 +194,13 @@ void epoll_driver::start(completion& c) noexcept {
   }
   ++stats_.submitted;
   const int32_t r = ops.perform(c, true);
-  if (s != nullptr && c.drains) s->input_drained = c.drained;
+  if (s != nullptr && c.reads_to_empty) s->input_empty = c.emptied;
   if (r == coil::ops::retry_later) {
     back_off(c);
     return;
   }
   if (r != -EAGAIN) {
-    settle(c, r);
+    deliver_result(c, r);
     return;
   }
   if (s == nullptr || (s->not_pollable && !ops.foreign_fd)) {
@@ -233,7 +233,7 @@ void epoll_driver::await_ready(completion& c, fd_state& s) noexcept {
   } else if (!c.ops->foreign_fd) {
     s.foreign_only = false;
   }
-  ++stats_.queued_for_space;
+  ++stats_.readiness_waits;
   hold(c);
   s.waiters.push_back(c);
 }
@@ -241,8 +241,8 @@ void epoll_driver::await_ready(completion& c, fd_state& s) noexcept {
 void epoll_driver::offload(completion& c) noexcept {
   ++stats_.offloaded;
   hold(c);
-  c.cancel_issued = true;  // marks "owned by the worker pool"
-  c.res = not_started;     // a worker replaces it, under mu_, when done
+  c.on_worker = true;
+  c.res = not_started;  // a worker replaces it, under mu_, when done
   bool need_thread = false;
   {
     std::lock_guard lock(mu_);
@@ -255,7 +255,7 @@ void epoll_driver::offload(completion& c) noexcept {
       std::lock_guard lock(mu_);
       c.unlink();
     }
-    c.cancel_issued = false;
+    c.on_worker = false;
     let_go();
     const int32_t r = c.ops->perform(c, false);
     finish(c, r, c.cqe_flags);
@@ -309,7 +309,7 @@ void epoll_driver::collect_workers() noexcept {
     got.splice_back(done_);
   }
   while (completion* c = got.pop_front()) {
-    c->cancel_issued = false;
+    c->on_worker = false;
     let_go();
     finish(*c, c->res, c->cqe_flags);
   }
@@ -325,7 +325,7 @@ void epoll_driver::cancel(completion& c) noexcept {
     case op_state::in_flight:
       if (c.cancel_requested) return;  // running on a worker; asked before
       ++stats_.cancels;
-      if (c.cancel_issued) {
+      if (c.on_worker) {
         // On the worker pool: still in queue_ means it never started; in
         // done_ it has finished, and its result (an fd an open returned)
         // must reach the owner.
@@ -338,7 +338,7 @@ void epoll_driver::cancel(completion& c) noexcept {
           }
         }
         if (removed) {
-          c.cancel_issued = false;
+          c.on_worker = false;
           let_go();
           finish(c, -ECANCELED, 0);
         } else {
@@ -372,7 +372,7 @@ void epoll_driver::run_pending() noexcept {
 void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
   if (static_cast<std::size_t>(fd) >= fds_.size() || !fds_[static_cast<std::size_t>(fd)]) return;
   fd_state& s = *fds_[static_cast<std::size_t>(fd)];
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) s.input_drained = false;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) s.input_empty = false;
   if (events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLPRI)) s.reads_always_tried = true;
   if (s.waiters.empty()) return;
   const bool all = events & (EPOLLERR | EPOLLHUP);
@@ -388,7 +388,7 @@ void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
     }
     ++stats_.submitted;
     const int32_t r = c->ops->perform(*c, true);
-    if (c->drains) s.input_drained = c->drained;
+    if (c->reads_to_empty) s.input_empty = c->emptied;
     if (r == -EAGAIN) {
       s.waiters.push_back(*c);
       continue;
@@ -399,7 +399,7 @@ void epoll_driver::on_ready(int fd, uint32_t events) noexcept {
       continue;
     }
     let_go();
-    settle(*c, r);
+    deliver_result(*c, r);
   }
   if (s.foreign_only && s.waiters.empty()) drop_foreign(fd);
 }
@@ -486,14 +486,14 @@ void epoll_driver::check_invariants() noexcept {
     COIL_DEBUG_ASSERT(s.waiters.empty() || s.registered, "ops wait for readiness of an fd not in the epoll set");
     COIL_DEBUG_ASSERT(!s.foreign_only || s.registered, "foreign_only on an fd not in the epoll set");
     fds_[fd]->waiters.for_each([&](completion& c) {
-      COIL_DEBUG_ASSERT(c.state == op_state::in_flight && !c.cancel_issued, "a readiness waiter is not in flight");
+      COIL_DEBUG_ASSERT(c.state == op_state::in_flight && !c.on_worker, "a readiness waiter is not in flight");
       COIL_DEBUG_ASSERT(static_cast<std::size_t>(c.fd) == fd, "an op waits on another fd's readiness");
       COIL_DEBUG_ASSERT(!(c.cqe_flags & IORING_CQE_F_MORE), "a readiness waiter holds an undelivered result");
       ++held;
     });
   }
   backed_off_.for_each([&](completion& c) {
-    COIL_DEBUG_ASSERT(c.state == op_state::in_flight && !c.cancel_issued, "a backed-off op is not in flight");
+    COIL_DEBUG_ASSERT(c.state == op_state::in_flight && !c.on_worker, "a backed-off op is not in flight");
     ++held;
   });
   held += static_cast<uint32_t>(results_.size());

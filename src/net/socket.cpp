@@ -119,9 +119,7 @@ task<transfer_result> stream_socket::send_all_zc(std::span<const std::byte> buf)
 
 bool stream_socket::zero_copy_available() noexcept {
   runtime* rt = runtime::current();
-  if (rt == nullptr) return false;
-  uring_driver* u = rt->driver().uring();
-  return u != nullptr && u->supports(IORING_OP_SEND_ZC);
+  return rt != nullptr && rt->driver().supports(IORING_OP_SEND_ZC);
 }
 
 task<transfer_result> stream_socket::recvv_exact(std::span<const iovec> iov) {

@@ -340,9 +340,9 @@ file_space::~file_space() {
 }
 
 void file_space::submit(view v) noexcept {
-  runtime* rt = runtime::current();
-  if (rt == nullptr) return v.fail(errc::no_runtime);
-  if (!rt->accepting()) return v.fail(errc::runtime_closed);
+  const coil::detail::admission a = coil::detail::admit();
+  if (!a.ok()) return v.fail(coil::detail::error_of(a.why));
+  runtime* rt = a.rt;
   if (home_ != &t_spaces) {  // first use on this thread
     hook_.unlink();
     t_spaces.push_back(hook_);

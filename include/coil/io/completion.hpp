@@ -62,7 +62,7 @@ struct completion : list_hook {
   uint32_t cqe_flags = 0;
   op_state state = op_state::idle;
   bool cancel_requested : 1 = false;
-  bool cancel_issued : 1 = false;  // io_uring: cancel SQE sent; epoll: running on a worker
+  bool cancel_issued : 1 = false;  // io_uring: cancel SQE sent; AIO: io_cancel asked
   // Completes only when something outside this process acts (a peer sends,
   // drains or connects) or is multishot: io_uring keeps such ops outside its
   // CQ bound, else ops waiting for room could be what those ops wait for.
@@ -74,12 +74,16 @@ struct completion : list_hook {
   // ops::recv::short_means_empty): while the fd's input is known empty since
   // its last readiness edge, it waits for the next edge instead of trying a
   // recv that would say EAGAIN.
-  bool drains : 1 = false;
-  bool drained : 1 = false;  // set by perform: the attempt left the queue empty
+  bool reads_to_empty : 1 = false;
+  bool emptied : 1 = false;  // set by perform: the attempt left the queue empty
   // io_uring: times resubmitted after an ECANCELED coil did not ask for
   // (uring_driver::max_cancel_retries at most). Zeroed by every push; no
   // initializer, so constructing a completion stays one masked store.
   uint8_t cancel_retries : 2;
+  // epoll: owned by the worker pool (queued for or running on a worker).
+  // Set by epoll's push; no initializer, as for cancel_retries. Lives in
+  // the padding before fd.
+  bool on_worker : 1;
   int32_t fd = -1;             // descriptor readiness applies to (epoll)
 };
 

@@ -8,6 +8,7 @@
 // internal operation on the main driver, so one park waits for both; the
 // facade collects AIO events when that read completes, and submits AIO
 // requests at push (aio_options::submit_batch), in reap() and in wait().
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <system_error>
@@ -51,8 +52,20 @@ class driver {
   driver_kind kind() const noexcept { return uring_ ? driver_kind::uring : driver_kind::epoll; }
   // Why io_uring is not used (empty when it is, or when epoll was requested).
   std::error_code uring_error() const noexcept { return uring_error_; }
-  uring_driver* uring() noexcept { return uring_.get(); }
-  epoll_driver* epoll() noexcept { return epoll_.get(); }
+  // io_uring's answers, asked here so callers need not know the concrete
+  // driver; epoll answers as a driver without that feature.
+  bool supports(uint8_t opcode) const noexcept { return uring_ && uring_->supports(opcode); }
+  uint32_t ring_capacity() const noexcept { return uring_ ? uring_->capacity() : 0; }  // 0: no ring
+  uint32_t cq_overflow() const noexcept { return uring_ ? uring_->cq_overflow() : 0; }
+  bool sqpoll_active() const noexcept { return uring_ && uring_->sqpoll_active(); }
+  bool parks_without_iowait() const noexcept { return uring_ && uring_->parks_without_iowait(); }
+  bool injects_nop_results() const noexcept { return uring_ && uring_->injects_nop_results(); }
+  // The io-wq caps in force ({0, 0} on epoll, or when the kernel refused).
+  std::array<unsigned, 2> iowq_max_workers() const noexcept {
+    if (!uring_) return {0, 0};
+    const unsigned* m = uring_->iowq_max_workers();
+    return {m[0], m[1]};
+  }
 
   ~driver();
   driver(const driver&) = delete;
@@ -111,7 +124,7 @@ class driver {
   // An eager op may be tried with a direct system call now (io_uring with
   // nothing queued, eager_send on, no fault layer: injected faults must see
   // every op).
-  bool eager_ready() const noexcept { return uring_ && !faults_ && uring_->eager_ready(); }
+  bool eager_allowed() const noexcept { return uring_ && !faults_ && uring_->eager_allowed(); }
   void count_eager() noexcept { uring_->count_eager(); }
   // The fault-injection layer (its counters, pause()); null when off.
   fault_layer* faults() noexcept { return faults_.get(); }
@@ -149,6 +162,8 @@ class driver {
   }
 
  private:
+  friend class buffer_ring;  // registers its ring with io_uring
+  uring_driver* uring() noexcept { return uring_.get(); }
   driver() = default;
   void push_aio(completion& c) noexcept;
   void cancel_aio(completion& c) noexcept;

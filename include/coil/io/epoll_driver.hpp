@@ -96,8 +96,8 @@ class epoll_driver {
     bool registered = false;    // in the epoll set (edge-triggered)
     bool not_pollable = false;  // epoll refused it (regular file): use workers
     // A TCP read left the receive queue empty and no input edge came
-    // since: the next such read waits for one (completion::drains).
-    bool input_drained = false;
+    // since: the next such read waits for one (completion::reads_to_empty).
+    bool input_empty = false;
     // The peer's end, an error or urgent data was seen: a short read stops
     // at an end of stream or an urgent mark with more to read and no edge
     // to come, so reads of this fd are always tried.
@@ -111,8 +111,10 @@ class epoll_driver {
   void drop_foreign(int fd) noexcept;
   void start(completion& c) noexcept;
   void await_ready(completion& c, fd_state& s) noexcept;
+  // finish completes c for good; deliver_result hands over an attempt's
+  // result, which leaves a multishot op armed unless it ends the op.
   void finish(completion& c, int32_t res, uint32_t flags) noexcept;
-  void settle(completion& c, int32_t res) noexcept;
+  void deliver_result(completion& c, int32_t res) noexcept;
   void run_hooks() noexcept;
   // in_flight_ counts the ops this driver holds between pending_ and
   // finished_ (readiness waiters, backed-off ops, the worker pool's, multishot

@@ -36,7 +36,7 @@ struct op_vtable_for {
     } else {
       r = op.perform(nowait);
     }
-    if constexpr (ops::drains_op<Op>) c.drained = op.drained(r);
+    if constexpr (ops::reads_to_empty_op<Op>) c.emptied = op.emptied(r);
     return r;
   }
   static constexpr auto hook() noexcept {
@@ -101,10 +101,10 @@ void bind_op(completion& c, const Op& op) noexcept {
   // through a file: it may wait on a peer too. Positional ones are files.
   if constexpr (ops::stream_position_op<Op>) c.unbounded = c.unbounded || op.at_stream_position();
   c.device = ops::device_op<Op>;
-  if constexpr (ops::drains_op<Op>) {
-    c.drains = op.drains();
+  if constexpr (ops::reads_to_empty_op<Op>) {
+    c.reads_to_empty = op.reads_to_empty();
   } else {
-    c.drains = false;
+    c.reads_to_empty = false;
   }
 }
 }  // namespace detail

@@ -30,12 +30,13 @@ struct driver_stats {
   uint64_t submitted = 0;          // io_uring: SQEs the kernel accepted (ops + cancels); epoll: syscalls tried
   uint64_t completed = 0;          // completions reaped for operations
   uint64_t enter_calls = 0;        // blocking/submitting system calls (io_uring_enter, epoll_wait)
-  uint64_t queued_for_space = 0;   // io_uring: pushes that waited for SQ/CQ room; epoll: waits for readiness
+  uint64_t queued_for_space = 0;   // io_uring: pushes that waited for SQ/CQ room
+  uint64_t readiness_waits = 0;    // epoll: operations that waited for their fd to be ready
   uint64_t cq_overflows = 0;       // io_uring: reaps that found CQEs the full CQ could not take (kernel-held)
   uint64_t offloaded = 0;          // epoll: operations run on a worker thread
   uint64_t extra_results = 0;      // results of multishot ops that stay armed (CQEs with F_MORE)
   uint64_t cancels = 0;            // cancel() calls that found the operation pending
-  uint64_t eager = 0;              // io_uring: sends done with one direct system call on a quiet turn (not in pushed)
+  uint64_t eager = 0;              // io_uring: sends done with one direct system call on an eager turn (not in pushed)
   uint64_t drained_skips = 0;      // epoll: TCP reads that waited for readiness without a recv (queue known empty)
   uint64_t cancel_retries = 0;     // io_uring: ops resubmitted after an ECANCELED nobody asked for (io-wq had no worker)
   uint32_t in_flight_max = 0;      // high-water mark of kernel-owned entries
@@ -50,7 +51,6 @@ struct driver_stats {
     return enter_calls == 0 ? 0.0 : static_cast<double>(submitted) / static_cast<double>(enter_calls);
   }
 };
-using uring_stats = driver_stats;
 
 // One operation a driver holds (queued, with the kernel or on a worker), as
 // listed by the drivers' for_each_pending and runtime::pending_ops().

@@ -67,7 +67,7 @@ struct uring_options {
   // system-call saving of batching while avoiding that delay
   // (docs/performance.md, submit batching).
   unsigned device_submit_batch = 4;
-  // A socket send (ops with the eager trait) awaited on a quiet turn (no
+  // A socket send (ops with the eager trait) awaited on an eager turn (no
   // other task ready, no SQE waiting to be submitted, no other send pending
   // on the socket) is first tried with one send(MSG_DONTWAIT) system call and
   // completes without the ring if that moved any bytes. With one connection
@@ -145,7 +145,7 @@ class uring_driver {
   }
   unsigned setup_flags() const noexcept { return ring_.flags; }
   // Nothing is waiting to reach the kernel, and eager sends are on.
-  bool eager_ready() const noexcept { return eager_send_ && io_uring_sq_ready(&ring_) == 0 && waiting_.empty(); }
+  bool eager_allowed() const noexcept { return eager_send_ && io_uring_sq_ready(&ring_) == 0 && waiting_.empty(); }
   // An op finished by a direct system call instead of the ring.
   void count_eager() noexcept { ++stats_.eager; }
   // An eventfd the kernel signals when completions arrive (registered on

@@ -187,11 +187,12 @@ class multishot_stream : coil::completion, pending_op {
   // error is recorded in the stream).
   bool ensure_armed() noexcept {
     if (armed_ || closed_ || static_cast<Derived&>(*this).waits_for_buffers()) return true;
-    runtime* rt = runtime::current();
-    if (rt == nullptr || !rt->accepting()) {
-      static_cast<Derived&>(*this).set_error(make_error_code(rt == nullptr ? errc::no_runtime : errc::runtime_closed));
+    const coil::detail::admission a = coil::detail::admit();
+    if (!a.ok()) {
+      static_cast<Derived&>(*this).set_error(coil::detail::error_of(a.why));
       return false;
     }
+    runtime* rt = a.rt;
     COIL_ASSERT(rt_ == nullptr || rt_ == rt, "multishot stream used from another runtime");
     rt_ = rt;
     arm();

@@ -71,7 +71,7 @@ class [[nodiscard]] socket_op : detail::pending_op {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
     if constexpr (ops::eager_op<Op>) {
-      if (try_now(coil::detail::stop_of(h))) return false;
+      if (try_eager(coil::detail::stop_of(h))) return false;
     }
     if (!inner_->await_suspend(h)) return false;
     waiter_.handle = h;
@@ -87,11 +87,11 @@ class [[nodiscard]] socket_op : detail::pending_op {
     return inner_->await_resume();
   }
 
-  // The eager path alone (see op_awaiter::try_now): true if one
+  // The eager path alone (see op_awaiter::try_eager): true if one
   // non-blocking call finished the op; await_resume gives its result.
-  bool try_now(stop_source* stop) noexcept {
+  bool try_eager(stop_source* stop) noexcept {
     static_assert(ops::eager_op<Op>);
-    return inner_->try_now(stop, [this] { return !detail::writes_pending(*owner_); });
+    return inner_->try_eager(stop, [this] { return !detail::writes_pending(*owner_); });
   }
 
   // The blocking form (coil::block): see op_awaiter::perform_blocking.

@@ -99,7 +99,7 @@ class stream_socket : public socket {
 namespace detail {
 
 // What send_all and sendv_all return. Most sends take every byte at once: on
-// a quiet turn (see socket_op::try_now) one eager send does so and the call
+// an eager turn (see socket_op::try_eager) one eager send does so and the call
 // finishes without a coroutine frame of its own. Otherwise (a busy turn, the
 // epoll driver, a short or refused send) the looping task runs on the rest.
 template <class Buf>
@@ -139,7 +139,7 @@ class [[nodiscard]] send_all_op {
       done_.emplace();
       return true;
     }
-    // The eager send alone (socket_op::try_now without building the op's
+    // The eager send alone (socket_op::try_eager without building the op's
     // awaiter): most calls end here.
     auto idle = [this] { return !writes_pending(s_->pending_); };
     int32_t res = 0;

@@ -79,11 +79,10 @@ class blocking_call {
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    runtime* rt = runtime::current();
-    if (rt == nullptr) return finish_now(make_error_code(errc::no_runtime));
-    stop_source* stop = stop_of(h);
-    if (stop != nullptr && stop->stop_requested())
-      return finish_now(std::make_error_code(std::errc::operation_canceled));
+    const admission a = admit<when_closing::proceed>(h);
+    if (!a.ok()) return finish_now(error_of(a.why));
+    runtime* rt = a.rt;
+    stop_source* stop = a.stop;
     if (auto r = rt->enable_remote(); !r) return finish_now(r.error());
     s_ = new state(std::move(fn_));
     s_->home = rt;

@@ -104,18 +104,12 @@ class remote_call {
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    home_ = runtime::current();
-    if (home_ == nullptr || !home_->remote_enabled() || target_ == nullptr) {
-      out_.emplace(fail(target_ == nullptr ? std::make_error_code(std::errc::invalid_argument)
-                                           : make_error_code(errc::no_runtime)));
-      return false;
-    }
-    if (!home_->accepting()) {  // this core is stopping: nothing new may leave it
-      out_.emplace(fail(errc::runtime_closed));
-      return false;
-    }
-    if (stop_source* s = stop_of(h); s != nullptr && s->stop_requested()) {
-      out_.emplace(fail(std::make_error_code(std::errc::operation_canceled)));
+    // A closing core (runtime_closed) sends nothing new away.
+    admission a = admit(h);
+    home_ = a.rt;
+    if (home_ != nullptr && !home_->remote_enabled()) a.why = refusal::no_runtime;
+    if (target_ == nullptr || !a.ok()) {
+      out_.emplace(fail(target_ == nullptr ? std::make_error_code(std::errc::invalid_argument) : error_of(a.why)));
       return false;
     }
     resume_.handle = h;

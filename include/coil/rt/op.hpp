@@ -23,13 +23,13 @@
 namespace coil {
 
 namespace detail {
-// The eager path of op_awaiter::try_now for an op not (yet) in an awaiter:
+// The eager path of op_awaiter::try_eager for an op not (yet) in an awaiter:
 // true, with res set, if one non-blocking call finished it.
 template <class Op, class May>
 bool try_eager(const Op& op, stop_source* stop, May&& may, int32_t& res) noexcept {
   static_assert(ops::eager_op<Op>);
   runtime* rt = runtime::current();
-  if (rt == nullptr || !rt->accepting() || !rt->quiet_turn() || !may()) return false;
+  if (rt == nullptr || !rt->accepting() || !rt->eager_turn() || !may()) return false;
   if (stop != nullptr && stop->stop_requested()) return false;
   const int32_t r = op.perform(true);
   if (r == -EAGAIN || r == -EINTR || r == ops::retry_later) return false;
@@ -74,11 +74,10 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
 
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    rt_ = runtime::current();
-    if (rt_ == nullptr) return fail_now(errc::no_runtime);
-    if (!rt_->accepting()) return fail_now(errc::runtime_closed);
-    stop_source* stop = detail::stop_of(h);
-    if (stop != nullptr && stop->stop_requested()) return fail_now(std::errc::operation_canceled);
+    const detail::admission a = detail::admit(h);
+    rt_ = a.rt;
+    if (!a.ok()) return refuse(a.why);
+    stop_source* stop = a.stop;
     waiter = h;
     since_ms_ = rt_->stamp_ms();
     detail::bind_op<Op, op_awaiter, P>(*this, op_);  // listings can name the task
@@ -97,9 +96,9 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   Out await_resume() noexcept {
     static_cast<stop_callback&>(*this).unlink();
     consumed_ = true;
-    if (early_ != 0) {
+    if (early_ != detail::refusal::none) {
       if constexpr (ops::consumes_fd_op<Op>) close_now();  // like close(2): released even on error
-      return Out(fail(early_ > 0 ? errno_code(early_) : make_error_code(static_cast<errc>(-early_))));
+      return Out(fail(detail::error_of(early_)));
     }
     state = op_state::idle;
     if constexpr (ops::consumes_fd_op<Op>) {
@@ -132,23 +131,19 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     return Out(Op::complete(r));
   }
 
-  // Tries the op with one non-blocking system call instead of the ring, on a
-  // quiet turn of an io_uring runtime (see uring_options::eager_send). True
+  // Tries the op with one non-blocking system call instead of the ring, on an
+  // eager turn of an io_uring runtime (see uring_options::eager_send). True
   // if that finished it: the caller resumes at once and await_resume gives
   // the result. Not-now answers leave it for await_suspend. may() is the
-  // caller's own condition, asked only on a quiet turn.
+  // caller's own condition, asked only on an eager turn.
   template <class May>
-  bool try_now(stop_source* stop, May&& may) noexcept {
+  bool try_eager(stop_source* stop, May&& may) noexcept {
     return detail::try_eager(op_, stop, std::forward<May>(may), res);
   }
 
  private:
-  bool fail_now(errc e) noexcept {
-    early_ = -static_cast<int>(e);
-    return false;
-  }
-  bool fail_now(std::errc e) noexcept {
-    early_ = static_cast<int>(e);
+  bool refuse(detail::refusal why) noexcept {
+    early_ = why;
     return false;
   }
   int32_t close_now() noexcept {
@@ -182,7 +177,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
 
   Op op_;
   runtime* rt_ = nullptr;
-  int early_ = 0;  // failure decided before reaching the driver: errno, or -coil::errc
+  detail::refusal early_ = detail::refusal::none;  // why it never reached the driver
   uint32_t since_ms_ = 0;  // runtime::stamp_ms() when awaited, for listings
   bool consumed_ = false;
 };

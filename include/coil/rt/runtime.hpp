@@ -7,10 +7,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <span>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -144,8 +146,8 @@ class runtime {
   bool accepting() const noexcept { return !closing_; }
   // No other task is ready and the driver has nothing queued: an eager op
   // tried now saves the ring round trip instead of joining a batch.
-  bool quiet_turn() const noexcept {
-    return ready_.empty() && turn_ready_.empty() && turn_done_.empty() && driver_->eager_ready();
+  bool eager_turn() const noexcept {
+    return ready_.empty() && turn_ready_.empty() && turn_done_.empty() && driver_->eager_allowed();
   }
 
   // --- used by awaiters ------------------------------------------------------
@@ -249,7 +251,7 @@ class runtime {
   intrusive_list<detail::ready_node> ready_;
   intrusive_list<completion> reaped_;
   // What run_ready has still to resume this turn (members, not locals, so
-  // quiet_turn() can see them).
+  // eager_turn() can see them).
   intrusive_list<completion> turn_done_;
   intrusive_list<detail::ready_node> turn_ready_;
   std::vector<detail::timer_node*> timers_;  // binary min-heap by deadline
@@ -419,6 +421,58 @@ join_handle<T> runtime::spawn(task<T> t) {
   schedule(link->start);
   return join_handle<T>(h);
 }
+
+namespace detail {
+
+// Why new work was refused before reaching the driver, in one byte.
+enum class refusal : uint8_t { none, no_runtime, runtime_closed, canceled };
+
+inline std::error_code error_of(refusal r) noexcept {
+  switch (r) {
+    case refusal::none: break;
+    case refusal::no_runtime: return make_error_code(errc::no_runtime);
+    case refusal::runtime_closed: return make_error_code(errc::runtime_closed);
+    case refusal::canceled: return std::make_error_code(std::errc::operation_canceled);
+  }
+  return {};
+}
+
+// The checks every awaiter starts with before it hands work to the runtime:
+// the thread's runtime, and the task's stop source.
+struct admission {
+  runtime* rt = nullptr;      // set unless why is no_runtime
+  stop_source* stop = nullptr;
+  refusal why = refusal::none;
+  bool ok() const noexcept { return why == refusal::none; }
+};
+
+// Closing::proceed is for waits that a closing runtime still serves (timers,
+// sync primitives, blocking calls): they end with their owners' tasks.
+enum class when_closing : bool { refuse, proceed };
+
+// Work without a task (a packet fragment, a stream's re-arm): runtime only.
+template <when_closing Closing = when_closing::refuse>
+admission admit() noexcept {
+  runtime* rt = runtime::current();
+  if (rt == nullptr) return {nullptr, nullptr, refusal::no_runtime};
+  if constexpr (Closing == when_closing::refuse) {
+    if (!rt->accepting()) return {rt, nullptr, refusal::runtime_closed};
+  }
+  return {rt, nullptr, refusal::none};
+}
+
+// A leaf awaiter's: also fails a task whose stop was requested, so a task
+// winding down starts nothing new.
+template <when_closing Closing = when_closing::refuse, class P>
+admission admit(std::coroutine_handle<P> h) noexcept {
+  admission a = admit<Closing>();
+  if (!a.ok()) return a;
+  a.stop = stop_of(h);
+  if (a.stop != nullptr && a.stop->stop_requested()) a.why = refusal::canceled;
+  return a;
+}
+
+}  // namespace detail
 
 template <class T>
 T runtime::block_on(task<T> t) {

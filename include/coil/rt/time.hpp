@@ -37,10 +37,13 @@ class [[nodiscard]] sleep_awaiter : detail::timer_node, stop_callback {
 
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    runtime* rt = runtime::current();
-    if (rt == nullptr) return fail_now(errc::no_runtime);
-    stop_source* stop = detail::stop_of(h);
-    if (stop != nullptr && stop->stop_requested()) return fail_now(std::errc::operation_canceled);
+    const detail::admission a = detail::admit<detail::when_closing::proceed>(h);
+    if (!a.ok()) {
+      early_ = detail::error_of(a.why);
+      return false;
+    }
+    runtime* rt = a.rt;
+    stop_source* stop = a.stop;
     const int64_t now = rt->now_ns();
     switch (kind_) {
       case kind::relative: deadline_ns = detail::saturating_add(now, ns_); break;
@@ -71,11 +74,6 @@ class [[nodiscard]] sleep_awaiter : detail::timer_node, stop_callback {
   }
 
  private:
-  template <class E>
-  bool fail_now(E e) noexcept {
-    early_ = make_error_code(e);
-    return false;
-  }
   static void on_stop(stop_callback& cb) noexcept {
     auto& self = static_cast<sleep_awaiter&>(cb);
     if (self.heap_index == not_armed) return;  // already fired; resume is queued

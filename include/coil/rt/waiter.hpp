@@ -92,14 +92,11 @@ class waiter : public ready_node, public stop_callback {
   // task winding down does not take fresh resources. True if it may go on.
   template <class P>
   bool begin(std::coroutine_handle<P> h) noexcept {
-    rt_ = runtime::current();
-    if (rt_ == nullptr) {
-      error_ = errc::no_runtime;
-      return false;
-    }
-    stop_ = stop_of(h);
-    if (stop_ != nullptr && stop_->stop_requested()) {
-      error_ = std::make_error_code(std::errc::operation_canceled);
+    const admission a = admit<when_closing::proceed>(h);
+    rt_ = a.rt;
+    stop_ = a.stop;
+    if (!a.ok()) {
+      error_ = error_of(a.why);
       return false;
     }
     handle = h;

@@ -89,18 +89,11 @@ class xchannel {
     // Common start of a wait; false (with error_ set) if it must not wait.
     template <class P>
     bool begin(std::coroutine_handle<P> h) noexcept {
-      rt_ = runtime::current();
-      if (rt_ == nullptr) {
-        error_ = errc::no_runtime;
-        return false;
-      }
-      if (!rt_->accepting()) {
-        error_ = errc::runtime_closed;
-        return false;
-      }
-      stop_ = detail::stop_of(h);
-      if (stop_ != nullptr && stop_->stop_requested()) {
-        error_ = std::make_error_code(std::errc::operation_canceled);
+      const detail::admission a = detail::admit(h);
+      rt_ = a.rt;
+      stop_ = a.stop;
+      if (!a.ok()) {
+        error_ = detail::error_of(a.why);
         return false;
       }
       if (auto r = rt_->enable_remote(); !r) {

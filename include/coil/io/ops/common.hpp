@@ -113,14 +113,14 @@ concept zero_ends_op = requires { requires Op::zero_ends; };
 template <class Op>
 concept foreign_fd_op = fd_op<Op> && requires { requires Op::foreign_fd; };
 
-// bool drains() const; bool drained(int32_t res) const: a read whose short
-// result means an empty queue (recv's short_means_empty). drains() says
-// whether this op is one; drained(res) whether that attempt left the queue
+// bool reads_to_empty() const; bool emptied(int32_t res) const: a read whose short
+// result means an empty queue (recv's short_means_empty). reads_to_empty() says
+// whether this op is one; emptied(res) whether that attempt left the queue
 // empty, so readiness drivers wait for the next edge instead of retrying.
 template <class Op>
-concept drains_op = requires(const Op& op, int32_t res) {
-  op.drains();
-  op.drained(res);
+concept reads_to_empty_op = requires(const Op& op, int32_t res) {
+  op.reads_to_empty();
+  op.emptied(res);
 };
 
 // mutable uint32_t out_flags: readiness emulation of CQE flags (a provided

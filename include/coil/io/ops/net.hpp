@@ -159,8 +159,8 @@ struct recv_multishot {
   // but does not depend on its definition.
   void prep(io_uring_sqe& s) const noexcept;
   int32_t perform(bool nowait) const noexcept;
-  bool drains() const noexcept { return short_means_empty && detail::reads_queue(flags); }
-  bool drained(int32_t r) const noexcept;
+  bool reads_to_empty() const noexcept { return short_means_empty && detail::reads_queue(flags); }
+  bool emptied(int32_t r) const noexcept;
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
 
@@ -228,9 +228,9 @@ struct recv {
   int32_t perform(bool nowait) const noexcept {
     return detail::kernel_ret(::recv(fd, buf, len, flags | detail::dontwait(nowait)));
   }
-  bool drains() const noexcept { return short_means_empty && detail::reads_queue(flags); }
-  bool drained(int32_t r) const noexcept {
-    return drains() && (r == -EAGAIN || (r > 0 && static_cast<uint32_t>(r) < len));
+  bool reads_to_empty() const noexcept { return short_means_empty && detail::reads_queue(flags); }
+  bool emptied(int32_t r) const noexcept {
+    return reads_to_empty() && (r == -EAGAIN || (r > 0 && static_cast<uint32_t>(r) < len));
   }
   static result<size_t> complete(int32_t res) noexcept { return detail::to_size(res); }
 };
@@ -337,9 +337,9 @@ struct recvv {
     fill();
     return detail::kernel_ret(::recvmsg(fd, &msg_, flags | detail::dontwait(nowait)));
   }
-  bool drains() const noexcept { return short_means_empty && detail::reads_queue(flags); }
-  bool drained(int32_t r) const noexcept {
-    if (!drains()) return false;
+  bool reads_to_empty() const noexcept { return short_means_empty && detail::reads_queue(flags); }
+  bool emptied(int32_t r) const noexcept {
+    if (!reads_to_empty()) return false;
     if (r == -EAGAIN) return true;
     if (r <= 0) return false;
     size_t room = 0;
