@@ -9,6 +9,7 @@
 #include "alloc_counter.hpp"
 #include "coil/rt/cores.hpp"
 #include "coil/sync/xchannel.hpp"
+#include "test_cores_util.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -16,12 +17,8 @@ namespace {
 using namespace coil;
 using namespace std::chrono_literals;
 
-cores_options two_cores() {
-  cores_options o;
-  o.cpus = {0, 1};
-  o.spawn_slots = 16;  // small: senders also park and get woken
-  return o;
-}
+// Few spawn_on slots, so that senders also park and get woken.
+constexpr unsigned slots = 16;
 
 // One function (not a template per predicate) so the measured phase reuses
 // the warm-up's frame size.
@@ -41,7 +38,7 @@ TEST(AllocCores, SpawnOnAllocatesNothingPerMessage) {
   std::atomic<int> ran{0};
   std::atomic<int> done{0};
   std::size_t counted = ~std::size_t{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(slots), [&](unsigned core) -> task<result<void>> {
     if (core == 1) {
       auto ok = co_await until(done, 1);
       EXPECT_TRUE(ok);
@@ -80,7 +77,7 @@ TEST(AllocCores, XchannelAllocatesNothingPerMessage) {
   xchannel<int> ch(8);
   std::size_t counted = ~std::size_t{0};
   std::atomic<int> got{0}, done{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(slots), [&](unsigned core) -> task<result<void>> {
     if (core == 1) {
       auto pre = co_await until(done, 0);  // warms this core's frame list for the wait below
       EXPECT_TRUE(pre);

@@ -12,6 +12,7 @@
 #include "coil/rt/task_group.hpp"
 #include "coil/sync/channel.hpp"
 #include "coil/sync/xchannel.hpp"
+#include "test_cores_util.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -20,15 +21,9 @@ using namespace coil;
 
 const std::string long_text(300, 'k');  // heap-allocated in every std::string
 
-cores_options two_cores() {
-  cores_options o;
-  o.cpus = {0, 1};
-  return o;
-}
-
 TEST(AwaitArgs, SubmitToTakesStateAsArgumentsOrMovedOrCopied) {
   std::string seen[3];
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 1) co_return result<void>{};
     std::string key = long_text;
     std::vector<int> items(100, 7);
@@ -56,7 +51,7 @@ TEST(AwaitArgs, SubmitToTakesStateAsArgumentsOrMovedOrCopied) {
 
 TEST(AwaitArgs, SpawnOnTakesStateAsArguments) {
   std::atomic<int> got{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 1) {
       for (int i = 0; i < 2000 && got.load() < 2; ++i) (void)co_await sleep_for(std::chrono::milliseconds(1));
       co_return result<void>{};

@@ -395,7 +395,7 @@ TEST(AioRuntime, NoRuntimeOnThisThread) {
     direct_file f = adopt(dir.file("nort"), O_RDONLY, e);
     dma_buffer buf = buffer(block);
     result<size_t> got = 0;
-    auto body = [&]() -> aio_test::foreign_coro { got = co_await f.read_at(buf.span(), 0); };
+    auto body = [&]() -> test::foreign_coro { got = co_await f.read_at(buf.span(), 0); };
     auto c = body();
     ASSERT_TRUE(c.done()) << "without a runtime nothing may suspend";
     ASSERT_FALSE(got);

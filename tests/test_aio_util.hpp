@@ -1,13 +1,12 @@
 #pragma once
 // Helpers for the AIO and direct_file tests: a directory on a file system
 // that really does O_DIRECT (tmpfs either refuses it or silently buffers),
-// deterministic data, and a coroutine type that is not coil's.
+// and deterministic data.
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <coroutine>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -130,24 +129,6 @@ struct aio_req : completion {
     v.prep_iocb = &fill;
     return v;
   }();
-};
-
-// A coroutine that is not a coil task: runs eagerly, no runtime involved.
-struct foreign_coro {
-  struct promise_type {
-    foreign_coro get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::abort(); }
-  };
-  foreign_coro(std::coroutine_handle<promise_type> h) : h(h) {}  // NOLINT
-  foreign_coro(foreign_coro&& o) noexcept : h(std::exchange(o.h, {})) {}
-  ~foreign_coro() {
-    if (h) h.destroy();
-  }
-  bool done() const { return h.done(); }
-  std::coroutine_handle<promise_type> h;
 };
 
 }  // namespace coil::aio_test

@@ -8,6 +8,7 @@
 
 #include "coil/rt/blocking.hpp"
 #include "coil/rt/cores.hpp"
+#include "test_cores_util.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -129,10 +130,8 @@ TEST(CoresBlocking, RuntimeDestroyedWhileAJobRunsDoesNotHangOrDangle) {
 }
 
 TEST(CoresBlocking, OneCoresBlockingCallNeverStallsAnotherCore) {
-  cores_options o;
-  o.cpus = {0, 1};
   std::atomic<long> core1_ms{-1};
-  auto r = cores::run(o, [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 0) {
       auto v = co_await spawn_blocking([] { std::this_thread::sleep_for(300ms); return 0; });
       if (!v) co_return fail(v.error());

@@ -6,10 +6,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <dirent.h>
 
 #include "coil/net.hpp"
 #include "coil/rt/cores.hpp"
+#include "test_cores_util.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -17,24 +17,9 @@ namespace {
 using namespace coil;
 using namespace std::chrono_literals;
 
-int open_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
-
-cores_options two_cores() {
-  cores_options o;
-  o.cpus = {0, 1};
-  return o;
-}
-
 TEST(Cores, EachCoreRunsMainWithItsIndex) {
   std::atomic<unsigned> seen{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     EXPECT_EQ(cores::current(), core);
     EXPECT_EQ(cores::count(), 2u);
     seen.fetch_or(1u << core);
@@ -50,7 +35,7 @@ TEST(Cores, PingPongMillionMessagesCountsAreExact) {
   constexpr int tasks = 64, calls = 1'000'000 / 64;
   uint64_t counter = 0;  // core 0's
   uint64_t answered = 0; // core 1's
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 0) co_return result<void>{};
     auto worker = [&]() -> task<result<void>> {
       for (int i = 0; i < calls; ++i) {
@@ -74,7 +59,7 @@ TEST(Cores, PingPongMillionMessagesCountsAreExact) {
 }
 
 TEST(Cores, SubmitToRunsOnTheTargetAndReturnsValuesAndErrors) {
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 1) co_return result<void>{};
     auto where = co_await cores::submit_to(1, []() -> task<unsigned> { co_return cores::current(); });
     EXPECT_TRUE(where && *where == 1u);
@@ -90,7 +75,7 @@ TEST(Cores, SubmitToRunsOnTheTargetAndReturnsValuesAndErrors) {
 }
 
 TEST(Cores, FirstErrorStopsTheOthersAndIsReturned) {
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 0) {
       co_await sleep_for(1h);  // cancelled by core 1's failure
       co_return result<void>{};
@@ -103,10 +88,10 @@ TEST(Cores, FirstErrorStopsTheOthersAndIsReturned) {
 }
 
 TEST(Cores, StopCancelsBlockedTasksEverywhereAndLeaksNoFd) {
-  const int fds_before = open_fds();
+  const int fds_before = test::open_fds();
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     // 1,000 tasks per core blocked on a socket recv, a pipe read or a long timer.
     for (int i = 0; i < 1000; ++i) {
       if (i % 3 == 0) {
@@ -136,11 +121,11 @@ TEST(Cores, StopCancelsBlockedTasksEverywhereAndLeaksNoFd) {
   EXPECT_TRUE(r) << r.error().message();  // a requested stop is not an error
   ::close(p[0]);
   ::close(p[1]);
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(test::open_fds(), fds_before);
 }
 
 TEST(Cores, SigtermStopsEveryCoreCleanly) {
-  cores_options o = two_cores();
+  cores_options o = test::two_cores();
   o.handle_signals = true;
   auto r = cores::run(o, [&](unsigned core) -> task<result<void>> {
     if (core == 1) {

@@ -6,19 +6,13 @@
 #include <thread>
 
 #include "coil/rt/cores.hpp"
+#include "test_cores_util.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using namespace coil;
 using namespace std::chrono_literals;
-
-cores_options two_cores(unsigned slots = 128) {
-  cores_options o;
-  o.cpus = {0, 1};
-  o.spawn_slots = slots;
-  return o;
-}
 
 // Keeps a core's main (so the group) alive until pred() holds: spawned work
 // still queued when every main has returned is dropped, as detached tasks are.
@@ -38,7 +32,7 @@ void hold_until(const std::atomic<bool>& release) {
 
 TEST(CoresSpawnOn, RunsOnTheTargetCore) {
   std::atomic<int> where{-1};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 1) co_return co_await until([&] { return where.load() >= 0; });
     auto s = co_await cores::spawn_on(1, [&]() -> task<void> {
       where = static_cast<int>(cores::current());
@@ -55,7 +49,7 @@ TEST(CoresSpawnOn, BackpressureBlocksTheSenderAndResumesIt) {
   std::atomic<bool> release{false};
   std::atomic<int> ran{0};
   std::atomic<int> accepted{0};
-  auto r = cores::run(two_cores(slots), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(slots), [&](unsigned core) -> task<result<void>> {
     if (core == 1) {
       hold_until(release);
       co_return co_await until([&] { return ran.load() == int(slots) + 6; });
@@ -101,7 +95,7 @@ TEST(CoresSpawnOn, BackpressureBlocksTheSenderAndResumesIt) {
 TEST(CoresSpawnOn, AWaitingSenderCanBeCancelledAndItsWorkNeverRuns) {
   std::atomic<bool> release{false};
   std::atomic<int> ran{0};
-  auto r = cores::run(two_cores(2), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(2), [&](unsigned core) -> task<result<void>> {
     if (core == 1) {
       hold_until(release);
       co_return co_await until([&] { return ran.load() == 3; });
@@ -126,7 +120,7 @@ TEST(CoresSpawnOn, AWaitingSenderCanBeCancelledAndItsWorkNeverRuns) {
 }
 
 TEST(CoresSpawnOn, BadCoreAndNoGroupAreErrors) {
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 1) co_return result<void>{};
     auto bad = co_await cores::spawn_on(7, []() -> task<void> { co_return; });
     EXPECT_TRUE(test::fails_with(bad, std::errc::invalid_argument));
@@ -141,7 +135,7 @@ TEST(CoresSpawnOn, BadCoreAndNoGroupAreErrors) {
 
 TEST(CoresSpawnOn, LargeCallablesAreCarriedToo) {
   std::atomic<int> sum{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 1) co_return co_await until([&] { return sum.load() != 0; });
     std::array<int, 64> big{};  // 256 bytes: beyond the inline slot
     for (int i = 0; i < 64; ++i) big[i] = i;
@@ -161,7 +155,7 @@ TEST(CoresSpawnOn, HundredThousandMessagesBothWaysAllRun) {
   constexpr int per_core = 100'000;
   uint64_t ran[2] = {0, 0};  // ran[c] touched only on core c
   std::atomic<int> finished{0};
-  auto r = cores::run(two_cores(16), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(16), [&](unsigned core) -> task<result<void>> {
     const unsigned other = 1 - core;
     for (int i = 0; i < per_core; ++i) {
       auto s = co_await cores::spawn_on(other, [&ran, other]() -> task<void> {
@@ -184,7 +178,7 @@ TEST(CoresSpawnOn, HundredThousandMessagesBothWaysAllRun) {
 TEST(CoresSpawnOn, StopWakesSendersWaitingForSlots) {
   std::atomic<bool> release{false};
   std::atomic<int> waiting{0};
-  auto r = cores::run(two_cores(1), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(1), [&](unsigned core) -> task<result<void>> {
     if (core == 1) {
       hold_until(release);
       co_return result<void>{};

@@ -20,18 +20,13 @@
 #include "coil/net.hpp"
 #include "coil/rt/cores.hpp"
 #include "coil/sync/xchannel.hpp"
+#include "test_cores_util.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using namespace coil;
 using namespace std::chrono_literals;
-
-cores_options two_cores() {
-  cores_options o;
-  o.cpus = {0, 1};
-  return o;
-}
 
 // Ends the test binary if cores::run does not return: a hang is the failure
 // this file exists to catch, and ctest's own timeout is minutes away.
@@ -68,7 +63,7 @@ TEST(CoresStop, DetachedCallerInsideSubmitToStops) {
   hang_guard guard(30s);
   std::atomic<long> calls{0};
   std::atomic<int> last_error{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 1) {
       // Parameters, not captures: a lambda called in place dies with the
       // statement, its coroutine's frame lives on.
@@ -101,7 +96,7 @@ TEST(CoresStop, DetachedCallerInsideSubmitToStops) {
 // grace) while the target is torn down too: each side answers the other.
 TEST(CoresStop, CallersPastTheGraceAreDestroyedWithoutHanging) {
   hang_guard guard(30s);
-  cores_options o = two_cores();
+  cores_options o = test::two_cores();
   o.stop_grace = 20ms;
   std::atomic<int> started{0};
   auto r = cores::run(o, [&](unsigned core) -> task<result<void>> {
@@ -135,7 +130,7 @@ TEST(CoresStop, CountAndCurrentHoldWhileTasksWindDown) {
   hang_guard guard(30s);
   std::atomic<int> wound_down{0};
   std::atomic<int> bad{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     for (int i = 0; i < 50; ++i) {
       runtime::current()->spawn([](unsigned core, int i, std::atomic<int>& bad, std::atomic<int>& wound_down) -> task<void> {
         const unsigned key = static_cast<unsigned>(i) * 2654435761u;
@@ -175,7 +170,7 @@ TEST(CoresStop, CrossCoreWorkFromAStoppedTaskIsRefused) {
   hang_guard guard(30s);
   refused out;
   xchannel<int> ch(1);
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     if (core == 1) {
       runtime::current()->spawn([](refused& out, xchannel<int>& ch) -> task<void> {
         (void)co_await sleep_for(1h);  // until the stop
@@ -207,18 +202,12 @@ TEST(CoresStop, CrossCoreWorkFromAStoppedTaskIsRefused) {
   }
 }
 
-int open_fds() {
-  int n = 0;
-  for (int fd = 0; fd < 4096; ++fd) n += ::fcntl(fd, F_GETFD) >= 0;
-  return n;
-}
-
 // The sharded-server pattern from the guide: connections detached on the
 // core that accepted them, keys owned by core hash % count(), every request
 // a submit_to to the owner. A client thread keeps it loaded; the group is
 // stopped mid-load, 100 times.
 TEST(CoresStop, ShardedServerUnderLoadStops100Times) {
-  const int fds_before = open_fds();
+  const int fds_before = test::open_fds();
   long total_replies = 0;
   double worst_ms = 0;
   for (int run = 0; run < 100; ++run) {
@@ -257,7 +246,7 @@ TEST(CoresStop, ShardedServerUnderLoadStops100Times) {
       }());
     });
 
-    auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+    auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
       // Capture-free: detached connections outlive this main's frame.
       auto serve = [](net::tcp_stream s, std::unordered_map<unsigned, unsigned>* shard) -> task<void> {
         for (;;) {
@@ -293,7 +282,7 @@ TEST(CoresStop, ShardedServerUnderLoadStops100Times) {
     total_replies += replies.load();
   }
   EXPECT_GT(total_replies, 0);
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(test::open_fds(), fds_before);
   std::printf("100 stops under load: %ld replies, slowest stop %.1f ms\n", total_replies, worst_ms);
 }
 
@@ -325,7 +314,7 @@ std::pair<int, std::string> in_child(Body body) {
 // SIGTERM ends the process at once, with a message.
 TEST(CoresStop, SecondSignalDuringAGracefulStopExits) {
   auto [status, err] = in_child([] {
-    cores_options o = two_cores();
+    cores_options o = test::two_cores();
     o.handle_signals = true;
     o.stop_grace = std::chrono::hours(1);
     auto r = cores::run(o, [](unsigned core) -> task<result<void>> {
@@ -357,7 +346,7 @@ TEST(CoresStop, SecondSignalDuringAGracefulStopExits) {
 
 TEST(CoresStop, OneSignalStopsGracefullyWithExitZero) {
   auto [status, err] = in_child([] {
-    cores_options o = two_cores();
+    cores_options o = test::two_cores();
     o.handle_signals = true;
     std::atomic<int> cleaned{0};
     auto r = cores::run(o, [&](unsigned core) -> task<result<void>> {

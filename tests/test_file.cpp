@@ -13,7 +13,6 @@
 #include <chrono>
 #include <climits>
 #include <condition_variable>
-#include <filesystem>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -113,33 +112,6 @@ class rescuer {
   bool done_ = false;
   bool rescued_ = false;
   std::thread thread_;  // last: starts once the members it uses exist
-};
-
-size_t open_fd_count() {
-  size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-  return n;
-}
-
-// A coroutine type that is not coil::task: it runs eagerly on the calling
-// thread and has no runtime, no stop source and no scheduler behind it.
-struct foreign_coro {
-  struct promise_type {
-    foreign_coro get_return_object() noexcept {
-      return {std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::abort(); }
-  };
-  foreign_coro(std::coroutine_handle<promise_type> h) : h(h) {}  // NOLINT
-  foreign_coro(foreign_coro&& o) noexcept : h(std::exchange(o.h, {})) {}
-  ~foreign_coro() {
-    if (h) h.destroy();
-  }
-  bool done() const { return h.done(); }
-  std::coroutine_handle<promise_type> h;
 };
 
 // ---- round trips --------------------------------------------------------------
@@ -523,9 +495,9 @@ TEST(FileMeta, AsyncClose) {
   }());
 }
 
-// file::close() takes the fd out of the object when the awaiter is created.
-// Regression tests: every path on which the close never reaches the kernel
-// (awaiter dropped, task already cancelled, no runtime) used to leak the fd.
+// file::close() takes the fd out of the object when the awaiter is created,
+// so every path on which the close never reaches the kernel (awaiter
+// dropped, task already cancelled, no runtime) must close the fd itself.
 TEST(FileMeta, CloseNotAwaitedDoesNotLeak) {
   test::temp_dir dir;
   const std::string path = dir.file("leak");
@@ -569,7 +541,7 @@ TEST(FileMeta, CloseWithoutRuntimeDoesNotLeak) {
   ASSERT_GE(fd, 0);
   file f{unique_fd(fd)};
   result<void> got;
-  auto body = [](file& f, result<void>& got) -> foreign_coro { got = co_await f.close(); };
+  auto body = [](file& f, result<void>& got) -> test::foreign_coro { got = co_await f.close(); };
   auto c = body(f, got);
   ASSERT_TRUE(c.done());
   EXPECT_TRUE(fails_with(got, errc::no_runtime));
@@ -1004,16 +976,16 @@ TEST(FileConcurrent, ManyConcurrentOpensGetTheRightFiles) {
     spit(dir.file(std::to_string(i)), std::vector<char>(s.begin(), s.end()));
   }
   int ok = 0;
-  size_t fds_before = 0;
+  int fds_before = 0;
   test::run([&]() -> task<void> {
-    fds_before = open_fd_count();
+    fds_before = test::open_fds();
     std::vector<join_handle<void>> hs;
     for (int i = 0; i < files; ++i) {
       hs.push_back(runtime::current()->spawn(
           open_read_close(dir.file(std::to_string(i)), "file number " + std::to_string(i), ok)));
     }
     for (auto& h : hs) co_await h;
-    EXPECT_EQ(open_fd_count(), fds_before);
+    EXPECT_EQ(test::open_fds(), fds_before);
   }());
   EXPECT_EQ(ok, files);
 }
@@ -1177,7 +1149,7 @@ TEST(FileErrors, NoRuntimeOnThisThread) {
   result<size_t> r1 = 0;
   result<void> r2, r3, r4;
   result<file> r5;
-  auto body = [&]() -> foreign_coro {
+  auto body = [&]() -> test::foreign_coro {
     r1 = co_await f.read_at(as_writable(buf), 0);
     r2 = co_await f.read_exact_at(as_writable(buf), 0);  // a coil::task awaited from a foreign coroutine
     r3 = co_await f.fsync();
@@ -1208,7 +1180,7 @@ TEST(FileErrors, NoRuntimeOnOtherThreadWhileThisOneHasOne) {
   bool done = false;
   std::thread([&] {
     done = runtime::current() == nullptr;
-    auto body = [&]() -> foreign_coro {
+    auto body = [&]() -> test::foreign_coro {
       std::vector<char> buf(10);
       got = co_await f.read_at(as_writable(buf), 0);
     };

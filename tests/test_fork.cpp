@@ -102,8 +102,8 @@ TEST(Fork, SpawnBlockingWorksInAChildAfterTheParentStartedThePool) {
   const int status = in_child([] {
     auto rt = runtime::create();
     if (!rt) return 3;
-    // Before the fix the child's pool counted the parent's idle thread,
-    // started none, and this never returned (SIGALRM: 142).
+    // The parent's idle thread does not exist in the child: a pool that
+    // counted it would start none, and this would never return (SIGALRM: 142).
     auto v = (*rt)->block_on([]() -> task<result<int>> {
       auto a = co_await spawn_blocking([] { return 1; });
       auto b = co_await spawn_blocking([] { return 2; });

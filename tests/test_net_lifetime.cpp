@@ -6,7 +6,9 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,13 +32,72 @@ task<result<std::pair<tcp_stream, tcp_stream>>> tcp_pair(net::tcp_listener& l, c
   co_return std::pair<tcp_stream, tcp_stream>(std::move(*a), std::move(*c));
 }
 
-enum class how { async_close, destroy, release, move_assign };
+// The old server socket while a recv is pending on it, for a closer to take
+// its descriptor away.
+struct old_socket {
+  std::optional<tcp_stream> stream;
+  int fd = -1;
+  // Lets the blockers' reads complete (once): frees ring room, not numbers.
+  std::function<void()> free_ring;
+};
 
-// blockers: positional eventfd reads pending first, so that on a small
-// io_uring the old reader's recv waits in user space for ring room, where it
-// holds nothing but the descriptor number. (Those reads are bounded by the
-// ring; socket ops are not, so socket blockers would leave room.)
-void old_reader_never_sees_new_bytes(how h, int blockers = 0, const runtime_options& opts = {}) {
+// The ways a socket loses its descriptor. Each returns with the pending recv
+// finished inside it: nothing pending, nothing in the kernel.
+using closer = task<void> (*)(old_socket&);
+
+task<void> by_async_close(old_socket& s) {
+  auto closing = s.stream->close();  // the pending recv is finished here
+  EXPECT_EQ(s.stream->pending(), 0u);
+  s.free_ring();  // so the close itself can be issued
+  auto c = co_await closing;
+  EXPECT_TRUE(c);
+  // pending() is not checked after: the reader may have started again.
+}
+
+task<void> by_destructor(old_socket& s) {
+  s.stream.reset();
+  co_return;
+}
+
+task<void> by_release(old_socket& s) {
+  unique_fd released = s.stream->release();
+  EXPECT_EQ(s.stream->pending(), 0u);
+  EXPECT_EQ(released.get(), s.fd);
+  co_return;  // released closes the number here
+}
+
+task<void> by_move_assign(old_socket& s) {
+  *s.stream = tcp_stream();
+  EXPECT_EQ(s.stream->pending(), 0u);
+  co_return;
+}
+
+// Sends on both ends of a new connection whose sockets took the old number,
+// then checks the old reader saw none of it and the owner sees all of it.
+task<void> expect_new_connection_keeps_its_bytes(std::pair<tcp_stream, tcp_stream>& second, int old_fd,
+                                                 join_handle<void> rd, std::span<const std::byte> old_buf) {
+  EXPECT_TRUE(second.first.fd() == old_fd || second.second.fd() == old_fd)
+      << "the descriptor number was not reused: " << old_fd << " vs " << second.first.fd() << ", "
+      << second.second.fd();
+  auto w1 = co_await second.second.send_all(bytes_of("NEW CONNECTION"));
+  EXPECT_TRUE(w1);
+  auto w2 = co_await second.first.send_all(bytes_of("NEW CONNECTION"));
+  EXPECT_TRUE(w2);
+  co_await std::move(rd);
+  EXPECT_EQ(text_of(old_buf.first(3)), "...") << "an old reader saw bytes of a new connection";
+  std::array<std::byte, 14> mine{};
+  auto r = co_await second.first.recv_exact(mine);
+  EXPECT_TRUE(r);
+  EXPECT_EQ(text_of(mine), "NEW CONNECTION");
+}
+
+// lose_fd takes the descriptor of a socket with a recv pending; a new
+// connection then reuses the number. blockers: positional eventfd reads
+// pending first, so that on a small io_uring the old reader's recv waits in
+// user space for ring room, where it holds nothing but the descriptor number.
+// (Those reads are bounded by the ring; socket ops are not, so socket
+// blockers would leave room.)
+void old_reader_never_sees_new_bytes(closer lose_fd, int blockers = 0, const runtime_options& opts = {}) {
   auto lb = test::listen_loopback();
   test::blocking_eventfd ev;
   test::run(
@@ -49,91 +110,54 @@ void old_reader_never_sees_new_bytes(how h, int blockers = 0, const runtime_opti
           (void)co_await test::blocking_eventfd::read(f, v);
         };
         for (int i = 0; i < blockers; ++i) blocked_readers.push_back(runtime::current()->spawn(block(ev.f)));
-        // Frees the ring without freeing descriptor numbers: the blockers' reads
-        // complete. Anything of the old socket still queued would be issued then.
         bool freed = false;
-        auto free_ring = [&] {
-          if (!freed) ev.wake(static_cast<uint64_t>(blockers));
-          freed = true;
-        };
-        std::optional<tcp_stream> old_server(std::move(first->first));
-        const int old_fd = old_server->fd();
+        const int old_fd = first->first.fd();
+        old_socket old{std::move(first->first), old_fd, [&] {
+                         if (!freed) ev.wake(static_cast<uint64_t>(blockers));
+                         freed = true;
+                       }};
 
         std::array<std::byte, 64> buf{};
         buf.fill(std::byte{'.'});
         std::optional<result<size_t>> got;
         std::optional<result<size_t>> again;
         auto reader = [&]() -> task<void> {
-          got = co_await old_server->recv(buf);
+          got = co_await old.stream->recv(buf);
           // The socket object lives on but no longer owns a descriptor.
-          if (old_server) again = co_await old_server->recv(buf);
+          if (old.stream) again = co_await old.stream->recv(buf);
         };
         auto rd = runtime::current()->spawn(reader());
         co_await yield();  // the reader is now suspended in recv
-        EXPECT_EQ(old_server->pending(), 1u);
+        EXPECT_EQ(old.stream->pending(), 1u);
         if (blockers != 0 && runtime::current()->driver().kind() == driver_kind::uring) {
           EXPECT_GE(runtime::current()->stats().io.queued_for_space, 1u) << "the recv should wait for room";
         }
 
-        unique_fd released;
-        switch (h) {
-          case how::async_close: {
-            auto closing = old_server->close();  // the pending recv is finished here
-            EXPECT_EQ(old_server->pending(), 0u);
-            free_ring();  // so the close itself can be issued
-            auto c = co_await closing;
-            EXPECT_TRUE(c);
-            break;
-          }
-          case how::destroy: old_server.reset(); break;
-          case how::release: released = old_server->release(); break;
-          case how::move_assign: *old_server = tcp_stream(); break;
-        }
-        // The operation finished inside close: nothing pending, nothing in the
-        // kernel. (After an async close the reader may have started again.)
-        EXPECT_TRUE(!old_server || h == how::async_close || old_server->pending() == 0u);
-        if (h == how::release) {
-          EXPECT_EQ(released.get(), old_fd);
-          released.reset();
-        }
-        EXPECT_FALSE(test::fd_is_open(old_fd));
-        free_ring();
+        co_await lose_fd(old);
+        EXPECT_FALSE(test::fd_is_open(old.fd));
+        old.free_ring();
         for (auto& b : blocked_readers) co_await std::move(b);
 
         // A new connection: one of its two sockets takes the old number.
         auto second = co_await tcp_pair(lb.listener, lb.addr);
         CO_ASSERT_OK(second);
-        EXPECT_TRUE(second->first.fd() == old_fd || second->second.fd() == old_fd)
-            << "the descriptor number was not reused: " << old_fd << " vs " << second->first.fd() << ", "
-            << second->second.fd();
-        auto w1 = co_await second->second.send_all(bytes_of("NEW CONNECTION"));
-        EXPECT_TRUE(w1);
-        auto w2 = co_await second->first.send_all(bytes_of("NEW CONNECTION"));
-        EXPECT_TRUE(w2);
-        co_await std::move(rd);
-
+        co_await expect_new_connection_keeps_its_bytes(*second, old.fd, std::move(rd), buf);
         CO_ASSERT_TRUE(got.has_value());
         EXPECT_TRUE(test::fails_with(*got, std::errc::operation_canceled));
         EXPECT_TRUE(!again || test::fails_with(*again, std::errc::bad_file_descriptor));
-        EXPECT_EQ(text_of(std::span(buf).first(3)), "...") << "an old reader saw bytes of a new connection";
-        // The new connection's bytes are all still there for their owner.
-        std::array<std::byte, 14> mine{};
-        auto r = co_await second->first.recv_exact(mine);
-        EXPECT_TRUE(r);
-        EXPECT_EQ(text_of(mine), "NEW CONNECTION");
       }(),
       opts);
 }
 
-TEST(NetLifetime, AsyncCloseCancelsPendingRecvBeforeReuse) { old_reader_never_sees_new_bytes(how::async_close); }
-TEST(NetLifetime, DestructorCancelsPendingRecvBeforeReuse) { old_reader_never_sees_new_bytes(how::destroy); }
-TEST(NetLifetime, ReleaseCancelsPendingRecv) { old_reader_never_sees_new_bytes(how::release); }
-TEST(NetLifetime, MoveAssignCancelsPendingRecv) { old_reader_never_sees_new_bytes(how::move_assign); }
+TEST(NetLifetime, AsyncCloseCancelsPendingRecvBeforeReuse) { old_reader_never_sees_new_bytes(by_async_close); }
+TEST(NetLifetime, DestructorCancelsPendingRecvBeforeReuse) { old_reader_never_sees_new_bytes(by_destructor); }
+TEST(NetLifetime, ReleaseCancelsPendingRecv) { old_reader_never_sees_new_bytes(by_release); }
+TEST(NetLifetime, MoveAssignCancelsPendingRecv) { old_reader_never_sees_new_bytes(by_move_assign); }
 TEST(NetLifetime, RecvQueuedForRingRoomNeverReachesTheReusedNumber) {
   runtime_options opts;
   opts.uring.entries = 4;  // room for about 8 operations; 12 blockers fill it
-  old_reader_never_sees_new_bytes(how::async_close, 12, opts);
-  old_reader_never_sees_new_bytes(how::destroy, 12, opts);
+  old_reader_never_sees_new_bytes(by_async_close, 12, opts);
+  old_reader_never_sees_new_bytes(by_destructor, 12, opts);
 }
 
 // Socket ops wait on peers, so io_uring keeps them outside its in-flight
@@ -272,32 +296,19 @@ TEST(NetLifetime, SocketOutlivesRuntimeWithPendingOperation) {
 
 // ---- error paths -------------------------------------------------------------------
 
-struct foreign_coro {
-  struct promise_type {
-    foreign_coro get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::abort(); }
-  };
-  foreign_coro(std::coroutine_handle<promise_type> h) : h(h) {}  // NOLINT
-  ~foreign_coro() { h.destroy(); }
-  std::coroutine_handle<promise_type> h;
-};
-
 TEST(NetErrors, NoRuntime) {
   auto p = net::unix_stream::pair();
   ASSERT_TRUE(p);
   result<size_t> r1 = 0, r2 = 0;
   result<void> r3;
-  auto body = [&]() -> foreign_coro {
+  auto body = [&]() -> test::foreign_coro {
     std::array<std::byte, 4> b{};
     r1 = co_await p->first.recv(b);
     r2 = co_await p->first.send(bytes_of("x"));
     r3 = co_await p->first.shutdown();
   };
   auto c = body();
-  EXPECT_TRUE(c.h.done()) << "without a runtime nothing may suspend";
+  EXPECT_TRUE(c.done()) << "without a runtime nothing may suspend";
   EXPECT_TRUE(test::fails_with(r1, errc::no_runtime));
   EXPECT_TRUE(test::fails_with(r2, errc::no_runtime));
   EXPECT_TRUE(test::fails_with(r3, errc::no_runtime));

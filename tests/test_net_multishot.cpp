@@ -180,7 +180,7 @@ TEST(NetMultishot, AcceptStreamUnderFdLimitResumesAfterEmfile) {
   EXPECT_GT(emfile, 0u) << "the limit was never reached; the test proves nothing";
 }
 
-// The test: a 4-buffer ring shared by 16 connections that each send
+// A 4-buffer ring shared by 16 connections that each send
 // 1 MiB. Buffers run out constantly (ENOBUFS); every byte must still arrive,
 // in order.
 TEST(NetMultishot, RecvFourBufferRingSixteenConnectionsInOrder) {

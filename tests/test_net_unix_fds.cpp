@@ -1,7 +1,6 @@
 // Passing descriptors over Unix stream sockets (SCM_RIGHTS): what arrives,
 // what does not fit, bad arguments, and that no descriptor leaks when a
 // received message is dropped. Peer credentials.
-#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -16,14 +15,6 @@ namespace coil {
 namespace {
 
 using net::unix_stream;
-
-size_t open_fds() {
-  size_t n = 0;
-  DIR* d = ::opendir("/proc/self/fd");
-  while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
-  ::closedir(d);
-  return n - 1;  // the directory's own descriptor
-}
 
 struct pipe_fds {
   unique_fd r, w;
@@ -82,7 +73,7 @@ TEST(NetUnixFds, DescriptorsThatDoNotFitAreClosedNotLeaked) {
     auto pair = unix_stream::pair();
     CO_ASSERT_OK(pair);
     auto& [a, b] = *pair;
-    const size_t before = open_fds();
+    const int before = test::open_fds();
     {
       pipe_fds p;
       const std::array<int, 3> three{p.r.get(), p.w.get(), p.r.get()};
@@ -104,7 +95,7 @@ TEST(NetUnixFds, DescriptorsThatDoNotFitAreClosedNotLeaked) {
       EXPECT_EQ(r2->fds, 0u);
       EXPECT_TRUE(r2->truncated);
     }
-    EXPECT_EQ(open_fds(), before);
+    EXPECT_EQ(test::open_fds(), before);
   }());
 }
 
@@ -191,7 +182,7 @@ TEST(NetUnixFds, BadArgumentsAreErrors) {
 // must be closed, not leaked (ops::recvmsg::discard).
 TEST(NetUnixFds, AMessageDroppedByCloseLeaksNoDescriptor) {
   test::run([]() -> task<void> {
-    const size_t before = open_fds();
+    const int before = test::open_fds();
     for (int round = 0; round < 5; ++round) {
       auto pair = unix_stream::pair();
       auto trigger = unix_stream::pair();
@@ -227,7 +218,7 @@ TEST(NetUnixFds, AMessageDroppedByCloseLeaksNoDescriptor) {
       EXPECT_TRUE(test::fails_with(*outcome, std::errc::operation_canceled));
       for (const unique_fd& f : got) EXPECT_FALSE(f.valid());
     }
-    EXPECT_EQ(open_fds(), before);
+    EXPECT_EQ(test::open_fds(), before);
   }());
 }
 

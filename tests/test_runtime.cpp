@@ -3,8 +3,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include <pthread.h>
 #include <signal.h>
 
@@ -19,16 +17,6 @@ namespace {
 
 using namespace coil;
 using coil::test::run;
-
-int open_fd_count() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(d);
-  return n;
-}
 
 task<int> add(int a, int b) { co_return a + b; }
 
@@ -163,7 +151,7 @@ task<result<size_t>> read_pipe(int fd) {
 TEST(Runtime, DestroyingTasksMidReadNeverLetsKernelWriteFreedMemory) {
   int p[2];
   ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-  const int fds_before = open_fd_count();
+  const int fds_before = test::open_fds();
   for (int iter = 0; iter < 10000 / 8; ++iter) {
     auto rt = runtime::create();
     ASSERT_TRUE(rt);
@@ -181,7 +169,7 @@ TEST(Runtime, DestroyingTasksMidReadNeverLetsKernelWriteFreedMemory) {
   char c = 0;
   ASSERT_EQ(::read(p[0], &c, 1), 1);
   EXPECT_EQ(c, 'z');
-  EXPECT_EQ(open_fd_count(), fds_before);
+  EXPECT_EQ(test::open_fds(), fds_before);
   ::close(p[0]);
   ::close(p[1]);
 }
@@ -190,7 +178,7 @@ TEST(Runtime, LateOpenResultIsClosedNotLeaked) {
   test::temp_dir dir;
   const std::string path = dir.file("f");
   ::close(::open(path.c_str(), O_CREAT | O_WRONLY, 0644));
-  const int fds_before = open_fd_count();
+  const int fds_before = test::open_fds();
   for (int iter = 0; iter < 50; ++iter) {
     auto rt = runtime::create();
     ASSERT_TRUE(rt);
@@ -208,7 +196,7 @@ TEST(Runtime, LateOpenResultIsClosedNotLeaked) {
     (*rt)->block_on(starter());
     rt->reset();  // opens in flight are drained; any fd they produced is closed
   }
-  EXPECT_EQ(open_fd_count(), fds_before);
+  EXPECT_EQ(test::open_fds(), fds_before);
 }
 
 TEST(Runtime, DeadlockIsReportedNotHung) {

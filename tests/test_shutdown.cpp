@@ -1,6 +1,5 @@
 // runtime::shutdown(grace): cancels every task, waits for their completions
 // within the grace time, and otherwise tears the stragglers down safely.
-#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,17 +12,8 @@ namespace {
 using namespace coil;
 using namespace std::chrono_literals;
 
-int open_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
-
 TEST(Shutdown, CancelsBlockedTasksWhichCleanUpAndFinish) {
-  const int fds_before = open_fds();
+  const int fds_before = test::open_fds();
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
   int cancelled = 0, cleaned = 0;
@@ -61,7 +51,7 @@ TEST(Shutdown, CancelsBlockedTasksWhichCleanUpAndFinish) {
   EXPECT_EQ(c, 'z');
   ::close(p[0]);
   ::close(p[1]);
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(test::open_fds(), fds_before);
 }
 
 TEST(Shutdown, StragglerPastGraceIsTornDownAndReported) {

@@ -6,10 +6,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <coroutine>
 #include <cstddef>
+#include <cstdlib>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "coil/coil.hpp"
@@ -123,5 +126,31 @@ struct blocking_eventfd {
     return f.read_at(std::as_writable_bytes(std::span(&into, 1)), 0);
   }
 };
+
+// A coroutine type that is not coil::task: it runs eagerly on the calling
+// thread and has no runtime, no stop source and no scheduler behind it.
+struct foreign_coro {
+  struct promise_type {
+    foreign_coro get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::abort(); }
+  };
+  foreign_coro(std::coroutine_handle<promise_type> h) : h(h) {}  // NOLINT
+  foreign_coro(foreign_coro&& o) noexcept : h(std::exchange(o.h, {})) {}
+  ~foreign_coro() {
+    if (h) h.destroy();
+  }
+  bool done() const { return h.done(); }
+  std::coroutine_handle<promise_type> h;
+};
+
+// Descriptors this process has open; tests compare counts before and after.
+inline int open_fds() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n - 1;  // the iterator's own
+}
 
 }  // namespace coil::test

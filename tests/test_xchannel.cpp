@@ -1,6 +1,5 @@
 // xchannel<T>: the cross-core channel. Suite names start with "Channel" so
 // scripts/test runs them under ThreadSanitizer.
-#include <dirent.h>
 
 #include <atomic>
 #include <chrono>
@@ -8,27 +7,13 @@
 
 #include "coil/rt/cores.hpp"
 #include "coil/sync/xchannel.hpp"
+#include "test_cores_util.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using namespace coil;
 using namespace std::chrono_literals;
-
-cores_options two_cores() {
-  cores_options o;
-  o.cpus = {0, 1};
-  return o;
-}
-
-int open_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
 
 // Polls (on the caller's core) until pred() holds or ~2 s pass.
 template <class Pred>
@@ -88,7 +73,7 @@ TEST(ChannelCross, MillionMessagesBetweenTwoCoresCountsAreExact) {
   xchannel<uint64_t> ch(1024);
   std::atomic<uint64_t> got{0}, sum{0};
   std::atomic<int> senders_done{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     // Named lambdas: they outlive the tasks made from them.
     auto sender = [&](int s) -> task<result<void>> {
       for (int i = 0; i < per_sender; ++i) {
@@ -136,7 +121,7 @@ TEST(ChannelCross, CloseWakesEveryWaiterOnBothCores) {
   xchannel<int> empty(1), full(1);
   ASSERT_TRUE(full.try_send(0));
   std::atomic<int> parked{0}, closed_recv{0}, closed_send{0};
-  auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+  auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
     auto receiver = [&]() -> task<void> {
       ++parked;
       auto v = co_await empty.recv();
@@ -174,12 +159,12 @@ TEST(ChannelCross, CloseWakesEveryWaiterOnBothCores) {
 }
 
 TEST(ChannelCross, StopWhileThousandsWaitOnRecvReturnsAndLeaksNoFd) {
-  const int fds_before = open_fds();
+  const int fds_before = test::open_fds();
   const auto t0 = std::chrono::steady_clock::now();
   {
     xchannel<int> ch(16);
     std::atomic<int> parked{0}, cancelled{0};
-    auto r = cores::run(two_cores(), [&](unsigned core) -> task<result<void>> {
+    auto r = cores::run(test::two_cores(), [&](unsigned core) -> task<result<void>> {
       auto receiver = [&]() -> task<void> {
         ++parked;
         auto v = co_await ch.recv();
@@ -199,7 +184,7 @@ TEST(ChannelCross, StopWhileThousandsWaitOnRecvReturnsAndLeaksNoFd) {
     EXPECT_EQ(cancelled.load(), 2000);
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(test::open_fds(), fds_before);
 }
 
 TEST(ChannelCross, PlainRuntimesOnTwoThreadsTalk) {
