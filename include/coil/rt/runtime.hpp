@@ -451,8 +451,10 @@ struct admission {
 enum class when_closing : bool { refuse, proceed };
 
 // Work without a task (a packet fragment, a stream's re-arm): runtime only.
+// Always inlined: on the op path it is a few loads and compares, and as a
+// call it cost 16 instructions per read (docs/performance.md).
 template <when_closing Closing = when_closing::refuse>
-admission admit() noexcept {
+[[gnu::always_inline]] inline admission admit() noexcept {
   runtime* rt = runtime::current();
   if (rt == nullptr) return {nullptr, nullptr, refusal::no_runtime};
   if constexpr (Closing == when_closing::refuse) {
@@ -464,7 +466,7 @@ admission admit() noexcept {
 // A leaf awaiter's: also fails a task whose stop was requested, so a task
 // winding down starts nothing new.
 template <when_closing Closing = when_closing::refuse, class P>
-admission admit(std::coroutine_handle<P> h) noexcept {
+[[gnu::always_inline]] inline admission admit(std::coroutine_handle<P> h) noexcept {
   admission a = admit<Closing>();
   if (!a.ok()) return a;
   a.stop = stop_of(h);
