@@ -825,8 +825,11 @@ TEST(FileDevice, DevZeroAndDevNull) {
     std::vector<char> buf(8192, '\xaa');
     auto r = co_await zero->read(as_writable(buf));
     CO_ASSERT_OK(r);
-    EXPECT_EQ(*r, buf.size());
-    EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }));
+    // One read may stop at a page: with RWF_NOWAIT (the epoll driver's first
+    // try) the kernel returns what it has when another task wants the CPU.
+    EXPECT_GT(*r, 0u);
+    EXPECT_LE(*r, buf.size());
+    EXPECT_TRUE(std::all_of(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*r), [](char c) { return c == 0; }));
     std::vector<char> big(1 << 20, '\xaa');
     auto rx = co_await zero->read_exact_at(as_writable(big), ops::current_position);
     CO_ASSERT_OK(rx);
