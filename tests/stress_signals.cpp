@@ -151,7 +151,7 @@ task<void> file_traffic(std::string path, uint64_t target, tally& t) {
   }
 }
 
-// O_DIRECT reads through Linux AIO (the AIO context's eventfd and reaper).
+// O_DIRECT reads through Linux AIO (the backend's eventfd read on the main driver).
 task<void> direct_traffic(std::string path, uint64_t target, tally& t) {
   auto f = co_await direct_file::open(path.c_str(), O_RDONLY, {.engine = dio_engine::aio});
   if (!f) co_return t.check(f.error());

@@ -81,7 +81,7 @@ TEST(AioRuntime, PendingRequestsAreListedWithTheirTask) {
     const std::size_t listed = rt.pending_ops(ops);
     std::size_t reads = 0, writes = 0;
     for (std::size_t k = 0; k < std::min(listed, std::size(ops)); ++k) {
-      if (ops[k].fd != f.fd()) continue;  // the reaper's eventfd read
+      if (ops[k].fd != f.fd()) continue;  // not the file's
       EXPECT_NE(ops[k].age_ms, pending_op_info::unknown_age);
       if (ops[k].opcode == IORING_OP_READ) {
         ++reads;

@@ -1,6 +1,7 @@
 #pragma once
 // The per-thread runtime: one driver (io_uring or epoll, chosen when the
-// runtime is created), a ready queue, a timer heap.
+// runtime is created, with a Linux AIO backend for O_DIRECT files made on
+// first use), a ready queue, a timer heap.
 // Loop turn: run ready tasks -> fire expired timers -> flush -> reap -> park
 // until the nearest deadline. A runtime belongs to the thread that created it.
 #include <time.h>

@@ -7,6 +7,11 @@
 //   driver runs them on its workers, blocking;
 // - an AIO form: with `aio` set the op runs on the driver's Linux AIO
 //   backend (io/aio_driver.hpp), which fills an iocb from prep_iocb.
+// Errors: those of the file ops they extend (EIO, ENOSPC, EBADF...), plus
+// EINVAL for a request the device cannot take (direct_file checks alignment
+// first and says errc::misaligned), EAGAIN when AIO has no kernel resources
+// and nothing in flight, and errc::unsupported_op for an fsync the file
+// system has no AIO form of.
 #include <sys/uio.h>
 
 #include <cerrno>
