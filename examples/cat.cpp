@@ -25,7 +25,7 @@ coil::task<coil::result<void>> write_all(const coil::file& out, std::span<const 
     if (*n == 0) co_return coil::fail(coil::errc::write_zero);
     data = data.subspan(*n);
   }
-  co_return coil::result<void>{};
+  co_return {};
 }
 
 coil::task<int> cat(std::span<char*> paths) {

@@ -155,7 +155,7 @@ int run_cores(coil::net::socket_address where, unsigned n) {
   auto r = coil::cores::run(opts, [&](unsigned core) -> coil::task<coil::result<void>> {
     const int rc = co_await run(listeners[core]);
     if (rc != 0) co_return coil::fail(std::errc::io_error);
-    co_return coil::result<void>{};
+    co_return {};
   });
   if (!r && r.error() != std::errc::operation_canceled) {
     std::fprintf(stderr, "echo_server: %s\n", r.error().message().c_str());

@@ -28,6 +28,23 @@ task<int> nested(int depth) {
 
 TEST(Runtime, BlockOnReturnsValue) { EXPECT_EQ(run(add(2, 3)), 5); }
 
+// `co_return {};` is the success of a task<result<void>> (and a
+// value-initialized T elsewhere).
+TEST(Runtime, CoReturnBracesGivesAnEmptySuccess) {
+  auto ok = [](bool refuse) -> task<result<void>> {
+    if (refuse) co_return fail(std::errc::invalid_argument);
+    co_return {};
+  };
+  EXPECT_TRUE(run(ok(false)));
+  auto bad = run(ok(true));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), std::errc::invalid_argument);
+  auto zero = []() -> task<result<int>> { co_return {}; };
+  auto z = run(zero());
+  ASSERT_TRUE(z);
+  EXPECT_EQ(*z, 0);
+}
+
 TEST(Runtime, DeepNestingUsesNoStack) {
   // Symmetric transfer: 100k nested awaits would overflow the stack otherwise.
   EXPECT_EQ(run(nested(100000)), 100000);

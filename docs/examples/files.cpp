@@ -65,7 +65,7 @@ coil::task<coil::result<void>> direct(const std::string& dir, coil::dio_engine e
   auto f = co_await coil::direct_file::open(path.c_str(), O_RDWR | O_CREAT, {.engine = engine});
   if (!f && f.error() == std::errc::invalid_argument) {
     std::printf("no O_DIRECT under %s (tmpfs before Linux 6.6): skipped\n", dir.c_str());
-    co_return coil::result<void>{};
+    co_return {};
   }
   if (!f) co_return coil::fail(f.error());
   std::printf("O_DIRECT: %s\n", coil::describe(f->alignment()).c_str());
@@ -85,7 +85,7 @@ coil::task<coil::result<void>> direct(const std::string& dir, coil::dio_engine e
   auto r = co_await f->read_at(buf->subspan(unit, unit), unit);
   if (!r) co_return coil::fail(r.error());
   check(*r == unit, "direct read");
-  co_return coil::result<void>{};
+  co_return {};
 }
 // doc-end: direct
 

@@ -31,7 +31,7 @@ coil::cores_options two_cpus() {
 // doc-begin: run
 coil::task<coil::result<void>> core_main(unsigned core, coil::xchannel<int>& results) {
   const unsigned last = coil::cores::count() - 1;
-  if (core != 0) co_return coil::result<void>{};  // the others serve calls until every main is done
+  if (core != 0) co_return {};  // the others serve calls until every main is done
 
   // Runs a task on `last` and brings its value back here.
   auto where = co_await coil::cores::submit_to(last, []() -> coil::task<unsigned> {
@@ -58,7 +58,7 @@ coil::task<coil::result<void>> core_main(unsigned core, coil::xchannel<int>& res
   // Blocking code (getaddrinfo, hashing) runs on the process-wide pool.
   auto len = co_await coil::spawn_blocking([] { return std::string(1000, 'x').size(); });
   check(len && *len == 1000, "spawn_blocking");
-  co_return coil::result<void>{};
+  co_return {};
 }
 
 int run_cores() {
@@ -74,7 +74,7 @@ int stop_from_a_core() {
   auto r = coil::cores::run(two_cpus(), [](unsigned core) -> coil::task<coil::result<void>> {
     if (core == 0) {
       coil::cores::stop();  // thread-safe: cancels every core's tasks
-      co_return coil::result<void>{};
+      co_return {};
     }
     auto s = co_await coil::sleep_for(std::chrono::hours(1));  // ends with operation_canceled,
     co_return s;  // which, after stop(), cores::run does not count as an error

@@ -44,7 +44,7 @@ coil::task<coil::result<void>> serve(net::tcp_listener& listener, int connection
     if (!s) co_return coil::fail(s.error());  // EMFILE too: the connection stays queued
     coil::runtime::current()->spawn(echo(std::move(*s))).detach();
   }
-  co_return coil::result<void>{};
+  co_return {};
 }
 
 coil::task<coil::result<void>> tcp() {
@@ -83,7 +83,7 @@ coil::task<coil::result<void>> udp() {
   if (!d) co_return coil::fail(d.error());
   // The datagram was 8 bytes: the rest is gone, and recv_from says so.
   check(d->size == 4 && d->truncated && from == *a->local_address(), "recv_from");
-  co_return coil::result<void>{};
+  co_return {};
 }
 // doc-end: udp
 
@@ -111,7 +111,7 @@ coil::task<coil::result<void>> serve_multishot(net::tcp_listener& listener, int 
     conns.push_back(coil::runtime::current()->spawn(echo_multishot(std::move(*s), **ring)));
   }
   for (auto& c : conns) co_await c;
-  co_return coil::result<void>{};
+  co_return {};
 }
 // doc-end: multishot
 
@@ -152,7 +152,7 @@ coil::task<coil::result<void>> close_cancels() {
   auto closed = co_await left.close();
   auto r = co_await reader;
   check(closed && !r && r.error() == std::errc::operation_canceled, "close cancels");
-  co_return coil::result<void>{};
+  co_return {};
 }
 // doc-end: close
 
@@ -170,7 +170,7 @@ coil::task<coil::result<void>> by_name() {
   if (!c) co_return coil::fail(c.error());
   auto accepted = co_await listener->accept();
   check(static_cast<bool>(accepted), "accepted by name");
-  co_return coil::result<void>{};
+  co_return {};
 }
 // doc-end: names
 
@@ -190,7 +190,7 @@ coil::task<coil::result<void>> pass_fd() {
   check(got->fds == 1 && !got->truncated && fds[0].valid(), "passed a descriptor");
   auto who = right.peer_credentials();  // SO_PEERCRED: pid, uid, gid
   check(who && who->pid == ::getpid(), "peer credentials");
-  co_return coil::result<void>{};
+  co_return {};
 }
 // doc-end: fds
 
@@ -219,7 +219,7 @@ coil::task<coil::result<void>> readiness() {
   // Cancel or finish every wait before closing a descriptor coil did not open.
   ::close(efd);
   check(got && *got == 3, "woken with 3");
-  co_return coil::result<void>{};
+  co_return {};
 }
 // doc-end: readiness
 

@@ -50,7 +50,7 @@ coil::task<coil::result<void>> registered(int fd) {
 
   drv.unregister_buffer(*index);
   drv.unregister_file(*slot);
-  co_return coil::result<void>{};
+  co_return {};
 }
 // doc-end: registered
 

@@ -65,18 +65,6 @@ void prep_rw(aio_iocb& cb, uint16_t opcode, int fd, uint64_t buf, uint64_t nbyte
 
 }  // namespace
 
-uint8_t aio_uring_opcode(uint16_t iocb_cmd) noexcept {
-  switch (iocb_cmd) {
-    case IOCB_CMD_PREAD: return IORING_OP_READ;
-    case IOCB_CMD_PWRITE: return IORING_OP_WRITE;
-    case IOCB_CMD_PREADV: return IORING_OP_READV;
-    case IOCB_CMD_PWRITEV: return IORING_OP_WRITEV;
-    case IOCB_CMD_FSYNC:
-    case IOCB_CMD_FDSYNC: return IORING_OP_FSYNC;
-    default: return IORING_OP_NOP;
-  }
-}
-
 void aio_prep_read(aio_iocb& cb, int fd, void* buf, std::size_t len, uint64_t offset) noexcept {
   prep_rw(cb, IOCB_CMD_PREAD, fd, reinterpret_cast<uintptr_t>(buf), len, offset);
 }
@@ -235,6 +223,7 @@ void aio_driver::flush() noexcept {
     fail_front(-err);
   }
   if (!waiting_.empty()) ++stats_.queued_for_space;
+  check_invariants();
 }
 
 long aio_driver::get_events(long min_nr, int64_t timeout_ns, intrusive_list<completion>& out) noexcept {
@@ -259,6 +248,7 @@ long aio_driver::get_events(long min_nr, int64_t timeout_ns, intrusive_list<comp
   }
   in_flight_ -= static_cast<uint32_t>(r);
   stats_.completed += static_cast<uint64_t>(r);
+  check_invariants();
   return r;
 }
 
@@ -315,6 +305,7 @@ void aio_driver::cancel(completion& c) noexcept {
     --in_flight_;
     ++stats_.completed;
     finished_.push_back(c);
+    check_invariants();
   }
 }
 

@@ -25,6 +25,7 @@
 #include <memory>
 #include <vector>
 
+#include "coil/core/assert.hpp"
 #include "coil/core/intrusive_list.hpp"
 #include "coil/core/result.hpp"
 #include "coil/core/unique_fd.hpp"
@@ -83,10 +84,6 @@ void aio_prep_writev(aio_iocb& cb, int fd, const iovec* iov, uint32_t iovcnt, ui
 // Files without AIO fsync (pipes, some file systems) make the request fail
 // with the kernel's EINVAL; dio_ops::fsync reports errc::unsupported_op.
 void aio_prep_fsync(aio_iocb& cb, int fd, bool datasync) noexcept;
-
-// The io_uring opcode doing what an IOCB_CMD_* does (IORING_OP_READ for
-// IOCB_CMD_PREAD...), so listings and statistics name both alike.
-uint8_t aio_uring_opcode(uint16_t iocb_cmd) noexcept;
 
 struct aio_options {
   unsigned capacity = 128;  // most requests the kernel owns at once (io_setup's nr_events)
@@ -189,6 +186,12 @@ class aio_driver {
   // The iocb slot c was submitted in (c in flight).
   aio_iocb* slot_of(const completion& c) noexcept;
   void free_slot(aio_iocb& cb) noexcept;
+  // Every slot is free or holds a request the kernel owns (debug builds).
+  void check_invariants() const noexcept {
+    COIL_DEBUG_ASSERT(in_flight_ <= capacity_, "more AIO requests in flight than the context holds");
+    COIL_DEBUG_ASSERT(free_.size() + in_flight_ == capacity_, "an iocb slot is neither free nor in flight");
+    COIL_DEBUG_ASSERT(in_flight_ != 0 || submitted_.empty(), "AIO requests listed in flight with none counted");
+  }
 
   unsigned long ctx_ = 0;  // aio_context_t
   unique_fd efd_;

@@ -80,7 +80,9 @@ template <class T>
 struct promise final : promise_base {
   std::optional<T> value;
   task<T> get_return_object() noexcept;
-  template <class U>
+  // U defaults to T so that `co_return {};` builds a T from braces (an
+  // empty result<void>).
+  template <class U = T>
   void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
     value.emplace(std::forward<U>(v));
   }
