@@ -16,6 +16,7 @@
 #include "coil/rt/block.hpp"
 #include "coil/rt/blocking.hpp"
 #include "coil/rt/cores.hpp"
+#include "coil/rt/link.hpp"
 #include "coil/rt/op.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/shield.hpp"

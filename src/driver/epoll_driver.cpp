@@ -114,6 +114,32 @@ void epoll_driver::push(completion& c) noexcept {
   pending_.push_back(c);
 }
 
+void epoll_driver::push_deadline(deadline_completion& c, int64_t timeout_ns) noexcept {
+  COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
+  ++stats_.pushed;
+  ++stats_.by_opcode[opcode_slot(c.ops->opcode)].pushed;
+  c.cancel_requested = c.on_worker = false;
+  c.cqe_flags = 0;
+  c.deadline_ns = detail::saturating_add(monotonic_ns(), timeout_ns);
+  hold(c);  // cancel() takes it off the list like a readiness waiter
+  deadlines_.push_back(c);
+}
+
+void epoll_driver::expire_deadlines() noexcept {
+  if (deadlines_.empty()) return;
+  const int64_t now = monotonic_ns();
+  intrusive_list<completion> all;
+  all.splice_back(deadlines_);
+  while (completion* c = all.pop_front()) {
+    if (static_cast<deadline_completion*>(c)->deadline_ns > now) {
+      deadlines_.push_back(*c);
+      continue;
+    }
+    let_go();
+    finish(*c, -ETIME, 0);
+  }
+}
+
 void epoll_driver::finish(completion& c, int32_t res, uint32_t flags) noexcept {
   c.res = res;
   c.cqe_flags = flags;
@@ -123,7 +149,7 @@ void epoll_driver::finish(completion& c, int32_t res, uint32_t flags) noexcept {
 
 void epoll_driver::deliver_result(completion& c, int32_t res) noexcept {
   const op_vtable& ops = *c.ops;
-  if (ops.on_cqe == nullptr || res < 0 || (res == 0 && ops.zero_ends)) {
+  if (ops.on_cqe == nullptr || ops.chain_of != nullptr || res < 0 || (res == 0 && ops.zero_ends)) {
     finish(c, res, c.cqe_flags);
     return;
   }
@@ -411,6 +437,13 @@ result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {
     const int64_t left = std::max<int64_t>(0, backoff_due_ns_ - monotonic_ns());
     timeout_ns = timeout_ns < 0 ? left : std::min(timeout_ns, left);
   }
+  if (!deadlines_.empty()) {
+    const int64_t now = monotonic_ns();
+    deadlines_.for_each([&](completion& c) {
+      const int64_t left = std::max<int64_t>(0, static_cast<deadline_completion&>(c).deadline_ns - now);
+      timeout_ns = timeout_ns < 0 ? left : std::min(timeout_ns, left);
+    });
+  }
   ++stats_.enter_calls;
   if (epoll_pwait2_ok_) {
     timespec ts{timeout_ns / 1'000'000'000LL, timeout_ns % 1'000'000'000LL};
@@ -436,6 +469,7 @@ result<void> epoll_driver::poll(int64_t timeout_ns) noexcept {
     }
   }
   retry_backed_off();
+  expire_deadlines();
   run_hooks();
   return {};
 }
@@ -494,6 +528,10 @@ void epoll_driver::check_invariants() noexcept {
   }
   backed_off_.for_each([&](completion& c) {
     COIL_DEBUG_ASSERT(c.state == op_state::in_flight && !c.on_worker, "a backed-off op is not in flight");
+    ++held;
+  });
+  deadlines_.for_each([&](completion& c) {
+    COIL_DEBUG_ASSERT(c.state == op_state::in_flight && !c.on_worker, "a deadline is not in flight");
     ++held;
   });
   held += static_cast<uint32_t>(results_.size());

@@ -349,7 +349,11 @@ uint32_t uring_driver::cq_overflow() const noexcept {
 io_uring_sqe* uring_driver::next_sqe() noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe != nullptr) return sqe;
-  // SQ full within one turn: hand the batch to the kernel early.
+  submit_now();  // SQ full within one turn: hand the batch to the kernel early
+  return io_uring_get_sqe(&ring_);
+}
+
+void uring_driver::submit_now() noexcept {
   int r = io_uring_submit(&ring_);
   ++stats_.enter_calls;
   if (r > 0) {
@@ -359,7 +363,6 @@ io_uring_sqe* uring_driver::next_sqe() noexcept {
     if (unsubmitted_ == 0) unsubmitted_device_ = 0;
     check_invariants();
   }
-  return io_uring_get_sqe(&ring_);
 }
 
 bool uring_driver::try_issue(completion& c) noexcept {
@@ -392,6 +395,88 @@ bool uring_driver::try_issue_cancel(completion& c) noexcept {
   account_in_flight();
   check_invariants();
   return true;
+}
+
+void uring_driver::push_chain(link_chain& chain) noexcept {
+  COIL_ASSERT(chain.count != 0 && chain.members != nullptr, "empty link chain");
+  completion* culprit = nullptr;
+  int32_t why = 0;
+  unsigned bounded = 0;
+  for (unsigned i = 0; i < chain.count; ++i) {
+    completion& c = *chain.members[i];
+    COIL_ASSERT(c.state == op_state::idle && !c.linked(), "link chain member pushed twice (already pending)");
+    COIL_ASSERT(c.ops != nullptr && c.ops->on_cqe != nullptr, "link chain member without a result hook");
+    count_push(c);
+    bounded += !is_unbounded(c);
+    if (culprit == nullptr && !supports(c.ops->opcode)) {
+      culprit = &c;
+      why = -EOPNOTSUPP;
+    }
+  }
+  // Room that never comes: the chain would wait forever.
+  if (culprit == nullptr && (chain.count > ring_.sq.ring_entries || bounded > op_limit_)) {
+    culprit = chain.members[0];
+    why = -EINVAL;
+  }
+  if (culprit != nullptr) [[unlikely]] {
+    for (unsigned i = 0; i < chain.count; ++i) {
+      completion& c = *chain.members[i];
+      c.res = &c == culprit ? why : -ECANCELED;
+      c.cqe_flags = 0;
+      detail::set_state(c, op_state::done);
+      finished_.push_back(c);
+    }
+    return;
+  }
+  if (waiting_.empty() && try_issue_chain(chain)) return;
+  // Members wait contiguous: fill_from_waiting issues them as one.
+  ++stats_.queued_for_space;
+  for (unsigned i = 0; i < chain.count; ++i) {
+    detail::set_state(*chain.members[i], op_state::queued);
+    waiting_.push_back(*chain.members[i]);
+  }
+}
+
+bool uring_driver::try_issue_chain(link_chain& chain) noexcept {
+  unsigned bounded = 0;
+  bool device = false;
+  for (unsigned i = 0; i < chain.count; ++i) {
+    bounded += !is_unbounded(*chain.members[i]);
+    device = device || chain.members[i]->device;
+  }
+  if (in_flight_ - unbounded_ + bounded > op_limit_) return false;
+  // A chain split across two submissions would end at the split, so all of
+  // its SQEs must fit now.
+  if (io_uring_sq_space_left(&ring_) < chain.count) {
+    if (unsubmitted_ != 0) submit_now();
+    if (io_uring_sq_space_left(&ring_) < chain.count) return false;
+  }
+  const unsigned link = chain.hard ? IOSQE_IO_HARDLINK : IOSQE_IO_LINK;
+  for (unsigned i = 0; i < chain.count; ++i) {
+    completion& c = *chain.members[i];
+    c.unlink();  // from waiting_, when it waited for room
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    COIL_ASSERT(sqe != nullptr, "SQ space checked for the whole chain");
+    fill(c, *sqe, is_unbounded(c));
+    if (i + 1 < chain.count) sqe->flags |= static_cast<uint8_t>(link);  // after prep, which resets flags
+  }
+  ++stats_.link_chains;
+  if (submit_batch_ != 0 || device) [[unlikely]] submit_early(*chain.members[chain.count - 1]);
+  return true;
+}
+
+void uring_driver::cancel_queued_chain(link_chain& chain) noexcept {
+  // Members wait for room together: all of them leave together.
+  for (unsigned i = 0; i < chain.count; ++i) {
+    completion& c = *chain.members[i];
+    if (c.state != op_state::queued) continue;
+    ++stats_.cancels;
+    c.unlink();
+    c.res = -ECANCELED;
+    c.cqe_flags = 0;
+    detail::set_state(c, op_state::done);
+    finished_.push_back(c);
+  }
 }
 
 void uring_driver::push_slow(completion& c) noexcept {
@@ -465,6 +550,7 @@ bool uring_driver::resubmit_after_cancel(completion& c, int32_t res) noexcept {
 void uring_driver::cancel(completion& c) noexcept {
   switch (c.state) {
     case op_state::queued:
+      if (c.ops->chain_of != nullptr) [[unlikely]] return cancel_queued_chain(*c.ops->chain_of(c));
       ++stats_.cancels;
       c.unlink();
       c.res = -ECANCELED;
@@ -499,6 +585,12 @@ void uring_driver::fill_from_waiting() noexcept {
     if (cancels_waiting_ != 0) return;
   }
   while (completion* c = waiting_.front()) {
+    if (c->ops->chain_of != nullptr) [[unlikely]] {
+      link_chain& chain = *c->ops->chain_of(*c);
+      COIL_DEBUG_ASSERT(chain.members[0] == c, "a link chain waits for room from its first member");
+      if (!try_issue_chain(chain)) return;
+      continue;
+    }
     if (!try_issue(*c)) return;  // issued ones leave waiting_ for in_flight_ops_
   }
 }

@@ -20,6 +20,15 @@ enum class op_state : uint8_t {
 struct completion;
 struct aio_iocb;  // io/aio_driver.hpp
 
+// Ops submitted as one io_uring link chain (rt/link.hpp): their SQEs go to
+// the ring together and contiguous, or all wait for room together.
+// Readiness drivers never see a chain: its owner pushes one member at a time.
+struct link_chain {
+  completion* const* members = nullptr;
+  uint8_t count = 0;
+  bool hard = false;  // IOSQE_IO_HARDLINK: a failure does not cancel the rest
+};
+
 // How a driver runs an operation. io_uring fills an SQE; readiness drivers
 // (epoll) call perform: nonblocking first, then again when fd is ready, or
 // blocking on a worker thread when the op cannot report readiness.
@@ -51,6 +60,8 @@ struct op_vtable {
   // Non-null: the op runs on the Linux AIO backend (aio_driver), which fills
   // one request from it at submission; prep and perform are not used then.
   void (*prep_iocb)(completion&, aio_iocb&) noexcept = nullptr;
+  // Non-null: c is a member of a link chain; on_cqe takes its one result.
+  link_chain* (*chain_of)(completion&) noexcept = nullptr;
 };
 
 // Single-result ops may still get several CQEs (send_zc): every CQE with

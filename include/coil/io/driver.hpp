@@ -83,6 +83,18 @@ class driver {
     if (faults_ && faults_->on_push(c)) [[unlikely]] return;
     uring_ ? uring_->push(c) : epoll_->push(c);
   }
+  // Link chains (rt/link.hpp). io_uring takes a whole chain (push_chain);
+  // elsewhere the chain's owner pushes one member at a time and times a
+  // member with push_deadline. Chains skip fault injection.
+  bool links_in_kernel() const noexcept { return uring_ != nullptr; }
+  void push_chain(link_chain& chain) noexcept {
+    COIL_ASSERT(uring_ != nullptr, "push_chain needs io_uring (see links_in_kernel)");
+    uring_->push_chain(chain);
+  }
+  void push_deadline(deadline_completion& c, int64_t timeout_ns) noexcept {
+    COIL_ASSERT(epoll_ != nullptr, "push_deadline emulates link timeouts on epoll only");
+    epoll_->push_deadline(c, timeout_ns);
+  }
   void cancel(completion& c) noexcept {
     if (c.ops->prep_iocb != nullptr) [[unlikely]] return cancel_aio(c);
     uring_ ? uring_->cancel(c) : epoll_->cancel(c);

@@ -40,6 +40,13 @@
 
 namespace coil {
 
+// A readiness driver's IORING_OP_LINK_TIMEOUT (ops::link_timeout in a link
+// chain, rt/link.hpp): completes with -ETIME at its deadline unless
+// cancelled first.
+struct deadline_completion : completion {
+  int64_t deadline_ns = 0;  // CLOCK_MONOTONIC; set by push_deadline
+};
+
 struct epoll_options {
   unsigned workers = 4;  // max worker threads for blocking ops (created on demand)
 };
@@ -52,6 +59,9 @@ class epoll_driver {
   epoll_driver& operator=(const epoll_driver&) = delete;
 
   void push(completion& c) noexcept;
+  // Holds c until timeout_ns from now, then finishes it with -ETIME (the
+  // wait is bounded by it); cancel() finishes it early with -ECANCELED.
+  void push_deadline(deadline_completion& c, int64_t timeout_ns) noexcept;
   void cancel(completion& c) noexcept;
   // Tries queued ops and collects readiness and worker results, without blocking.
   result<void> flush() noexcept;
@@ -78,6 +88,7 @@ class epoll_driver {
       if (s) s->waiters.for_each([&](completion& c) { f(c, true); });
     }
     backed_off_.for_each([&](completion& c) { f(c, true); });
+    deadlines_.for_each([&](completion& c) { f(c, true); });
     {
       std::lock_guard lock(mu_);
       queue_.for_each([&](completion& c) { f(c, true); });
@@ -132,6 +143,7 @@ class epoll_driver {
   // list holds ops in its state. O(fds + ops): at the end of flush, wait
   // and reap.
   void check_invariants() noexcept;
+  void expire_deadlines() noexcept;
   void back_off(completion& c) noexcept;
   void retry_backed_off() noexcept;
   void offload(completion& c) noexcept;
@@ -151,6 +163,7 @@ class epoll_driver {
   // that produced them to end; empty between driver calls.
   intrusive_list<completion> results_;
   int64_t backoff_due_ns_ = 0;
+  intrusive_list<completion> deadlines_;  // deadline_completions (push_deadline)
   std::vector<std::unique_ptr<fd_state>> fds_;
   uint32_t in_flight_ = 0;  // waiting for readiness or on a worker
   bool epoll_pwait2_ok_ = true;

@@ -31,6 +31,7 @@ struct driver_stats {
   uint64_t completed = 0;          // completions reaped for operations
   uint64_t enter_calls = 0;        // blocking/submitting system calls (io_uring_enter, epoll_wait)
   uint64_t queued_for_space = 0;   // io_uring: pushes that waited for SQ/CQ room
+  uint64_t link_chains = 0;        // io_uring: link chains handed to the kernel
   uint64_t readiness_waits = 0;    // epoll: operations that waited for their fd to be ready
   uint64_t cq_overflows = 0;       // io_uring: reaps that found CQEs the full CQ could not take (kernel-held)
   uint64_t offloaded = 0;          // epoll: operations run on a worker thread

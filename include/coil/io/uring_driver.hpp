@@ -117,6 +117,14 @@ class uring_driver {
     push_slow(c);
   }
 
+  // Queues a link chain (every member idle, its ops set, on_cqe taking its
+  // result): the SQEs go to the ring contiguous and linked in order, once
+  // the whole chain fits the SQ and the CQ bound; until then the chain waits
+  // for room as one unit, in FIFO order with other ops. A member the kernel
+  // lacks fails the chain at the next reap (it with -EOPNOTSUPP, the others
+  // with -ECANCELED); so does one that could never fit the ring (-EINVAL).
+  void push_chain(link_chain& chain) noexcept;
+
   // Asks the kernel to cancel c. c still completes exactly once (with
   // -ECANCELED, or its real result if it finished first). No-op when c is not
   // pending.
@@ -198,6 +206,10 @@ class uring_driver {
   }
   // Hands c (not linked anywhere) to the kernel in sqe.
   void issue(completion& c, io_uring_sqe& sqe, bool unbounded) noexcept {
+    fill(c, sqe, unbounded);
+    if (submit_batch_ != 0 || c.device) [[unlikely]] submit_early(c);
+  }
+  void fill(completion& c, io_uring_sqe& sqe, bool unbounded) noexcept {
     c.ops->prep(c, sqe);
     io_uring_sqe_set_data(&sqe, &c);
     detail::set_state(c, op_state::in_flight);
@@ -206,12 +218,14 @@ class uring_driver {
     unbounded_ += unbounded;
     account_in_flight();
     check_invariants();
-    if (submit_batch_ != 0 || c.device) [[unlikely]] submit_early(c);
   }
   void submit_early(const completion& c) noexcept;
   bool resubmit_after_cancel(completion& c, int32_t res) noexcept;
   bool try_issue(completion& c) noexcept;
   bool try_issue_cancel(completion& c) noexcept;
+  bool try_issue_chain(link_chain& chain) noexcept;
+  void cancel_queued_chain(link_chain& chain) noexcept;
+  void submit_now() noexcept;
   void fill_from_waiting() noexcept;
   void issue_waiting_cancels() noexcept;
   result<void> enter(bool wait, int64_t timeout_ns) noexcept;
