@@ -25,6 +25,22 @@ nop_result run_nop_coil(uint64_t tasks, double seconds, progress* prog);
 // Raw liburing: NOPs in batches of batch, io_uring_submit_and_wait + peek_batch.
 nop_result run_nop_uring(uint64_t batch, double seconds, progress* prog);
 
+// ---- timeout: with_timeout over single operations -----------------------------
+struct timeout_config {
+  uint64_t tasks = 16;
+  double seconds = 3;
+  bool expire = true;      // every op times out (else every op finishes first)
+  bool task_form = false;  // with_timeout(task, d) instead of with_timeout(op, d)
+  uint64_t timeout_us = 100;
+};
+struct timeout_result : measured {
+  uint64_t ops = 0;
+  uint64_t errors = 0;
+  double ops_per_s() const noexcept { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
+  std::optional<coil::runtime_stats> stats;
+};
+timeout_result run_timeout_coil(const timeout_config& cfg, progress* prog);
+
 // ---- randread: random block reads over one file ------------------------------
 struct randread_config {
   std::string path;

@@ -56,6 +56,45 @@ int cmd_nop(const options& opts) {
   return r.errors == 0 ? 0 : 1;
 }
 
+int cmd_timeout(const options& opts) {
+  if (!opts.baseline.empty() && opts.baseline != "task") {
+    std::fprintf(stderr, "coil-bench: timeout supports --baseline task only\n");
+    return 2;
+  }
+  if (!opts.mode.empty() && opts.mode != "expire" && opts.mode != "complete") {
+    std::fprintf(stderr, "coil-bench: timeout --mode is expire or complete\n");
+    return 2;
+  }
+  timeout_config cfg;
+  cfg.tasks = opts.tasks == 128 ? 16 : opts.tasks;  // 128 is the shared default
+  cfg.seconds = opts.seconds;
+  cfg.expire = opts.mode != "complete";
+  cfg.task_form = opts.baseline == "task";
+  const char* form = cfg.task_form ? "task" : "op";
+  const char* mode = cfg.expire ? "expire" : "complete";
+  timeout_result r;
+  {
+    progress prog(std::string("timeout ") + mode + " " + form, opts.seconds);
+    r = run_timeout_coil(cfg, &prog);
+  }
+  const double ops = static_cast<double>(r.ops == 0 ? 1 : r.ops);
+  const double enters = r.stats ? static_cast<double>(r.stats->io.enter_calls) / ops : 0;
+  const double timers = r.stats ? static_cast<double>(r.stats->timers_fired) / ops : 0;
+  const double cancels = r.stats ? static_cast<double>(r.stats->io.cancels) / ops : 0;
+  std::printf(
+      "timeout %s, %s form: %llu tasks, %.2f s: %s ops/s (%.1f ns/op of CPU time); per op: %.3f enters, "
+      "%.3f timers fired, %.3f cancels; errors %llu\n",
+      mode, form, static_cast<unsigned long long>(cfg.tasks), r.seconds, human(r.ops_per_s()).c_str(),
+      r.cpu_seconds * 1e9 / ops, enters, timers, cancels, static_cast<unsigned long long>(r.errors));
+  print_stats_line("timeout", r.stats, opts.stats);
+  json_object j;
+  j.add("bench", "timeout").add("impl", "coil").add("mode", mode).add("form", form).add("tasks", cfg.tasks);
+  j.add("ops_per_s", r.ops_per_s()).add("enters_per_op", enters).add("timers_per_op", timers);
+  j.add("cancels_per_op", cancels).add("seconds", r.seconds).add("cpu_seconds", r.cpu_seconds).add("errors", r.errors);
+  std::printf("%s\n", j.str().c_str());
+  return r.errors == 0 ? 0 : 1;
+}
+
 int cmd_randread(const options& opts) {
   const std::string impl = opts.baseline.empty() ? "coil" : opts.baseline;
   if (impl != "coil" && impl != "uring" && impl != "pread" && impl != "asio-uring") {
@@ -374,6 +413,7 @@ int main(int argc, char** argv) {
   if (opts.command == "nop") return cmd_nop(opts);
   if (opts.command == "randread") return cmd_randread(opts);
   if (opts.command == "timers") return cmd_timers(opts);
+  if (opts.command == "timeout") return cmd_timeout(opts);
   if (opts.command == "echo") return cmd_echo(opts);
   if (opts.command == "idle") return cmd_idle(opts);
   if (opts.command == "xcore") return cmd_xcore(opts);

@@ -2,6 +2,7 @@
 // cancellation and shielding, on one runtime.
 #include <chrono>
 #include <cstdio>
+#include <span>
 #include <string>
 #include <tuple>
 #include <variant>
@@ -123,12 +124,50 @@ coil::task<void> bind_first(coil::event& e) {
 }
 // doc-end: bind
 
+// doc-begin: link
+// One submission on io_uring: the kernel starts the fdatasync once the write
+// is done, and skips it (operation_canceled) if the write fails.
+coil::task<coil::result<void>> save(const coil::file& f, std::span<const std::byte> data) {
+  auto [w, synced] = co_await coil::link(f.write_at(data, 0), f.fdatasync());
+  if (!w) co_return coil::fail(w.error());
+  co_return synced;
+}
+
+// The kernel cancels the recv if nothing arrives within 50 ms: timed_out.
+coil::task<coil::result<size_t>> recv_within(coil::net::unix_stream& s, std::span<std::byte> buf) {
+  auto [n, timer] = co_await coil::link(s.recv(buf), coil::link_timeout(50ms));
+  co_return n;
+}
+// doc-end: link
+
+coil::task<void> linked() {
+  example::temp_dir dir;
+  auto f = co_await coil::file::create(dir.file("saved").c_str());
+  check(f.has_value(), "create");
+  if (!f) co_return;
+  const char text[] = "linked";
+  auto saved = co_await save(*f, std::as_bytes(std::span(text)));
+  check(saved.has_value(), "save");
+  auto p = coil::net::unix_stream::pair();
+  check(p.has_value(), "pair");
+  if (!p) co_return;
+  auto& [a, b] = *p;
+  std::byte buf[16];
+  auto quiet = co_await recv_within(b, buf);
+  check(!quiet && quiet.error() == std::errc::timed_out, "recv timed out");
+  auto sent = co_await a.send_all(std::as_bytes(std::span(text)));
+  check(sent.has_value(), "send");
+  auto got = co_await recv_within(b, buf);
+  check(got && *got == sizeof text, "recv in time");
+}
+
 coil::task<void> all() {
   co_await spawn_and_join();
   co_await spawn_with_data();
   co_await concurrency();
   co_await group();
   co_await cancellation();
+  co_await linked();
   coil::event e;
   co_await bind_first(e);
 }

@@ -64,10 +64,10 @@ inline constexpr bool is_link_timeout_v = std::is_same_v<Op, ops::link_timeout>;
 struct link_state : link_chain {
   runtime* rt = nullptr;  // set once the chain was handed to the driver
   ready_node waiter;
-  uint32_t timeouts = 0;  // bit i: member i is a link_timeout
-  uint8_t finished = 0;   // members with their final result
-  uint8_t step = 0;       // epoll: the first member of the step running
-  uint8_t next = 0;       // epoll: the first member not yet pushed
+  uint32_t timeouts = 0;    // bit i: member i is a link_timeout
+  uint8_t finished = 0;     // members with their final result
+  uint8_t step = 0;         // epoll: the first member of the step running
+  uint8_t next = 0;         // epoll: the first member not yet pushed
   bool in_kernel = false;   // io_uring: the chain went to the ring whole
   bool cancelling = false;  // what has not finished is being cancelled
   bool destroying = false;  // the awaiter is going away: nothing new starts, nobody resumes

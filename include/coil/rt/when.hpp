@@ -244,7 +244,9 @@ template <class A>
   requires requires(A a) { a.await_resume(); }
 task<detail::await_result_t<A>> with_timeout(A a, duration_ns d) {
   if constexpr (requires { timed_by_link(std::move(a), d); }) {
-    if (detail::kernel_times_ops()) return timed_by_link(std::move(a), d);
+    // Zero or negative: timed out at once, as on every driver (the kernel
+    // could still let an op that completes at submission win).
+    if (d.ns > 0 && detail::kernel_times_ops()) return timed_by_link(std::move(a), d);
   }
   return with_timeout(detail::as_task(std::move(a)), d);
 }
