@@ -25,8 +25,8 @@ void print_usage(std::FILE* out) {
       "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
       "            [--device-batch N (io_uring: O_DIRECT reads per submit; default 4, 0: no cap)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3) [--baseline asio]\n"
-      "  timeout   --tasks N (16) --seconds S (3) [--mode expire (default)|complete] [--baseline task]\n"
-      "            with_timeout over one op per task: a pipe read that times out (100 us), or a nop that does not\n"
+      "  timeout   --tasks N (16) --seconds S (3) [--mode expire (default)|complete] [--baseline link]\n"
+      "            with_timeout(op, d) or link(op, link_timeout(d)): a pipe read that times out (100 us) or a nop\n"
       "  echo      --conns N (64) --msg B (64) --seconds S (3) [--mode multishot]\n"
       "            [--baseline uring|epoll|uring-multishot|asio|asio-uring|libuv (peers: coil-peer-* programs)]\n"
       "            [--rounds N: coil, raw liburing and raw epoll alternately N times each; median paired ratios]\n"
@@ -152,7 +152,7 @@ bool parse_args(int argc, char** argv, options& opts) {
       ok = !value.empty();
     } else if (name == "--baseline") {
       opts.baseline = value;
-      ok = value == "uring" || value == "task" || value == "pread" || value == "epoll" || value == "mutex" ||
+      ok = value == "uring" || value == "link" || value == "pread" || value == "epoll" || value == "mutex" ||
            value == "uring-multishot" || is_echo_peer(value);
     } else if (name == "--mode") {
       opts.mode = value;

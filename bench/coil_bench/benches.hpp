@@ -30,7 +30,7 @@ struct timeout_config {
   uint64_t tasks = 16;
   double seconds = 3;
   bool expire = true;      // every op times out (else every op finishes first)
-  bool task_form = false;  // with_timeout(task, d) instead of with_timeout(op, d)
+  bool link_form = false;  // link(op, link_timeout(d)) instead of with_timeout(op, d)
   uint64_t timeout_us = 100;
 };
 struct timeout_result : measured {

@@ -57,8 +57,8 @@ int cmd_nop(const options& opts) {
 }
 
 int cmd_timeout(const options& opts) {
-  if (!opts.baseline.empty() && opts.baseline != "task") {
-    std::fprintf(stderr, "coil-bench: timeout supports --baseline task only\n");
+  if (!opts.baseline.empty() && opts.baseline != "link") {
+    std::fprintf(stderr, "coil-bench: timeout supports --baseline link only\n");
     return 2;
   }
   if (!opts.mode.empty() && opts.mode != "expire" && opts.mode != "complete") {
@@ -69,8 +69,8 @@ int cmd_timeout(const options& opts) {
   cfg.tasks = opts.tasks == 128 ? 16 : opts.tasks;  // 128 is the shared default
   cfg.seconds = opts.seconds;
   cfg.expire = opts.mode != "complete";
-  cfg.task_form = opts.baseline == "task";
-  const char* form = cfg.task_form ? "task" : "op";
+  cfg.link_form = opts.baseline == "link";
+  const char* form = cfg.link_form ? "link" : "with_timeout";
   const char* mode = cfg.expire ? "expire" : "complete";
   timeout_result r;
   {
@@ -82,7 +82,7 @@ int cmd_timeout(const options& opts) {
   const double timers = r.stats ? static_cast<double>(r.stats->timers_fired) / ops : 0;
   const double cancels = r.stats ? static_cast<double>(r.stats->io.cancels) / ops : 0;
   std::printf(
-      "timeout %s, %s form: %llu tasks, %.2f s: %s ops/s (%.1f ns/op of CPU time); per op: %.3f enters, "
+      "timeout %s, %s: %llu tasks, %.2f s: %s ops/s (%.1f ns/op of CPU time); per op: %.3f enters, "
       "%.3f timers fired, %.3f cancels; errors %llu\n",
       mode, form, static_cast<unsigned long long>(cfg.tasks), r.seconds, human(r.ops_per_s()).c_str(),
       r.cpu_seconds * 1e9 / ops, enters, timers, cancels, static_cast<unsigned long long>(r.errors));

@@ -1,8 +1,9 @@
 // timeout: with_timeout over single operations, the cost per timed op.
 // Mode expire: every op times out (a read of an empty pipe); mode complete:
-// every op finishes first (a nop). The op form, with_timeout(op, d), runs as
-// a link timeout on io_uring; --baseline task awaits the same op inside a
-// task, with_timeout(task, d): a timer, when_any's two children and a cancel.
+// every op finishes first (a nop). The default form is with_timeout(op, d):
+// a timer in the runtime, when_any's two children and a cancel; --baseline
+// link awaits link(op, link_timeout(d)) instead: the kernel times the op
+// (io_uring IORING_OP_LINK_TIMEOUT).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 #include "benches.hpp"
 #include "coil/fs/file.hpp"
+#include "coil/rt/link.hpp"
 #include "coil/rt/op.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/when.hpp"
@@ -26,11 +28,6 @@ struct timeout_shared {
   uint64_t ops = 0;
   uint64_t errors = 0;  // a result other than the mode's
 };
-
-coil::task<coil::result<size_t>> read_task(const coil::file& f, std::span<std::byte> buf) {
-  co_return co_await f.read(buf);
-}
-coil::task<coil::result<void>> nop_task() { co_return co_await coil::nop(); }
 
 coil::task<void> timeout_worker(const timeout_config& cfg, timeout_shared& s) {
   int p[2];
@@ -45,12 +42,21 @@ coil::task<void> timeout_worker(const timeout_config& cfg, timeout_shared& s) {
   while (!s.stop) {
     bool as_expected;
     if (cfg.expire) {
-      auto r = cfg.task_form ? co_await coil::with_timeout(read_task(rd, buf), d)
-                             : co_await coil::with_timeout(rd.read(buf), d);
-      as_expected = !r && r.error() == std::errc::timed_out;
+      if (cfg.link_form) {
+        auto [r, t] = co_await coil::link(rd.read(buf), coil::link_timeout(d));
+        as_expected = !r && r.error() == std::errc::timed_out;
+      } else {
+        auto r = co_await coil::with_timeout(rd.read(buf), d);
+        as_expected = !r && r.error() == std::errc::timed_out;
+      }
     } else {
-      auto r = cfg.task_form ? co_await coil::with_timeout(nop_task(), d) : co_await coil::with_timeout(coil::nop(), d);
-      as_expected = static_cast<bool>(r);
+      if (cfg.link_form) {
+        auto [r, t] = co_await coil::link(coil::nop(), coil::link_timeout(d));
+        as_expected = r && t;
+      } else {
+        auto r = co_await coil::with_timeout(coil::nop(), d);
+        as_expected = static_cast<bool>(r);
+      }
     }
     if (!as_expected) ++s.errors;
     ++s.ops;

@@ -29,7 +29,6 @@
 #include "coil/core/unique_fd.hpp"
 #include "coil/io/ops.hpp"
 #include "coil/net/address.hpp"
-#include "coil/rt/link.hpp"
 #include "coil/rt/op.hpp"
 #include "coil/rt/runtime.hpp"
 
@@ -49,39 +48,6 @@ inline bool writes_pending(pending_list& l) noexcept {
   return found;
 }
 }  // namespace detail
-
-// A socket op and its link timeout, awaited as one chain and listed among
-// the socket's pending operations (closing the socket ends the chain).
-template <class Op, class Out>
-class [[nodiscard]] socket_timed_op : detail::pending_op {
- public:
-  socket_timed_op(Op op, int64_t timeout_ns, detail::pending_list* owner) noexcept
-      : chain_(false, op, ops::link_timeout{timeout_ns}), owner_(owner) {
-    writes = (Op::poll_events & EPOLLOUT) != 0;
-  }
-  bool await_ready() const noexcept { return false; }
-  template <class P>
-  bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    if (!chain_.await_suspend(h)) return false;
-    abort = &abort_thunk;
-    owner_->push_back(*this);
-    return true;
-  }
-  Out await_resume() noexcept {
-    list_hook::unlink();
-    auto [r, t] = chain_.await_resume();
-    return coil::detail::timed_result<Out>(std::move(r), t);
-  }
-
- private:
-  static void abort_thunk(detail::pending_op& p) noexcept {
-    auto& self = static_cast<socket_timed_op&>(p);
-    self.list_hook::unlink();
-    self.chain_.abort();  // resumes the waiter on a later turn
-  }
-  link_awaiter<Op, ops::link_timeout> chain_;
-  detail::pending_list* owner_;
-};
 
 // Awaitable socket operation: coil's op_awaiter plus membership in the
 // socket's pending list, so that closing the socket can cancel it.
@@ -133,14 +99,6 @@ class [[nodiscard]] socket_op : detail::pending_op {
     requires requires(op_awaiter<Op, Out>& a) { a.perform_blocking(); }
   {
     return inner_->perform_blocking();
-  }
-
-  // with_timeout on io_uring (rt/when.hpp): the op and a link timeout as one
-  // chain, pending on the socket as the op alone would be.
-  friend task<Out> timed_by_link(socket_op o, duration_ns d)
-    requires coil::detail::linkable_op<Op>
-  {
-    co_return co_await socket_timed_op<Op, Out>(o.op(), d.ns, o.owner_);
   }
 
   // The op as the driver ran it (recv_from reads the sender's length here).

@@ -18,7 +18,8 @@
 // d; the op then gives timed_out (and the ops after it, in a soft chain,
 // operation_canceled). The timeout's own result is timed_out when it fired,
 // success otherwise. On io_uring this is IORING_OP_LINK_TIMEOUT: no timer
-// in user space and no separate cancel.
+// in user space and no separate cancel (with_timeout keeps its timer: the
+// kernel's timeout costs more CPU when the op finishes in time).
 //
 // Arguments: op structs (coil::ops::write{...}) or the operations files and
 // sockets return (f.write_at(...), s.recv(...)), which are taken apart for
@@ -43,10 +44,8 @@
 #include "coil/io/epoll_driver.hpp"
 #include "coil/io/op_completion.hpp"
 #include "coil/io/ops.hpp"
-#include "coil/rt/op.hpp"
 #include "coil/rt/runtime.hpp"
 #include "coil/rt/stop.hpp"
-#include "coil/rt/task.hpp"
 
 namespace coil {
 
@@ -123,11 +122,6 @@ auto link_op_of(X& x) noexcept {
 template <class X>
 using link_op_t = decltype(link_op_of(std::declval<X&>()));
 
-// Ops a chain takes as they are (linkable() says why others are refused).
-template <class Op>
-concept linkable_op = ops::operation<Op> && !ops::multishot_op<Op> && !ops::reports_flags_op<Op> &&
-                      !ops::aio_capable_op<Op> && !std::is_same_v<Op, ops::send_zc>;
-
 template <class Op>
 constexpr bool linkable() noexcept {
   static_assert(checked_operation<Op>());
@@ -173,18 +167,6 @@ class [[nodiscard]] link_awaiter : stop_callback {
   }
 
   bool await_ready() const noexcept { return false; }
-
-  // Ends the chain now: cancels every op still pending and waits for each;
-  // the awaiting coroutine resumes on a later turn with their results
-  // (operation_canceled for those cancelled). For owners that must release
-  // what the ops use at once (a socket closing).
-  void abort() noexcept {
-    if (state_.rt == nullptr || state_.finished == count) return;
-    state_.cancel_pending();
-    for (completion* c : ptrs_) {
-      if (c->state == op_state::queued || c->state == op_state::in_flight) state_.rt->cancel_and_wait(*c);
-    }
-  }
 
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
@@ -279,31 +261,6 @@ class [[nodiscard]] link_awaiter : stop_callback {
   detail::refusal early_ = detail::refusal::none;
   bool consumed_ = false;
 };
-
-namespace detail {
-// with_timeout's form where the kernel times ops (io_uring with
-// IORING_OP_LINK_TIMEOUT, no fault injection): one chain instead of a
-// timer, two child tasks and a cancel.
-inline bool kernel_times_ops() noexcept {
-  runtime* rt = runtime::current();
-  return rt != nullptr && rt->driver().links_in_kernel() && rt->driver().supports(IORING_OP_LINK_TIMEOUT) &&
-         rt->driver().faults() == nullptr;
-}
-// op's result, or timed_out (with_timeout's own error) if t fired.
-template <class Out, class R>
-Out timed_result(R&& op, const result<void>& t) noexcept {
-  if (!op && !t && t.error() == std::errc::timed_out) return Out(fail(std::errc::timed_out));
-  return Out(std::forward<R>(op));
-}
-}  // namespace detail
-
-// with_timeout over a single operation where detail::kernel_times_ops().
-template <class Op, class Out>
-  requires detail::linkable_op<Op> && (!ops::consumes_fd_op<Op>)
-task<Out> timed_by_link(op_awaiter<Op, Out> a, duration_ns d) {
-  auto [r, t] = co_await link_awaiter<Op, ops::link_timeout>(false, a.op(), ops::link_timeout{d.ns});
-  co_return detail::timed_result<Out>(std::move(r), t);
-}
 
 // A soft chain: an op that fails cancels the ones after it.
 template <class... Xs>

@@ -21,7 +21,6 @@
 #include <variant>
 
 #include "coil/core/result.hpp"
-#include "coil/rt/link.hpp"
 #include "coil/rt/stop.hpp"
 #include "coil/rt/task.hpp"
 #include "coil/rt/time.hpp"
@@ -237,17 +236,12 @@ task<T> with_timeout(task<T> t, duration_ns d) {
   co_return fail(std::errc::timed_out);
 }
 
-// Same for a single awaitable operation (e.g. file.read_at(...)). On
-// io_uring an op that can be linked runs with a link timeout (rt/link.hpp):
-// the kernel cancels it at d, with no timer or cancel of coil's.
+// Same for a single awaitable operation (e.g. file.read_at(...)). A timer
+// and a cancel, not an io_uring link timeout: the kernel's costs more CPU per
+// op that finishes in time (docs/performance.md, "with_timeout").
 template <class A>
   requires requires(A a) { a.await_resume(); }
 task<detail::await_result_t<A>> with_timeout(A a, duration_ns d) {
-  if constexpr (requires { timed_by_link(std::move(a), d); }) {
-    // Zero or negative: timed out at once, as on every driver (the kernel
-    // could still let an op that completes at submission win).
-    if (d.ns > 0 && detail::kernel_times_ops()) return timed_by_link(std::move(a), d);
-  }
   return with_timeout(detail::as_task(std::move(a)), d);
 }
 
