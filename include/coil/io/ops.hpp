@@ -4,3 +4,4 @@
 #include "coil/io/ops/fs.hpp"
 #include "coil/io/ops/net.hpp"
 #include "coil/io/ops/poll.hpp"
+#include "coil/io/ops/splice.hpp"
