@@ -187,5 +187,28 @@ TEST(StreamCopy, SourceResetIsAnErrorValue) {
   test::run(copy_read_error(lb.listener, lb.addr));
 }
 
+// A copy waiting for bytes that never come is cancelled by a timeout, with
+// splice too (io_uring runs it on an io-wq worker, blocked in the socket
+// until the cancel interrupts it); the streams stay usable.
+task<void> cancel_waiting_copy(bool splice) {
+  auto [a_peer, a] = test::stream_pair();
+  auto [b, b_peer] = test::stream_pair();
+  auto r = co_await with_timeout(copy(a, b, copy_options{.buffer_size = 4096, .splice = splice}),
+                                 std::chrono::milliseconds(20));
+  EXPECT_TRUE(test::fails_with(r, std::errc::timed_out));
+  EXPECT_EQ(a.pending(), 0u);
+  auto s = co_await a_peer.send_all("still here");
+  CO_ASSERT_OK(s);
+  std::byte buf[10];
+  auto got = co_await a.recv_exact(buf);
+  CO_ASSERT_OK(got);
+  EXPECT_EQ(std::string(test::text_of(buf)), "still here");
+}
+
+TEST(StreamCopy, TimeoutCancelsAWaitingCopy) {
+  test::run(cancel_waiting_copy(false));
+  test::run(cancel_waiting_copy(true));
+}
+
 }  // namespace
 }  // namespace coil

@@ -71,7 +71,7 @@ class buffered_writer {
       append(rest);
       co_return transfer_result(data.size(), {});
     }
-    transfer_result w = co_await write_all(*stream_, rest);
+    transfer_result w = co_await write_all_to(*stream_, rest);
     co_return transfer_result(done + w.bytes_done(), w.error());
   }
   // Text (std::string, string_view, literals, char spans) as bytes.

@@ -68,11 +68,13 @@ concept half_closable = requires(S& s) {
 template <class S>
 concept byte_stream = byte_reader<S> && byte_writer<S>;
 
-// Writes all of buf with write_some, looping over short writes; errc::write_zero
+// Writes all of buf with write_some, looping over short writes (named so
+// that argument-dependent lookup cannot pick it over a caller's own
+// write_all); errc::write_zero
 // if the stream accepts nothing. After an error the first bytes_done() bytes
 // went out.
 template <byte_writer S>
-task<transfer_result> write_all(S& s, std::span<const std::byte> buf) {
+task<transfer_result> write_all_to(S& s, std::span<const std::byte> buf) {
   size_t done = 0;
   while (done < buf.size()) {
     result<size_t> n = co_await s.write_some(buf.subspan(done));
@@ -90,7 +92,7 @@ task<transfer_result> write_all(S& s, std::span<const std::byte> buf) {
 // before the first byte and errc::unexpected_eof after it (bytes_done() bytes
 // arrived).
 template <byte_reader S>
-task<transfer_result> read_exact(S& s, std::span<std::byte> buf) {
+task<transfer_result> read_exact_from(S& s, std::span<std::byte> buf) {
   size_t done = 0;
   while (done < buf.size()) {
     result<size_t> n = co_await s.read_some(buf.subspan(done));
