@@ -18,6 +18,7 @@ static_assert(operation<socket> && operation<connect> && operation<accept> && op
 static_assert(operation<sendmsg> && operation<recvmsg> && operation<sendv> && operation<recvv> &&
               operation<send_to> && operation<recv_from> && operation<shutdown>);
 static_assert(operation<poll_ready<POLLIN>> && operation<fixed<read>> && operation<fixed<send>>);
+static_assert(operation<splice_in> && operation<splice_out> && waits_on_peer_op<splice_in> && !eager_op<splice_out>);
 static_assert(operation<dio_ops::read> && operation<dio_ops::write> && operation<dio_ops::readv> &&
               operation<dio_ops::writev> && operation<dio_ops::fsync>);
 

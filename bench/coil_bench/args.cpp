@@ -36,6 +36,8 @@ void print_usage(std::FILE* out) {
       "  scatter   --file PATH --reads N (100000) --size OBJECT_BYTES (64) --locality P (0.5) --seconds S (3)\n"
       "            [--qd N (256)] [--file-size BYTES (1G, used when creating PATH)] [--cpu N] [--only coil|pread|uring|coil-mmap]\n"
       "            [--mmap-batch 0|1 (1): coil-mmap copies each turn's reads together after prefetching]\n"
+      "  copy      --bs BUFFER (64K when 4096) --rounds N (3) --seconds S (3): coil::copy socket to socket,\n"
+      "            read/send through a buffer against splice through a pipe, alternately\n"
       "  tour      --seconds S per step (4) --size BYTES (1G)\n"
       "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
       "sizes take K/M/G suffixes (powers of 1024). The last stdout line is JSON.\n",

@@ -15,6 +15,7 @@
 
 #include "benches.hpp"
 #include "common.hpp"
+#include "copy.hpp"
 #include "echo.hpp"
 #include "idle.hpp"
 
@@ -396,6 +397,37 @@ int cmd_idle(const options& opts) {
   return 0;
 }
 
+// Buffered copy and splice alternate, rounds times each; medians and their ratio.
+int cmd_copy(const options& opts) {
+  const uint64_t buffer = opts.bs == 4096 ? 64 * 1024 : opts.bs;
+  const uint64_t rounds = opts.rounds > 0 ? opts.rounds : 3;
+  std::vector<double> plain, spliced;
+  for (uint64_t i = 0; i < rounds; ++i) {
+    for (bool splice : {false, true}) {
+      const copy_result r = run_copy(splice, buffer, opts.seconds);
+      if (!r.failure.empty()) {
+        std::fprintf(stderr, "coil-bench: copy %s: %s\n", splice ? "splice" : "buffer", r.failure.c_str());
+        return 1;
+      }
+      std::printf("copy %-6s round %llu: %.0f MB/s\n", splice ? "splice" : "buffer",
+                  static_cast<unsigned long long>(i + 1), r.mb_per_s());
+      (splice ? spliced : plain).push_back(r.mb_per_s());
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double p = median(plain), s = median(spliced);
+  std::printf("copy, %llu-byte buffer, median of %llu rounds: buffer %.0f MB/s, splice %.0f MB/s, splice/buffer %.2f\n",
+              static_cast<unsigned long long>(buffer), static_cast<unsigned long long>(rounds), p, s, p > 0 ? s / p : 0);
+  json_object j;
+  j.add("bench", "copy").add("buffer", buffer).add("rounds", rounds).add("buffer_mb_per_s", p);
+  j.add("splice_mb_per_s", s).add("splice_ratio", p > 0 ? s / p : 0.0);
+  std::printf("%s\n", j.str().c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace coil_bench
 
@@ -418,6 +450,7 @@ int main(int argc, char** argv) {
   if (opts.command == "idle") return cmd_idle(opts);
   if (opts.command == "xcore") return cmd_xcore(opts);
   if (opts.command == "tour") return run_tour(opts);
+  if (opts.command == "copy") return cmd_copy(opts);
   std::fprintf(stderr, "coil-bench: unknown command '%s'\n", opts.command.c_str());
   print_usage(stderr);
   return 2;

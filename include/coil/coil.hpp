@@ -24,6 +24,7 @@
 #include "coil/rt/task.hpp"
 #include "coil/rt/time.hpp"
 #include "coil/rt/when.hpp"
+#include "coil/stream.hpp"
 #include "coil/sync/channel.hpp"
 #include "coil/sync/condition_variable.hpp"
 #include "coil/sync/event.hpp"

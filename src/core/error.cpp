@@ -25,6 +25,8 @@ class category final : public std::error_category {
       case errc::uring_unavailable: return "io_uring is unavailable (blocked, disabled or too old)";
       case errc::unmapped: return "address not mapped in this I/O space";
       case errc::in_runtime: return "blocking call on a runtime thread (would deadlock); co_await the async form";
+      case errc::end_of_stream: return "end of stream";
+      case errc::too_long: return "line or frame longer than its limit or the buffer";
     }
     return "unknown coil error";
   }

@@ -18,6 +18,8 @@ enum class errc {
   uring_unavailable,  // io_uring was required (strict, COIL_DRIVER=uring) but cannot be used
   unmapped,         // a packet touched an address no region of its I/O space maps
   in_runtime,       // a blocking form was called on a thread running a runtime (it would deadlock)
+  end_of_stream,    // a stream ended cleanly, before the first byte of a line, frame or exact read
+  too_long,         // a line, frame or peek exceeds its limit or the reader's buffer
 };
 
 const std::error_category& coil_category() noexcept;

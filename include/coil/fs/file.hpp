@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 
+#include "coil/core/bytes.hpp"
 #include "coil/core/result.hpp"
 #include "coil/core/transfer.hpp"
 #include "coil/core/unique_fd.hpp"
@@ -87,6 +88,20 @@ class file {
   task<transfer_result> read_exact_at(std::span<std::byte> buf, uint64_t offset) const;
   // Writes all of buf at offset, looping over short writes.
   task<transfer_result> write_all_at(std::span<const std::byte> buf, uint64_t offset) const;
+  // Text (std::string, string_view, literals, char spans) as bytes.
+  template <char_data Chars>
+  task<transfer_result> write_all_at(const Chars& text, uint64_t offset) const {
+    return write_all_at(bytes_of(text), offset);
+  }
+
+  // The byte-stream interface (stream/concepts.hpp) at the file position:
+  // pipes, FIFOs, character devices. A regular file at an explicit offset is
+  // a file_cursor (stream/file_cursor.hpp).
+  op_awaiter<ops::read> read_some(std::span<std::byte> buf) const noexcept { return read(buf); }
+  op_awaiter<ops::write> write_some(std::span<const std::byte> buf) const noexcept { return write(buf); }
+  op_awaiter<ops::writev> write_some_v(std::span<const iovec> iov) const noexcept {
+    return writev_at(iov, ops::current_position);
+  }
 
   // fsync(2) and fdatasync(2).
   op_awaiter<ops::fsync> fsync() const noexcept { return op_awaiter<ops::fsync>(ops::fsync{fd(), false}); }

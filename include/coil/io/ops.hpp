@@ -5,3 +5,4 @@
 #include "coil/io/ops/net.hpp"
 #include "coil/io/ops/poll.hpp"
 #include "coil/io/ops/link.hpp"
+#include "coil/io/ops/splice.hpp"

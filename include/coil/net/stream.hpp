@@ -11,6 +11,7 @@
 #include <span>
 #include <type_traits>
 
+#include "coil/core/bytes.hpp"
 #include "coil/core/transfer.hpp"
 #include "coil/net/multishot.hpp"
 #include "coil/net/socket.hpp"
@@ -37,6 +38,11 @@ class stream_socket : public socket {
   // One send; may be short.
   socket_op<ops::send> send(std::span<const std::byte> buf, int flags = 0) noexcept {
     return make(ops::send{fd(), buf.data(), clamp(buf.size()), flags});
+  }
+  // Text (std::string, string_view, literals, char spans) as bytes.
+  template <char_data Chars>
+  socket_op<ops::send> send(const Chars& text, int flags = 0) noexcept {
+    return send(bytes_of(text), flags);
   }
   // Multishot recv into ring's buffers: a stream of received buffers (see
   // net/multishot.hpp). Idle, it holds no buffer.
@@ -66,6 +72,8 @@ class stream_socket : public socket {
   task<transfer_result> recv_exact(std::span<std::byte> buf);
   // Sends all of buf, looping over short sends. Awaitable once, like a task.
   detail::send_all_op<std::span<const std::byte>> send_all(std::span<const std::byte> buf) noexcept;
+  template <char_data Chars>
+  detail::send_all_op<std::span<const std::byte>> send_all(const Chars& text) noexcept;
   // Same over an iovec array; iov is copied when a send is short, the
   // buffers are not.
   task<transfer_result> recvv_exact(std::span<const iovec> iov);
@@ -74,6 +82,22 @@ class stream_socket : public socket {
   task<transfer_result> send_all_zc(std::span<const std::byte> buf);
   // The current runtime's driver can send zero-copy.
   static bool zero_copy_available() noexcept;
+
+  // The byte-stream interface (stream/concepts.hpp), for the stream toolkit:
+  // recv, send, sendv and shutdown of the write side under generic names.
+  socket_op<ops::recv> read_some(std::span<std::byte> buf) noexcept { return recv(buf); }
+  socket_op<ops::send> write_some(std::span<const std::byte> buf) noexcept { return send(buf); }
+  socket_op<ops::sendv> write_some_v(std::span<const iovec> iov) noexcept { return sendv(iov); }
+  socket_op<ops::shutdown> shutdown_write() noexcept { return shutdown(shutdown_how::write); }
+
+  // splice(2) with a pipe (io/ops/splice.hpp): up to len bytes from this
+  // socket into pipe_in (a write end), or from pipe_out (a read end) into it.
+  socket_op<ops::splice_in> splice_to_pipe(int pipe_in, size_t len) noexcept {
+    return make(ops::splice_in{fd(), pipe_in, clamp(len)});
+  }
+  socket_op<ops::splice_out> splice_from_pipe(int pipe_out, size_t len) noexcept {
+    return make(ops::splice_out{fd(), pipe_out, clamp(len)});
+  }
 
  protected:
   // Creates a Stream socket for addr's family and connects it.
@@ -175,6 +199,10 @@ class [[nodiscard]] send_all_op {
 
 inline detail::send_all_op<std::span<const std::byte>> stream_socket::send_all(std::span<const std::byte> buf) noexcept {
   return {*this, buf};
+}
+template <char_data Chars>
+detail::send_all_op<std::span<const std::byte>> stream_socket::send_all(const Chars& text) noexcept {
+  return send_all(bytes_of(text));
 }
 inline detail::send_all_op<std::span<const iovec>> stream_socket::sendv_all(std::span<const iovec> iov) noexcept {
   return {*this, iov};
