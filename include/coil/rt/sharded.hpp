@@ -75,9 +75,12 @@ class sharded {
   // if started before. Cancelling the caller does not interrupt it.
   template <class... Args>
   task<result<void>> start(Args... args) {
-    if (state_.load(std::memory_order_acquire) != state::idle) co_return fail(std::errc::invalid_argument);
     const unsigned n = cores::count();
     if (n == 0) co_return fail(errc::no_runtime);
+    state expected = state::idle;  // one start wins, even from two cores at once
+    if (!state_.compare_exchange_strong(expected, state::starting, std::memory_order_acq_rel)) {
+      co_return fail(std::errc::invalid_argument);
+    }
     shards_ = std::make_unique<shard[]>(n);
     count_ = n;
     state_.store(state::running, std::memory_order_release);
@@ -134,10 +137,13 @@ class sharded {
   }
 
   // The number of shards (cores::count() when started; 0 before).
-  unsigned size() const noexcept { return state_.load(std::memory_order_acquire) == state::idle ? 0 : count_; }
+  unsigned size() const noexcept {
+    const state st = state_.load(std::memory_order_acquire);
+    return st == state::idle || st == state::starting ? 0 : count_;
+  }
 
  private:
-  enum class state : uint8_t { idle, running, stopping, stopped };
+  enum class state : uint8_t { idle, starting, running, stopping, stopped };
 
   // One core's T and the calls using it; touched only on that core.
   struct alignas(64) shard {
@@ -163,7 +169,7 @@ class sharded {
 
   shard* here_shard() noexcept {
     const state st = state_.load(std::memory_order_acquire);
-    if (st == state::idle || cores::current() >= count_) return nullptr;
+    if (st == state::idle || st == state::starting || cores::current() >= count_) return nullptr;
     return &shards_[cores::current()];
   }
   T* here() noexcept {
