@@ -123,4 +123,32 @@ TEST(Alloc, SpawnJoinAndWhenAllReuseFrames) {
   EXPECT_EQ(run(body()), 0u);
 }
 
+// A join over a vector costs its vectors and one slot array, whatever the
+// number of children (their frames are recycled).
+TEST(Alloc, WhenAllOverAVectorAllocatesPerJoinNotPerChild) {
+#ifndef COIL_FRAMES_NOT_RECYCLED
+  auto per_round = [](int n) {
+    return run([](int n) -> task<std::size_t> {
+      std::size_t before = 0;
+      for (int round = 0; round < 3; ++round) {
+        if (round == 2) before = allocations;  // after two warm-up rounds
+        std::vector<task<int>> ts;
+        ts.reserve(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) {
+          ts.push_back([](int i) -> task<int> {
+            co_await yield();
+            co_return i;
+          }(i));
+        }
+        auto rs = co_await when_all(std::move(ts));
+        EXPECT_EQ(rs.size(), static_cast<std::size_t>(n));
+      }
+      co_return allocations - before;
+    }(n));
+  };
+  EXPECT_EQ(per_round(8), 3u);  // the tasks' vector, the slots, the results
+  EXPECT_EQ(per_round(64), 3u);
+#endif
+}
+
 }  // namespace

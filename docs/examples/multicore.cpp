@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -83,6 +84,44 @@ int stop_from_a_core() {
 }
 // doc-end: stop
 
+// doc-begin: sharded
+// One hit counter per core: each core counts its own, without locks.
+struct hit_counter {
+  uint64_t hits = 0;
+  unsigned core = coil::cores::current();  // made on its own core
+};
+
+// The same code serves many cores (cores::run) or one (a plain runtime).
+coil::task<coil::result<void>> count_hits(unsigned core, coil::sharded<hit_counter>& counters) {
+  if (core != 0) co_return {};  // core 0 drives; the others serve its calls
+  auto started = co_await counters.start();  // a hit_counter on every core
+  if (!started) co_return started;
+  // Every core at once (a connection handler would use counters.local()).
+  auto counted = co_await counters.invoke_on_all([](hit_counter& c) { c.hits += c.core + 1; });
+  if (!counted) co_return counted;
+  uint64_t total = 0;
+  for (unsigned c = 0; c < coil::cores::count(); ++c) {
+    auto h = co_await counters.invoke_on(c, [](hit_counter& mine) { return mine.hits; });
+    if (!h) co_return coil::fail(h.error());
+    total += *h;
+  }
+  const uint64_t n = coil::cores::count();
+  check(total == n * (n + 1) / 2, "sharded");
+  co_return co_await counters.stop();  // each counter destroyed on its own core
+}
+
+int run_sharded(unsigned cores) {
+  coil::sharded<hit_counter> counters;
+  if (cores == 1) {  // `--cores 1`: no cores::run, cores::count() is 1
+    auto rt = coil::runtime::create();
+    if (!rt) return 1;
+    return (*rt)->block_on(count_hits(0, counters)) ? 0 : 1;
+  }
+  auto r = coil::cores::run(two_cpus(), [&counters](unsigned core) { return count_hits(core, counters); });
+  return r ? 0 : 1;
+}
+// doc-end: sharded
+
 // doc-begin: block
 // Plain synchronous code, no runtime in sight: each call runs the same
 // operation co_await would, on this thread's private runtime.
@@ -115,5 +154,6 @@ int main() {
     ::close(tmp);
   }
   check(c == 0, "blocking copy");
+  check(run_sharded(1) == 0 && run_sharded(2) == 0, "sharded on one and two cores");
   return a == 0 && b == 0 && example::exit_code();
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <tuple>
 #include <variant>
+#include <vector>
 
 #include <coil/coil.hpp>
 
@@ -73,6 +74,37 @@ coil::task<void> concurrency() {
   check(!r && r.error() == std::errc::timed_out, "with_timeout");
 }
 // doc-end: when
+
+// doc-begin: joins
+coil::task<coil::result<int>> lookup(int key) {
+  auto s = co_await coil::sleep_for(std::chrono::milliseconds(key));
+  if (!s) co_return coil::fail(s.error());  // cancelled by a failing sibling
+  if (key == 0) co_return coil::fail(std::errc::no_such_file_or_directory);
+  co_return key * 10;
+}
+
+coil::task<coil::result<void>> store(int) { co_return {}; }
+
+coil::task<void> joins() {
+  // Fail fast: every value, or the first error after the others were
+  // cancelled and awaited. A result<void> child gives std::monostate.
+  auto both = co_await coil::try_when_all(lookup(1), store(1));
+  check(both && std::get<0>(*both) == 10, "try_when_all");
+  auto failed = co_await coil::try_when_all(lookup(0), lookup(1000));  // ends at once
+  check(!failed && failed.error() == std::errc::no_such_file_or_directory, "try_when_all error");
+
+  // A number of children known only at run time.
+  std::vector<coil::task<coil::result<int>>> many;
+  for (int key = 1; key <= 4; ++key) many.push_back(lookup(key));
+  auto all = co_await coil::when_all(std::move(many));  // std::vector<result<int>>, in order
+  check(all.size() == 4 && *all[3] == 40, "when_all over a vector");
+
+  std::vector<coil::task<coil::result<int>>> race;
+  for (int key : {30, 2, 20}) race.push_back(lookup(key));
+  auto first = co_await coil::when_any(std::move(race));  // result<when_any_pick<result<int>>>
+  check(first && first->index == 1 && *first->value == 20, "when_any over a vector");
+}
+// doc-end: joins
 
 // doc-begin: group
 coil::task<coil::result<int>> fetch(int id) {
@@ -165,6 +197,7 @@ coil::task<void> all() {
   co_await spawn_and_join();
   co_await spawn_with_data();
   co_await concurrency();
+  co_await joins();
   co_await group();
   co_await cancellation();
   co_await linked();

@@ -4,7 +4,6 @@
 #include <sched.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -12,9 +11,11 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "coil/core/unique_fd.hpp"
+#include "coil/rt/signal.hpp"
 
 namespace coil {
 namespace detail {
@@ -213,18 +214,18 @@ void run_core(core_group& g, unsigned index, int cpu, const cores_options& opts,
 // The launching thread, while the cores run: the first SIGINT/SIGTERM stops
 // them gracefully; one arriving while a stop is under way ends the process
 // at once (a task that ignores cancellation must not make it unkillable).
-void watch_signals(core_group& g, int sigfd, int exit_fd) {
+void watch_signals(core_group& g, signal_set& sigs, int exit_fd) {
   g.wait_started();
-  pollfd fds[2] = {{sigfd, POLLIN, 0}, {exit_fd, POLLIN, 0}};
+  pollfd fds[2] = {{sigs.fd(), POLLIN, 0}, {exit_fd, POLLIN, 0}};
   for (;;) {
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (fds[1].revents != 0) return;
-    signalfd_siginfo info;
-    if (::read(sigfd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
-    const int sig = static_cast<int>(info.ssi_signo);
+    auto info = sigs.try_take();
+    if (!info || !*info) continue;
+    const int sig = (*info)->signo;
     if (g.stopping()) {
       std::fprintf(stderr, "coil: %s during a graceful stop: exiting now\n", sigabbrev_np(sig));
       ::_exit(128 + sig);
@@ -336,23 +337,15 @@ result<void> cores::run(const cores_options& opts, main_fn main) {
   if (opts.spawn_slots == 0) return fail(std::errc::invalid_argument);
 
   // Signals: blocked in every core thread (they inherit the mask), read
-  // through a signalfd by this thread, which has nothing else to do.
-  sigset_t old_mask;
-  unique_fd sigfd;
+  // through the set's signalfd by this thread, which has nothing else to do.
+  std::optional<signal_set> sigs;
   unique_fd exit_fd;
   if (opts.handle_signals) {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &mask, &old_mask);
-    sigfd = unique_fd(::signalfd(-1, &mask, SFD_CLOEXEC));
+    auto set = signal_set::create({SIGINT, SIGTERM});
+    if (!set) return fail(set.error());
+    sigs.emplace(std::move(*set));
     exit_fd = unique_fd(::eventfd(0, EFD_CLOEXEC));
-    if (!sigfd || !exit_fd) {
-      const int e = errno;
-      pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-      return fail(errno_code(e));
-    }
+    if (!exit_fd) return fail(errno_code(errno));
   }
 
   detail::core_group group(static_cast<unsigned>(cpus.size()), opts.spawn_slots);
@@ -362,16 +355,19 @@ result<void> cores::run(const cores_options& opts, main_fn main) {
     threads.emplace_back(detail::run_core, std::ref(group), i, cpus[i], std::cref(opts), std::cref(main),
                          exit_fd.get());
   }
-  if (sigfd) detail::watch_signals(group, sigfd.get(), exit_fd.get());
+  if (sigs) detail::watch_signals(group, *sigs, exit_fd.get());
   for (auto& t : threads) t.join();
-  if (opts.handle_signals) pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  sigs.reset();  // the mask as it was
   if (auto ec = group.first_error()) return fail(ec);
   return {};
 }
 
 unsigned cores::current() noexcept { return detail::tl_core; }
 
-unsigned cores::count() noexcept { return detail::tl_group ? detail::group_size(*detail::tl_group) : 0; }
+unsigned cores::count() noexcept {
+  if (detail::tl_group != nullptr) return detail::group_size(*detail::tl_group);
+  return runtime::current() != nullptr ? 1 : 0;  // a plain runtime is one core
+}
 
 void cores::stop() noexcept {
   if (detail::tl_group != nullptr) detail::tl_group->stop_all();

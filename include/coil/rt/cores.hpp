@@ -359,7 +359,9 @@ class cores {
   // cross-core calls until all mains are done.
   static result<void> run(const cores_options& opts, main_fn main);
 
-  // Inside cores::run: this thread's core index and the number of cores.
+  // This thread's core index and the number of cores. Inside cores::run:
+  // the group's. On a thread with a plain runtime (no cores::run): 0 and 1,
+  // so per-core code (sharded<T>) also runs single-core. Elsewhere: 0 and 0.
   static unsigned current() noexcept;
   static unsigned count() noexcept;
 

@@ -15,6 +15,7 @@
 #include <span>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "coil/core/duration.hpp"
@@ -108,6 +109,13 @@ class runtime {
   // task left), and T is a result type, returns errc::deadlock; otherwise aborts.
   template <class T>
   T block_on(task<T> t);
+  // The same for any awaitable (an operation, send_all(...)), run as a task:
+  //   auto n = rt->block_on(sock.recv(buf));
+  template <class A>
+    requires(!detail::is_task_v<std::remove_cvref_t<A>> && requires(A a) { a.await_resume(); })
+  detail::await_result_t<A> block_on(A a) {
+    return block_on(detail::as_task(std::move(a)));
+  }
 
   // Starts t on this runtime; it runs concurrently with the caller. Dropping
   // the handle detaches the task.

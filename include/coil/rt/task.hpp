@@ -194,6 +194,32 @@ task<T> promise<T>::get_return_object() noexcept {
 inline task<void> promise<void>::get_return_object() noexcept {
   return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
 }
+
+template <class A>
+using await_result_t = decltype(std::declval<A>().await_resume());
+
+template <class A>
+task<await_result_t<A>> as_task(A a) {
+  co_return co_await std::move(a);
+}
+
+template <class X>
+inline constexpr bool is_task_v = false;
+template <class T>
+inline constexpr bool is_task_v<task<T>> = true;
+
+// when_*, block_on and block take tasks; a single operation
+// (socket.recv(...), send_all(...)) becomes one here.
+template <class T>
+task<T> to_task(task<T>&& t) noexcept {
+  return std::move(t);
+}
+template <class A>
+  requires(!is_task_v<A>)
+task<await_result_t<A>> to_task(A&& a) {
+  return as_task(std::move(a));
+}
+
 }  // namespace detail
 
 }  // namespace coil

@@ -7,51 +7,34 @@
 //                           awaited before returning, so nothing they own
 //                           outlives the call. .cancelled: the caller was
 //                           cancelled before any child finished.
+//   try_when_all(a, b)   -> result<tuple of values>: the first error cancels
+//                           the others, waits for them, and is returned.
 //   with_timeout(x, d)   -> x's result, or std::errc::timed_out.
+// when_all, when_any and try_when_all also take a std::vector<task<T>>
+// (results in a vector; when_any gives the winner's index).
 // A task<void> contributes std::monostate (a tuple or variant cannot hold
 // void). Children share the caller's cancellation: stopping the caller stops
 // them.
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "coil/core/result.hpp"
+#include "coil/core/transfer.hpp"
 #include "coil/rt/stop.hpp"
 #include "coil/rt/task.hpp"
 #include "coil/rt/time.hpp"
 
 namespace coil {
 namespace detail {
-
-template <class A>
-using await_result_t = decltype(std::declval<A>().await_resume());
-
-template <class A>
-task<await_result_t<A>> as_task(A a) {
-  co_return co_await std::move(a);
-}
-
-template <class X>
-inline constexpr bool is_task_v = false;
-template <class T>
-inline constexpr bool is_task_v<task<T>> = true;
-
-// when_* take tasks; a single operation (socket.recv(...), send_all(...))
-// becomes one here.
-template <class T>
-task<T> to_task(task<T>&& t) noexcept {
-  return std::move(t);
-}
-template <class A>
-  requires(!is_task_v<A>)
-task<await_result_t<A>> to_task(A&& a) {
-  return as_task(std::move(a));
-}
 
 template <class T>
 struct non_void {
@@ -75,24 +58,36 @@ non_void_t<T> take_non_void(task<T>& t) noexcept {
 
 struct when_state;
 
+// What try_when_all takes: a child whose value says success or an error.
+template <class R>
+inline constexpr bool fallible_v = is_result_v<R> || std::is_same_v<R, transfer_result>;
+
+// One child's bookkeeping: its stop source, and what its end means.
 struct when_slot {
-  when_state* state;
-  std::size_t index;
+  when_state* state = nullptr;
+  std::size_t index = 0;
+  // try_when_all: did the child fail (its result holds an error)?
+  bool (*failed)(promise_base&) noexcept = nullptr;
+  stop_source source;
 };
+
+// What decides the race: when_all waits for everyone, when_any for the first
+// finisher, try_when_all for the first failure.
+enum class when_mode : uint8_t { all, any, first_error };
 
 struct when_state : stop_callback {
   std::size_t remaining = 0;
   std::size_t winner = ~std::size_t{0};
-  bool cancel_others = false;  // when_any
+  when_mode mode = when_mode::all;
   bool parent_stopped = false;
   bool won_after_stop = false;  // the winner finished after the caller's stop request
   std::coroutine_handle<> parent;
-  stop_source* sources = nullptr;
+  when_slot* slots = nullptr;
   std::size_t count = 0;
 
   void stop_all_except(std::size_t keep) noexcept {
     for (std::size_t i = 0; i < count; ++i) {
-      if (i != keep) sources[i].request_stop();
+      if (i != keep) slots[i].source.request_stop();
     }
   }
   static void on_parent_stop(stop_callback& cb) noexcept {
@@ -103,13 +98,48 @@ struct when_state : stop_callback {
   static std::coroutine_handle<> child_done(promise_base& p) noexcept {
     auto* slot = static_cast<when_slot*>(p.done_ctx);
     when_state& s = *slot->state;
-    if (s.winner == ~std::size_t{0}) {
+    const bool decides = s.mode == when_mode::any || (s.mode == when_mode::first_error && slot->failed(p));
+    if (decides && s.winner == ~std::size_t{0}) {
       s.winner = slot->index;
       s.won_after_stop = s.parent_stopped;
-      if (s.cancel_others) s.stop_all_except(slot->index);
+      s.stop_all_except(slot->index);
     }
     if (--s.remaining == 0) return s.parent;
     return std::noop_coroutine();
+  }
+
+  // Starts every child (the caller's await_suspend); false if they all
+  // finished at once, so the caller goes on without suspending.
+  template <class P, class StartAll>
+  bool launch(std::coroutine_handle<P> p, StartAll start_all) noexcept {
+    parent = p;
+    remaining = count + 1;  // +1: no child may resume the parent while we start them
+    if (stop_source* ps = stop_of(p)) {
+      fn = &when_state::on_parent_stop;
+      ps->add(*this);
+    }
+    start_all();
+    return --remaining != 0;
+  }
+
+  template <class T>
+  void start_child(task<T>& t, std::size_t i) noexcept {
+    COIL_ASSERT(t.valid() && !t.handle().promise().started, "when_all/when_any given an empty or started task");
+    auto& p = t.handle().promise();
+    p.started = true;
+    when_slot& slot = slots[i];
+    slot.state = this;
+    slot.index = i;
+    if constexpr (fallible_v<T>) slot.failed = &child_failed<T>;
+    p.stop = &slot.source;
+    p.done_ctx = &slot;
+    p.on_done = &when_state::child_done;
+    t.handle().resume();
+  }
+
+  template <class T>
+  static bool child_failed(promise_base& p) noexcept {
+    return !*static_cast<promise<T>&>(p).value;
   }
 };
 
@@ -117,49 +147,74 @@ template <class... Ts>
 struct when_awaiter {
   static constexpr std::size_t n = sizeof...(Ts);
   std::tuple<task<Ts>...> tasks;
-  stop_source sources[n];
   when_slot slots[n];
   when_state state;
 
-  explicit when_awaiter(bool any, task<Ts>... ts) : tasks(std::move(ts)...) {
-    state.cancel_others = any;
-    state.sources = sources;
+  explicit when_awaiter(when_mode mode, task<Ts>... ts) : tasks(std::move(ts)...) {
+    state.mode = mode;
+    state.slots = slots;
     state.count = n;
   }
 
   bool await_ready() const noexcept { return false; }
-
   template <class P>
   bool await_suspend(std::coroutine_handle<P> parent) noexcept {
-    state.parent = parent;
-    state.remaining = n + 1;  // +1: no child may resume the parent while we start them
-    if (stop_source* ps = stop_of(parent)) {
-      state.fn = &when_state::on_parent_stop;
-      ps->add(state);
-    }
-    start(std::index_sequence_for<Ts...>{});
-    return --state.remaining != 0;
+    return state.launch(parent, [this] {
+      [this]<std::size_t... I>(std::index_sequence<I...>) {
+        (state.start_child(std::get<I>(tasks), I), ...);
+      }(std::index_sequence_for<Ts...>{});
+    });
   }
-  void await_resume() const noexcept {}
-
-  template <std::size_t... I>
-  void start(std::index_sequence<I...>) noexcept {
-    (start_one<I>(), ...);
-  }
-
-  template <std::size_t I>
-  void start_one() noexcept {
-    auto& t = std::get<I>(tasks);
-    COIL_ASSERT(t.valid() && !t.handle().promise().started, "when_all/when_any given an empty or started task");
-    auto& p = t.handle().promise();
-    p.started = true;
-    p.stop = &sources[I];
-    slots[I] = when_slot{&state, I};
-    p.done_ctx = &slots[I];
-    p.on_done = &when_state::child_done;
-    t.handle().resume();
-  }
+  void await_resume() noexcept { static_cast<stop_callback&>(state).unlink(); }
 };
+
+// The same over a runtime-sized range: one allocation for every child's slot.
+template <class T>
+struct when_range_awaiter {
+  std::vector<task<T>> tasks;
+  std::unique_ptr<when_slot[]> slots;
+  when_state state;
+
+  when_range_awaiter(when_mode mode, std::vector<task<T>> ts)
+      : tasks(std::move(ts)), slots(std::make_unique<when_slot[]>(tasks.size())) {
+    state.mode = mode;
+    state.slots = slots.get();
+    state.count = tasks.size();
+  }
+
+  bool await_ready() const noexcept { return tasks.empty(); }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> parent) noexcept {
+    return state.launch(parent, [this] {
+      for (std::size_t i = 0; i < tasks.size(); ++i) state.start_child(tasks[i], i);
+    });
+  }
+  void await_resume() noexcept { static_cast<stop_callback&>(state).unlink(); }
+};
+
+// try_when_all's value for a child giving result<X>: X, or std::monostate
+// for result<void>; for a transfer_result (send_all, recv_exact): the bytes.
+template <class R>
+struct ok_value {
+  using type = non_void_t<typename R::value_type>;
+};
+template <>
+struct ok_value<transfer_result> {
+  using type = std::size_t;
+};
+template <class R>
+using ok_value_t = typename ok_value<R>::type;
+
+template <class R>
+ok_value_t<R> take_ok(R&& r) noexcept {
+  if constexpr (std::is_same_v<R, transfer_result>) {
+    return r.bytes_done();
+  } else if constexpr (std::is_void_v<typename R::value_type>) {
+    return {};
+  } else {
+    return std::move(*r);
+  }
+}
 
 }  // namespace detail
 
@@ -179,9 +234,8 @@ template <class... Ts>
 // Runs every task concurrently; a tuple of their results once all finished.
 task<std::tuple<detail::non_void_t<Ts>...>> when_all(task<Ts>... ts) {
   static_assert(sizeof...(Ts) > 0, "when_all needs at least one task");
-  detail::when_awaiter<Ts...> aw(false, std::move(ts)...);
+  detail::when_awaiter<Ts...> aw(detail::when_mode::all, std::move(ts)...);
   co_await aw;
-  static_cast<stop_callback&>(aw.state).unlink();
   co_return std::apply([](auto&... t) { return std::tuple<detail::non_void_t<Ts>...>(detail::take_non_void(t)...); },
                        aw.tasks);
 }
@@ -198,9 +252,8 @@ template <class... Ts>
 // others were cancelled and awaited (see when_any_result).
 task<when_any_result<detail::non_void_t<Ts>...>> when_any(task<Ts>... ts) {
   static_assert(sizeof...(Ts) > 0, "when_any needs at least one task");
-  detail::when_awaiter<Ts...> aw(true, std::move(ts)...);
+  detail::when_awaiter<Ts...> aw(detail::when_mode::any, std::move(ts)...);
   co_await aw;
-  static_cast<stop_callback&>(aw.state).unlink();
   const std::size_t w = aw.state.winner;
   std::optional<when_any_result<detail::non_void_t<Ts>...>> out;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -216,6 +269,87 @@ template <class... Xs>
   requires(sizeof...(Xs) > 0 && !(detail::is_task_v<Xs> && ...))
 auto when_any(Xs... xs) {
   return when_any(detail::to_task(std::move(xs))...);
+}
+
+// Runs every task in ts concurrently; their results in ts's order once all
+// finished. An empty ts gives an empty vector at once.
+template <class T>
+task<std::vector<detail::non_void_t<T>>> when_all(std::vector<task<T>> ts) {
+  detail::when_range_awaiter<T> aw(detail::when_mode::all, std::move(ts));
+  co_await aw;
+  std::vector<detail::non_void_t<T>> out;
+  out.reserve(aw.tasks.size());
+  for (auto& t : aw.tasks) out.push_back(detail::take_non_void(t));
+  co_return out;
+}
+
+// What when_any over a vector gives: the first finisher's index in the
+// vector and its result; .cancelled as in when_any_result.
+template <class T>
+struct when_any_pick {
+  std::size_t index = 0;
+  T value;
+  bool cancelled = false;
+};
+
+// Runs every task in ts concurrently; the first finisher's index and
+// result, after the others were cancelled and awaited. An empty ts has no
+// winner: invalid_argument.
+template <class T>
+task<result<when_any_pick<detail::non_void_t<T>>>> when_any(std::vector<task<T>> ts) {
+  if (ts.empty()) co_return fail(std::errc::invalid_argument);
+  detail::when_range_awaiter<T> aw(detail::when_mode::any, std::move(ts));
+  co_await aw;
+  const std::size_t w = aw.state.winner;
+  co_return when_any_pick<detail::non_void_t<T>>{w, detail::take_non_void(aw.tasks[w]), aw.state.won_after_stop};
+}
+
+// Fail-fast join (tokio's try_join!): runs every task concurrently, each
+// giving a result<>. The first error stops the others (their operations
+// complete with operation_canceled), waits for them, and is returned;
+// otherwise a tuple of the values, a result<void> child contributing
+// std::monostate so positions stay put (a transfer_result child, such as
+// send_all: its byte count). Cancelling the caller cancels all
+// and gives operation_canceled.
+template <class... Rs>
+task<result<std::tuple<detail::ok_value_t<Rs>...>>> try_when_all(task<Rs>... ts) {
+  static_assert(sizeof...(Rs) > 0, "try_when_all needs at least one task");
+  static_assert((detail::fallible_v<Rs> && ...), "try_when_all takes tasks giving coil::result<...> (or transfer_result)");
+  detail::when_awaiter<Rs...> aw(detail::when_mode::first_error, std::move(ts)...);
+  co_await aw;
+  if (aw.state.winner != ~std::size_t{0}) {
+    std::error_code ec;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((aw.state.winner == I ? (ec = std::get<I>(aw.tasks).handle().promise().value->error(), 0) : 0), ...);
+    }(std::index_sequence_for<Rs...>{});
+    co_return fail(ec);
+  }
+  co_return std::apply(
+      [](auto&... t) {
+        return std::tuple<detail::ok_value_t<Rs>...>(detail::take_ok(t.handle().promise().take())...);
+      },
+      aw.tasks);
+}
+
+// The same over operations as well as tasks.
+template <class... Xs>
+  requires(sizeof...(Xs) > 0 && !(detail::is_task_v<Xs> && ...))
+auto try_when_all(Xs... xs) {
+  return try_when_all(detail::to_task(std::move(xs))...);
+}
+
+// Fail-fast join over a vector: the values in ts's order, or the first
+// error (see above). An empty ts succeeds with an empty vector.
+template <class R>
+task<result<std::vector<detail::ok_value_t<R>>>> try_when_all(std::vector<task<R>> ts) {
+  static_assert(detail::fallible_v<R>, "try_when_all takes tasks giving coil::result<...> (or transfer_result)");
+  detail::when_range_awaiter<R> aw(detail::when_mode::first_error, std::move(ts));
+  co_await aw;
+  if (aw.state.winner != ~std::size_t{0}) co_return fail(aw.tasks[aw.state.winner].handle().promise().value->error());
+  std::vector<detail::ok_value_t<R>> out;
+  out.reserve(aw.tasks.size());
+  for (auto& t : aw.tasks) out.push_back(detail::take_ok(t.handle().promise().take()));
+  co_return out;
 }
 
 namespace detail {
