@@ -216,7 +216,7 @@ namespace {
 
 // The server side of a misbehaving peer: accepts one connection and does
 // `what` with it.
-enum class peer_does { close_after_hello, send_garbage, stay_silent, truncate_after_echo };
+enum class peer_does { close_after_hello, send_garbage, stay_silent, truncate_after_echo, oversized_record };
 
 task<void> bad_server(net::tcp_listener& l, peer_does what, const tls::context* ctx) {
   auto c = co_await l.accept();
@@ -242,6 +242,20 @@ task<void> bad_server(net::tcp_listener& l, peer_does what, const tls::context* 
         auto n = co_await c->recv(buf);
         if (!n || *n == 0) break;
       }
+      break;
+    }
+    case peer_does::oversized_record: {
+      // A handshake record header announcing 65,535 bytes (TLS allows
+      // 16,384 plus a little), then a stream of filler.
+      std::vector<std::byte> buf(4096);
+      (void)co_await c->recv(buf);
+      std::vector<std::byte> rec(1 << 16, std::byte{0x41});
+      rec[0] = std::byte{0x16};
+      rec[1] = std::byte{0x03};
+      rec[2] = std::byte{0x03};
+      rec[3] = std::byte{0xff};
+      rec[4] = std::byte{0xff};
+      (void)co_await c->send_all(rec);
       break;
     }
     case peer_does::truncate_after_echo: {
@@ -299,6 +313,16 @@ TEST(Tls, ASilentPeerTimesTheHandshakeOut) {
   EXPECT_TRUE(coil::test::fails_with(hs, std::errc::timed_out));
 }
 
+TEST(Tls, AnOversizedRecordIsRefusedWithoutBuffering) {
+  COIL_REQUIRE_PKI();
+  result<void> hs;
+  coil::test::run(client_against_bad_server(peer_does::oversized_record, &hs, nullptr));
+  ASSERT_FALSE(hs);
+  EXPECT_EQ(hs.error().category(), tls::openssl_category()) << hs.error().message();
+  EXPECT_EQ(ERR_GET_REASON(static_cast<unsigned long>(hs.error().value())), SSL_R_PACKET_LENGTH_TOO_LONG)
+      << hs.error().message();
+}
+
 TEST(Tls, EndWithoutCloseNotifyIsTruncation) {
   COIL_REQUIRE_PKI();
   result<void> hs;
@@ -323,6 +347,45 @@ TEST(Tls, GarbageToAServerFailsItsHandshake) {
   coil::test::run(body(sctx, &hs));
   ASSERT_FALSE(hs);
   EXPECT_EQ(hs.error().category(), tls::openssl_category()) << hs.error().message();
+}
+
+namespace {
+
+// A read that times out (nothing sent yet) leaves the stream usable.
+task<void> read_times_out_then_works(const tls::context& sctx, const tls::context& cctx) {
+  auto [l, addr] = coil::test::listen_loopback();
+  auto late_echo = [](net::tcp_listener& l, const tls::context& ctx) -> task<void> {
+    auto c = co_await l.accept();
+    CO_ASSERT_OK(c);
+    auto s = co_await tls::accept(ctx, std::move(*c));
+    CO_ASSERT_OK(s);
+    (void)co_await coil::sleep_for(100ms);
+    (void)co_await s->write_all("late");
+    (void)co_await s->shutdown();
+  };
+  auto srv = coil::runtime::current()->spawn(late_echo(l, sctx));
+  auto tcp = co_await net::tcp_stream::connect(addr);
+  CO_ASSERT_OK(tcp);
+  auto s = tls::stream<net::tcp_stream>::client(cctx, std::move(*tcp), {.server_name = "localhost"});
+  CO_ASSERT_OK(s);
+  auto h = co_await s->handshake();
+  CO_ASSERT_OK(h);
+  std::vector<std::byte> buf(64);
+  auto early = co_await coil::with_timeout(s->read_some(buf), 10ms);
+  EXPECT_TRUE(coil::test::fails_with(early, std::errc::timed_out));
+  auto rest = co_await read_n(*s, 4);
+  CO_ASSERT_OK(rest);
+  EXPECT_EQ(*rest, "late");
+  co_await std::move(srv);
+}
+
+}  // namespace
+
+TEST(Tls, ATimedOutReadLeavesTheStreamUsable) {
+  COIL_REQUIRE_PKI();
+  auto sctx = server_ctx();
+  auto cctx = client_ctx();
+  coil::test::run(read_times_out_then_works(sctx, cctx));
 }
 
 namespace {
