@@ -20,7 +20,11 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/coil"
         COMPONENT coil_development
         FILES_MATCHING PATTERN "*.hpp")
 
-install(TARGETS coil
+set(_coil_installed coil)
+if(COIL_TLS)
+  list(APPEND _coil_installed coil_tls)
+endif()
+install(TARGETS ${_coil_installed}
         EXPORT coilTargets
         ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT coil_development
         LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT coil_runtime
