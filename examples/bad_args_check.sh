@@ -49,6 +49,15 @@ expect '^usage: echo_server' "$bin/echo_server" 127.0.0.1:0 --mode bogus
 expect '^usage: echo_server' "$bin/echo_server" nonsense
 expect '^usage: http_hello' "$bin/http_hello"
 expect '^usage: http_hello' "$bin/http_hello" 70000
+if [[ -x "$bin/https_hello" ]]; then
+  expect '^usage: https_hello' "$bin/https_hello"
+  expect '^usage: https_hello' "$bin/https_hello" 127.0.0.1:0 --cert "$dir/c.pem"
+  expect '^usage: https_hello' "$bin/https_hello" 70000 --cert "$dir/c.pem" --key "$dir/k.pem"
+  expect '^usage: https_hello' "$bin/https_hello" 127.0.0.1:0 --cert "$dir/c.pem" --key
+  expect '^usage: https_hello' "$bin/https_hello" 127.0.0.1:0 --bogus x
+  expect '^https_hello: ' "$bin/https_hello" 127.0.0.1:0 --cert "$dir/none.pem" --key "$dir/none.pem"
+  expect '^https_hello: ' "$bin/https_hello" 127.0.0.1:0 --cert "$dir" --key "$dir"
+fi
 expect '^usage: copy_file' "$bin/copy_file" a b --qd 0
 expect '^usage: copy_file' "$bin/copy_file" a b --bs 5x
 expect '^usage: copy_file' "$bin/copy_file" a

@@ -38,6 +38,8 @@ void print_usage(std::FILE* out) {
       "            [--mmap-batch 0|1 (1): coil-mmap copies each turn's reads together after prefetching]\n"
       "  copy      --bs BUFFER (64K when 4096) --rounds N (3) --seconds S (3): coil::copy socket to socket,\n"
       "            read/send through a buffer against splice through a pipe, alternately\n"
+      "  tls       --mode handshake|bulk [--conns N] [--rounds N (3)] [--server-cpu N (0)] [--client-cpu N (1)]:\n"
+      "            a TLS echo server, coil against Boost.Asio's ssl::stream (coil-peer-asio-tls)\n"
       "  tour      --seconds S per step (4) --size BYTES (1G)\n"
       "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
       "sizes take K/M/G suffixes (powers of 1024). The last stdout line is JSON.\n",

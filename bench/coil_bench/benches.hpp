@@ -118,6 +118,10 @@ int run_tour(const options& opts);
 // io_uring (scatter.cpp parses its own options: its --size is the object size).
 int cmd_scatter(int argc, char** argv);
 
+// ---- tls: a TLS echo server, coil against Boost.Asio's ssl::stream (tls.cpp
+// parses its own options; built with coil::tls only) -------------------------
+int cmd_tls(int argc, char** argv);
+
 // ---- xcore: cross-core round trips (xcore.cpp prints and returns the exit code) --
 int cmd_xcore(const options& opts);
 

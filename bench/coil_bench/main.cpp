@@ -434,6 +434,9 @@ int cmd_copy(const options& opts) {
 int main(int argc, char** argv) {
   using namespace coil_bench;
   if (argc >= 2 && std::strcmp(argv[1], "scatter") == 0) return cmd_scatter(argc, argv);
+#ifdef COIL_BENCH_TLS
+  if (argc >= 2 && std::strcmp(argv[1], "tls") == 0) return cmd_tls(argc, argv);
+#endif
   options opts;
   if (!parse_args(argc, argv, opts)) return 2;
   if (opts.cpu >= 0 && !pin_to_cpu(opts.cpu)) {
