@@ -80,6 +80,14 @@ if [[ -x "$bin/coil-bench" ]]; then
   expect '^usage: coil-bench' "$b" scatter --reads 0
   expect '^usage: coil-bench' "$b" scatter --reads 99999999999G
   expect '^usage: coil-bench' "$b" scatter --seconds inf
+  if "$b" --help | grep -q '^  tls '; then
+    expect '^usage: coil-bench tls' "$b" tls
+    expect '^usage: coil-bench tls' "$b" tls --mode bogus
+    expect '^usage: coil-bench tls' "$b" tls --mode bulk --conns 0
+    expect '^usage: coil-bench tls' "$b" tls --mode bulk --msg 1G
+    expect '^usage: coil-bench tls' "$b" tls --mode handshake --rounds
+    expect '^usage: coil-bench tls' "$b" tls --mode handshake --server-cpu 99999
+  fi
   expect '^usage: coil-bench' "$b" bogus
 fi
 

@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
       .alpn = {"http/1.1"},
   });
   if (!ctx) {
-    std::fprintf(stderr, "https_hello: %s\n", ctx.error().message().c_str());
+    std::fprintf(stderr, "https_hello: %s, %s: %s\n", cert.c_str(), key.c_str(), ctx.error().message().c_str());
     return 1;
   }
   auto listener = coil::net::tcp_listener::bind(*where);
