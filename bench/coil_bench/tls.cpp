@@ -107,14 +107,16 @@ void note_error(client_state& st, const std::error_code& e, const char* what) {
   if (st.errors++ == 0) st.first_error = std::string(what) + ": " + e.message();
 }
 
-coil::task<coil::result<tls::stream<tcp_stream>>> open(const tls::context& ctx, socket_address addr,
-                                                       client_state& st) {
+// Connects and runs a full handshake, bounded: a server that stops answering
+// fails the run instead of hanging it.
+coil::task<coil::result<tls::stream<tcp_stream>>> connect_tls(const tls::context& ctx, socket_address addr,
+                                                              client_state& st) {
   auto c = co_await tcp_stream::connect(addr);
   if (!c) co_return coil::fail(c.error());
   (void)c->set_nodelay(true);
   auto s = tls::stream<tcp_stream>::client(ctx, std::move(*c), {.server_name = "localhost"});
   if (!s) co_return coil::fail(s.error());
-  if (auto h = co_await s->handshake(); !h) co_return coil::fail(h.error());
+  if (auto h = co_await coil::with_timeout(s->handshake(), 10s); !h) co_return coil::fail(h.error());
   if (st.suite.empty()) {
     st.suite = std::string(s->protocol_version()) + " " + std::string(s->cipher());
     if (s->session_reused()) st.suite += " (resumed!)";
@@ -125,7 +127,7 @@ coil::task<coil::result<tls::stream<tcp_stream>>> open(const tls::context& ctx, 
 coil::task<void> handshake_loop(const tls::context& ctx, socket_address addr, client_state& st) {
   std::array<std::byte, 32> out{}, in{};
   while (!st.stop) {
-    auto s = co_await open(ctx, addr, st);
+    auto s = co_await connect_tls(ctx, addr, st);
     if (!s) {
       note_error(st, s.error(), "handshake");
       co_return;
@@ -151,7 +153,7 @@ coil::task<void> handshake_loop(const tls::context& ctx, socket_address addr, cl
 }
 
 coil::task<void> bulk_loop(const tls::context& ctx, socket_address addr, uint64_t msg, client_state& st) {
-  auto s = co_await open(ctx, addr, st);
+  auto s = co_await connect_tls(ctx, addr, st);
   if (!s) {
     note_error(st, s.error(), "handshake");
     co_return;
@@ -246,13 +248,13 @@ run_result run_once(const tls_config& cfg, const std::string& impl, const std::s
       out.seconds = (*rt)->block_on(client_main(cfg, client_ctx, addr, st));
     }
   }
-  ::kill(pid, SIGKILL);
+  ::kill(pid, SIGTERM);  // not SIGKILL: a server under valgrind still writes its profile
   int status = 0;
   rusage u{};
   (void)::wait4(pid, &status, 0, &u);
   auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
   out.server_cpu = secs(u.ru_utime) + secs(u.ru_stime);
-  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM) {
     out.failure = impl + " server exited early (wait status " + std::to_string(status) + ")";
   } else if (st.errors != 0) {
     out.failure = std::to_string(st.errors) + " client errors, the first " + st.first_error;
@@ -348,6 +350,7 @@ int cmd_tls(int argc, char** argv) {
   std::vector<std::vector<double>> rate(2), cpu(2);  // per second; server CPU us per handshake or s per GB
   std::vector<double> ratio;                         // coil/asio work per server CPU second, per round
   std::string suites[2];
+  uint64_t total[2] = {0, 0};  // handshakes or bytes, every round
   for (uint64_t round = 0; round < cfg.rounds; ++round) {
     double per_cpu[2] = {0, 0};
     for (size_t step = 0; step < 2; ++step) {
@@ -358,6 +361,7 @@ int cmd_tls(int argc, char** argv) {
         return 1;
       }
       suites[k] = r.suite;
+      total[k] += r.done;
       const double done = static_cast<double>(r.done);
       rate[k].push_back(done / r.seconds);
       cpu[k].push_back(cfg.handshake ? r.server_cpu * 1e6 / done : r.server_cpu * double(1 << 30) / done);
@@ -372,11 +376,12 @@ int cmd_tls(int argc, char** argv) {
               static_cast<unsigned long long>(cfg.rounds), cfg.seconds, suites[0].c_str(), suites[1].c_str());
   for (size_t k = 0; k < 2; ++k) {
     if (cfg.handshake) {
-      std::printf("  %-5s median %s handshakes/s, %.1f us of server CPU per handshake\n", impls[k].c_str(),
-                  human(median(rate[k])).c_str(), median(cpu[k]));
+      std::printf("  %-5s median %s handshakes/s, %.1f us of server CPU per handshake (%llu handshakes)\n",
+                  impls[k].c_str(), human(median(rate[k])).c_str(), median(cpu[k]),
+                  static_cast<unsigned long long>(total[k]));
     } else {
-      std::printf("  %-5s median %.1f MB/s, %.3f server CPU seconds per GiB\n", impls[k].c_str(),
-                  median(rate[k]) / 1e6, median(cpu[k]));
+      std::printf("  %-5s median %.1f MB/s, %.3f server CPU seconds per GiB (%llu bytes)\n", impls[k].c_str(),
+                  median(rate[k]) / 1e6, median(cpu[k]), static_cast<unsigned long long>(total[k]));
     }
   }
   std::printf("  coil/asio %s per server CPU second: median of paired rounds %.3f\n",
