@@ -248,7 +248,7 @@ run_result run_once(const tls_config& cfg, const std::string& impl, const std::s
       out.seconds = (*rt)->block_on(client_main(cfg, client_ctx, addr, st));
     }
   }
-  ::kill(pid, SIGTERM);  // not SIGKILL: a server under valgrind still writes its profile
+  ::kill(pid, SIGTERM);
   int status = 0;
   rusage u{};
   (void)::wait4(pid, &status, 0, &u);
