@@ -147,7 +147,8 @@ coil::task<coil::result<void>> accept_loop(net::tcp_listener& listener, coil::ta
       if (s.error() == std::errc::operation_canceled) co_return coil::fail(s.error());
       // EMFILE/ENFILE: the connection waits in the backlog; try again shortly.
       if (fd_exhausted(s.error())) {
-        if (!co_await coil::sleep_for(std::chrono::milliseconds(10))) co_return coil::fail(std::errc::operation_canceled);
+        auto slept = co_await coil::sleep_for(std::chrono::milliseconds(10));
+        if (!slept) co_return coil::fail(slept.error());
         continue;
       }
       std::fprintf(stderr, "http_hello: accept: %s\n", s.error().message().c_str());

@@ -59,7 +59,8 @@ struct stamped {
 // Ends once nothing has moved for idle_ns (it re-arms while bytes flow).
 coil::task<void> idle_watchdog(const int64_t& last, int64_t idle_ns) {
   for (int64_t due = last + idle_ns; now_ns() < due; due = last + idle_ns) {
-    if (!co_await coil::sleep_until_ns(due)) co_return;  // cancelled: the copy ended first
+    auto slept = co_await coil::sleep_until_ns(due);
+    if (!slept) co_return;  // cancelled: the copy ended first
   }
 }
 
@@ -102,7 +103,8 @@ coil::task<coil::result<void>> accept_loop(net::tcp_listener& l, coil::task_grou
       if (s.error() == std::errc::operation_canceled) co_return coil::fail(s.error());
       // EMFILE/ENFILE: the connection waits in the backlog; try again shortly.
       if (fd_exhausted(s.error())) {
-        if (!co_await coil::sleep_for(std::chrono::milliseconds(10))) co_return coil::fail(std::errc::operation_canceled);
+        auto slept = co_await coil::sleep_for(std::chrono::milliseconds(10));
+        if (!slept) co_return coil::fail(slept.error());
         continue;
       }
       std::fprintf(stderr, "tcp_proxy: accept: %s\n", s.error().message().c_str());
