@@ -58,6 +58,19 @@ if [[ -x "$bin/https_hello" ]]; then
   expect '^https_hello: ' "$bin/https_hello" 127.0.0.1:0 --cert "$dir/none.pem" --key "$dir/none.pem"
   expect '^https_hello: ' "$bin/https_hello" 127.0.0.1:0 --cert "$dir" --key "$dir"
 fi
+expect '^usage: tcp_proxy' "$bin/tcp_proxy"
+expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0
+expect '^usage: tcp_proxy' "$bin/tcp_proxy" 70000 127.0.0.1:1
+expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1
+for n in -1 0 abc 5x nan 86401; do
+  expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --idle "$n"
+done
+expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --grace 3601
+expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --grace
+expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --cores 0
+expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --cores 99999
+expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --bogus 1
+expect '^tcp_proxy: ' "$bin/tcp_proxy" 127.0.0.1:0 no.such.host.invalid:80
 expect '^usage: copy_file' "$bin/copy_file" a b --qd 0
 expect '^usage: copy_file' "$bin/copy_file" a b --bs 5x
 expect '^usage: copy_file' "$bin/copy_file" a

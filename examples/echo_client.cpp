@@ -2,8 +2,9 @@
 // HOST is a name (localhost) or an IP literal ([::1] for IPv6).
 //
 // Load generator for an echo server: N connections, each sending a message
-// and waiting for it to come back, over and over. Prints round trips per
-// second and the p50/p99 latency of a round trip.
+// and waiting for it to come back, over and over (an echo that differs is an
+// error). Prints round trips per second and the p50/p99 latency of a round
+// trip.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,7 +45,8 @@ coil::task<void> connection(const config& cfg, totals& t) {
     co_return;
   }
   (void)s->set_nodelay(true);
-  std::vector<std::byte> out(cfg.msg, std::byte{'x'}), in(cfg.msg);
+  const std::string out(cfg.msg, 'x');
+  std::string in(cfg.msg, '\0');
   while (!t.stop) {
     const int64_t t0 = now_ns();
     auto w = co_await s->send_all(out);
@@ -52,8 +54,8 @@ coil::task<void> connection(const config& cfg, totals& t) {
       ++t.errors;
       break;
     }
-    auto r = co_await s->recv_exact(in);
-    if (!r) {
+    auto r = co_await s->recv_exact(std::as_writable_bytes(std::span(in)));
+    if (!r || in != out) {  // the echo must be what was sent
       ++t.errors;
       break;
     }
@@ -63,13 +65,17 @@ coil::task<void> connection(const config& cfg, totals& t) {
   (void)co_await s->close();
 }
 
-coil::task<void> run(const config& cfg, totals& t) {
-  std::vector<coil::join_handle<void>> conns;
-  for (size_t i = 0; i < cfg.conns; ++i) conns.push_back(coil::runtime::current()->spawn(connection(cfg, t)));
-  auto z = co_await coil::sleep_for(std::chrono::duration<double>(cfg.seconds));
-  (void)z;
+// Ends the run: every connection finishes its round trip, then stops.
+coil::task<void> stop_after(double seconds, totals& t) {
+  (void)co_await coil::sleep_for(std::chrono::duration<double>(seconds));
   t.stop = true;
-  for (auto& c : conns) co_await std::move(c);
+}
+
+coil::task<void> run(const config& cfg, totals& t) {
+  std::vector<coil::task<void>> all;
+  for (size_t i = 0; i < cfg.conns; ++i) all.push_back(connection(cfg, t));
+  all.push_back(stop_after(cfg.seconds, t));
+  co_await coil::when_all(std::move(all));
 }
 
 double percentile_us(std::vector<uint32_t>& v, double p) {

@@ -12,7 +12,6 @@
 // operations (opcode, fd, age, task) to stderr.
 #include <sched.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -51,22 +50,31 @@ coil::task<void> serve_multishot(coil::net::tcp_stream s, coil::buffer_ring& rin
   (void)co_await s.close();
 }
 
-// A signal handler must not touch the runtime: the signal comes through a
-// signalfd, and the dump runs on the runtime's own thread.
-coil::task<void> dump_on_sigusr1(int sigfd) {
+// SIGUSR1 comes through a signal_set, so the dump runs on the runtime's own
+// thread, not in a signal handler.
+coil::task<void> dump_on_sigusr1(coil::signal_set& sigs) {
   co_await coil::set_task_name("sigusr1");
-  coil::file f{coil::unique_fd(sigfd)};
-  signalfd_siginfo info;
   for (;;) {
-    auto r = co_await f.read(std::as_writable_bytes(std::span(&info, 1)));
-    if (!r || *r != sizeof info) break;
+    auto sig = co_await sigs.wait();
+    if (!sig) break;
     coil::runtime::current()->dump_in_flight(stderr);
   }
 }
 
-bool fd_exhausted(std::error_code e) {
-  return e == std::errc::too_many_files_open || e == std::errc::too_many_files_open_in_system;
+// After a failed accept: whether to accept again. EMFILE/ENFILE leave the
+// connection waiting in the backlog: pause briefly and retry. A cancel
+// (--cores: a signal) or any other error ends the server.
+coil::task<bool> accept_again(std::error_code e) {
+  if (e == std::errc::too_many_files_open || e == std::errc::too_many_files_open_in_system) {
+    auto slept = co_await coil::sleep_for(std::chrono::milliseconds(10));
+    co_return slept.has_value();
+  }
+  if (e != std::errc::operation_canceled) std::fprintf(stderr, "echo_server: accept: %s\n", e.message().c_str());
+  co_return false;
 }
+
+// 0 when stopped (a cancel), 1 after an accept error.
+int exit_status(std::error_code e) { return e == std::errc::operation_canceled ? 0 : 1; }
 
 coil::task<int> run_multishot(coil::net::tcp_listener& listener) {
   // Multishot recv needs a registered buffer ring; where the kernel or a
@@ -80,14 +88,9 @@ coil::task<int> run_multishot(coil::net::tcp_listener& listener) {
   for (;;) {
     auto s = co_await incoming.next();
     if (!s) {
-      if (s.error() == std::errc::operation_canceled) co_return 0;
-      if (fd_exhausted(s.error())) {  // the next next() accepts again
-        auto z = co_await coil::sleep_for(std::chrono::milliseconds(10));
-        (void)z;
-        continue;
-      }
-      std::fprintf(stderr, "echo_server: accept: %s\n", s.error().message().c_str());
-      co_return 1;
+      const bool again = co_await accept_again(s.error());  // then the next next() accepts
+      if (again) continue;
+      co_return exit_status(s.error());
     }
     if (ring) {
       coil::runtime::current()->spawn(serve_multishot(std::move(*s), **ring)).detach();
@@ -104,18 +107,18 @@ coil::task<int> run(coil::net::tcp_listener& listener) {
   for (;;) {
     auto s = co_await listener.accept();
     if (!s) {
-      if (s.error() == std::errc::operation_canceled) co_return 0;  // stopped (--cores: a signal)
-      // EMFILE/ENFILE: the connection waits in the backlog; try again shortly.
-      if (fd_exhausted(s.error())) {
-        auto z = co_await coil::sleep_for(std::chrono::milliseconds(10));
-        (void)z;
-        continue;
-      }
-      std::fprintf(stderr, "echo_server: accept: %s\n", s.error().message().c_str());
-      co_return 1;
+      const bool again = co_await accept_again(s.error());
+      if (again) continue;
+      co_return exit_status(s.error());
     }
     coil::runtime::current()->spawn(serve(std::move(*s))).detach();
   }
+}
+
+coil::task<coil::result<void>> core_main(coil::net::tcp_listener& listener) {
+  const int rc = co_await run(listener);
+  if (rc != 0) co_return coil::fail(std::errc::io_error);
+  co_return {};
 }
 
 int usage() { return ::usage("echo_server PORT|HOST:PORT [--mode plain|multishot] [--cores N (1-1024)]"); }
@@ -152,11 +155,7 @@ int run_cores(coil::net::socket_address where, unsigned n) {
     }
     listeners.push_back(std::move(*l));
   }
-  auto r = coil::cores::run(opts, [&](unsigned core) -> coil::task<coil::result<void>> {
-    const int rc = co_await run(listeners[core]);
-    if (rc != 0) co_return coil::fail(std::errc::io_error);
-    co_return {};
-  });
+  auto r = coil::cores::run(opts, [&](unsigned core) { return core_main(listeners[core]); });
   if (!r && r.error() != std::errc::operation_canceled) {
     std::fprintf(stderr, "echo_server: %s\n", r.error().message().c_str());
     return 1;
@@ -194,18 +193,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo_server: bind: %s\n", listener.error().message().c_str());
     return 1;
   }
+  // Before the runtime (and its threads), and outliving it and the waiting task.
+  auto usr1 = coil::signal_set::create({SIGUSR1});
   auto rt = coil::runtime::create();
   if (!rt) {
     std::fprintf(stderr, "echo_server: %s\n", rt.error().message().c_str());
     return 1;
   }
-  sigset_t usr1;
-  sigemptyset(&usr1);
-  sigaddset(&usr1, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
-  if (const int sigfd = ::signalfd(-1, &usr1, SFD_CLOEXEC); sigfd >= 0) {
-    (*rt)->spawn(dump_on_sigusr1(sigfd)).detach();
-  }
+  if (usr1) (*rt)->spawn(dump_on_sigusr1(*usr1)).detach();
   auto addr = listener->local_address();
   std::printf("echo_server: listening on %s\n", addr ? addr->to_string().c_str() : "?");
   std::fflush(stdout);

@@ -6,6 +6,7 @@
 #         (ctest fails the run unless it reports errors 0);
 #   http SERVER: two pipelined requests to http_hello on one connection, the
 #         second asking to close; both answers must come back, then the close;
+#         an oversized head gets 431; SIGTERM with a connection open exits 0;
 #   udp SERVER: udp_echo --ping 200 against udp_echo; every datagram must
 #         come back intact.
 set -euo pipefail
@@ -37,6 +38,19 @@ case $kind in
     answers=$(grep -o "Hello, world!" <<<"$reply" | wc -l)
     echo "serve_check: $answers answers, then the close"
     [[ $answers == 2 ]] && grep -q "Connection: close" <<<"$reply"
+    # A head over the limit: 431, then the close.
+    exec 4<>"/dev/tcp/127.0.0.1/$port"
+    { printf 'GET / HTTP/1.1\r\n'; for _ in $(seq 400); do printf 'X-Filler: %060d\r\n' 0; done; printf '\r\n'; } >&4 || true
+    reply=$(timeout 10 cat <&4) || { echo "serve_check: no close after an oversized head"; exit 1; }
+    grep -q "^HTTP/1.1 431" <<<"$reply" || { echo "serve_check: no 431 for an oversized head: $reply"; exit 1; }
+    echo "serve_check: oversized head: 431, then the close"
+    # SIGTERM with an idle keep-alive connection open: exit status 0.
+    exec 5<>"/dev/tcp/127.0.0.1/$port"
+    kill -TERM "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    [[ $rc == 0 ]] || { echo "serve_check: exit status $rc after SIGTERM"; exit 1; }
+    echo "serve_check: SIGTERM: exit status 0"
     ;;
   *) echo "serve_check: unknown kind $kind"; exit 2 ;;
 esac

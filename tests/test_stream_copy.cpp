@@ -187,6 +187,37 @@ TEST(StreamCopy, SourceResetIsAnErrorValue) {
   test::run(copy_read_error(lb.listener, lb.addr));
 }
 
+// One side resets while the other side's peer stays silent: the error ends
+// both directions (the idle one is cancelled) and comes back with the bytes.
+task<void> reset_while_other_idle(net::tcp_listener& l, net::socket_address addr) {
+  auto a_peer = co_await net::tcp_stream::connect(addr);
+  CO_ASSERT_OK(a_peer);
+  auto a = co_await l.accept();
+  CO_ASSERT_OK(a);
+  auto [b, b_peer] = test::stream_pair();
+  auto s = co_await a_peer->send_all("12345");
+  CO_ASSERT_OK(s);
+  auto lin = a_peer->set_linger_reset();
+  (void)lin;
+  auto c = co_await a_peer->close();
+  (void)c;
+  bidirectional_result r = co_await copy_bidirectional(*a, b);
+  EXPECT_FALSE(r);
+  EXPECT_EQ(r.error(), std::errc::connection_reset) << r.error().message();
+  EXPECT_TRUE(test::fails_with(r.a_to_b, std::errc::connection_reset));
+  EXPECT_TRUE(test::fails_with(r.b_to_a, std::errc::operation_canceled));
+  EXPECT_LE(r.a_to_b.bytes_done(), 5u);
+  EXPECT_EQ(r.b_to_a.bytes_done(), 0u);
+  // b's peer got what was copied before the reset, then the end of stream.
+  std::string got = co_await test::drain(b_peer);
+  EXPECT_EQ(got, std::string("12345").substr(0, r.a_to_b.bytes_done()));
+}
+
+TEST(StreamCopy, BidirectionalErrorCancelsTheIdleDirection) {
+  auto lb = test::listen_loopback();
+  test::run(reset_while_other_idle(lb.listener, lb.addr));
+}
+
 // A copy waiting for bytes that never come is cancelled by a timeout, with
 // splice too (io_uring runs it on an io-wq worker, blocked in the socket
 // until the cancel interrupts it); the streams stay usable.

@@ -67,7 +67,7 @@ void print_stats(const coil::runtime& rt) {
 
 // doc-begin: inflight
 // Operations per opcode, and what the driver holds right now. Call on the
-// runtime's own thread (from a signal: a signalfd, as examples/echo_server).
+// runtime's own thread (from a signal: a signal_set, as examples/echo_server).
 void print_ops(coil::runtime& rt) {
   const coil::driver_stats s = rt.stats().io;
   for (std::size_t op = 0; op < coil::opcode_slots; ++op) {

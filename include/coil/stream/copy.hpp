@@ -2,8 +2,10 @@
 // copy(from, to) moves bytes until from's stream ends; copy_bidirectional(a,
 // b) does so both ways at once, as a proxy does. When one side's stream ends
 // the other side's write side is shut down (half-close) and the other
-// direction goes on until its own end. One buffer per direction, of the
-// caller's size, allocated once per call: nothing per chunk.
+// direction goes on until its own end; an error in either direction cancels
+// the other (a reset peer must not leave the other direction waiting on an
+// idle one forever). One buffer per direction, of the caller's size,
+// allocated once per call: nothing per chunk.
 //
 // Sockets can instead be copied with splice through a pipe
 // (copy_options::splice), the bytes never entering user memory. coil-bench
@@ -39,13 +41,15 @@ struct copy_options {
   bool splice = false;
 };
 
-// What copy_bidirectional moved: bytes each way, and what stopped each.
+// What copy_bidirectional moved: bytes each way, and what stopped each
+// (the direction cancelled by the other's error holds operation_canceled).
 struct bidirectional_result {
   transfer_result a_to_b;
   transfer_result b_to_a;
-  // The first error of the two directions; empty when both ended cleanly.
-  std::error_code error() const noexcept { return a_to_b.error() ? a_to_b.error() : b_to_a.error(); }
-  explicit operator bool() const noexcept { return !error(); }
+  // The error that came first; empty when both directions ended cleanly.
+  std::error_code first_error;
+  std::error_code error() const noexcept { return first_error; }
+  explicit operator bool() const noexcept { return !first_error; }
 };
 
 namespace detail {
@@ -112,11 +116,20 @@ task<transfer_result> copy_then_shutdown(From& from, To& to, copy_options o) {
 
 // Copies a -> b and b -> a at once until both streams end. When a's stream
 // ends, b's write side is shut down and b -> a goes on (and the other way
-// round). An error ends only its own direction; the other runs to its end.
+// round). The first error in either direction cancels the other and is
+// returned with the bytes each direction moved.
 template <byte_stream A, byte_stream B>
 task<bidirectional_result> copy_bidirectional(A& a, B& b, copy_options o = {}) {
-  auto [ab, ba] = co_await when_all(detail::copy_then_shutdown(a, b, o), detail::copy_then_shutdown(b, a, o));
-  co_return bidirectional_result{ab, ba};
+  // try_when_all's race (the first failure stops the rest), keeping both
+  // byte counts, which try_when_all itself drops on error.
+  detail::when_awaiter<transfer_result, transfer_result> aw(
+      detail::when_mode::first_error, detail::copy_then_shutdown(a, b, o), detail::copy_then_shutdown(b, a, o));
+  co_await aw;
+  bidirectional_result r{std::get<0>(aw.tasks).handle().promise().take(),
+                         std::get<1>(aw.tasks).handle().promise().take(), {}};
+  if (aw.state.winner == 0) r.first_error = r.a_to_b.error();
+  if (aw.state.winner == 1) r.first_error = r.b_to_a.error();
+  co_return r;
 }
 
 }  // namespace coil
