@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "coil/stream.hpp"
 #include "coil/tls/stream.hpp"
 #include "test_net_util.hpp"
 #include "test_tls_util.hpp"
@@ -638,4 +639,60 @@ TEST(Tls, CurlRefusesTheWrongHostAndAnExpiredCertificate) {
     EXPECT_NE(curl.finish(&out), 0) << out;
     EXPECT_NE(out.find("expired"), std::string::npos) << out;
   }
+}
+
+// tls::stream is a byte stream: the stream toolkit works over it unchanged.
+static_assert(coil::byte_stream<tls::stream<net::tcp_stream>>);
+static_assert(coil::half_closable<tls::stream<net::tcp_stream>>);
+
+namespace {
+
+// The server writes lines in pieces through a buffered_writer; the client
+// reads them back with a buffered_reader, both over TLS.
+task<void> lines_over_tls(const tls::context& sctx, const tls::context& cctx, std::vector<std::string>* got) {
+  auto [l, addr] = coil::test::listen_loopback();
+  auto writer = [](net::tcp_listener& l, const tls::context& ctx) -> task<void> {
+    auto c = co_await l.accept();
+    CO_ASSERT_OK(c);
+    auto s = co_await tls::accept(ctx, std::move(*c));
+    CO_ASSERT_OK(s);
+    coil::buffered_writer w(*s, 256);
+    for (int i = 0; i < 50; ++i) {
+      auto r = co_await w.write("line " + std::to_string(i) + "\r\n");
+      CO_ASSERT_OK(r);
+    }
+    auto f = co_await w.flush();
+    CO_ASSERT_OK(f);
+    auto sd = co_await s->shutdown();
+    CO_ASSERT_OK(sd);
+  };
+  auto srv = coil::runtime::current()->spawn(writer(l, sctx));
+  auto tcp = co_await net::tcp_stream::connect(addr);
+  CO_ASSERT_OK(tcp);
+  auto s = tls::stream<net::tcp_stream>::client(cctx, std::move(*tcp), {.server_name = "localhost"});
+  CO_ASSERT_OK(s);
+  auto h = co_await s->handshake();
+  CO_ASSERT_OK(h);
+  coil::buffered_reader r(*s, 64);
+  for (;;) {
+    auto line = co_await r.read_line(32);
+    if (!line) {
+      EXPECT_TRUE(coil::test::fails_with(line, coil::errc::end_of_stream));
+      break;
+    }
+    got->emplace_back(*line);
+  }
+  co_await std::move(srv);
+}
+
+}  // namespace
+
+TEST(Tls, BufferedReaderAndWriterOverTls) {
+  COIL_REQUIRE_PKI();
+  auto sctx = server_ctx();
+  auto cctx = client_ctx();
+  std::vector<std::string> got;
+  coil::test::run(lines_over_tls(sctx, cctx, &got));
+  ASSERT_EQ(got.size(), 50u);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], "line " + std::to_string(i));
 }
