@@ -7,9 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "internal.hpp"
 
