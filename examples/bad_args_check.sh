@@ -57,6 +57,11 @@ if [[ -x "$bin/https_hello" ]]; then
   expect '^usage: https_hello' "$bin/https_hello" 127.0.0.1:0 --bogus x
   expect '^https_hello: ' "$bin/https_hello" 127.0.0.1:0 --cert "$dir/none.pem" --key "$dir/none.pem"
   expect '^https_hello: ' "$bin/https_hello" 127.0.0.1:0 --cert "$dir" --key "$dir"
+  expect '^usage: echo_server' "$bin/echo_server" 127.0.0.1:0 --tls "$dir/c.pem"
+  expect '^echo_server: ' "$bin/echo_server" 127.0.0.1:0 --tls "$dir/none.pem" "$dir/none.pem"
+  expect '^echo_server: --tls needs --mode plain' "$bin/echo_server" 127.0.0.1:0 --mode multishot --tls a b
+  expect '^usage: echo_client' "$bin/echo_client" 127.0.0.1:1 --tls
+  expect '^echo_client: ' "$bin/echo_client" 127.0.0.1:1 --tls "$dir/none.pem"
 fi
 expect '^usage: tcp_proxy' "$bin/tcp_proxy"
 expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0

@@ -1,5 +1,7 @@
-// echo_client HOST:PORT [--conns N (16)] [--msg BYTES (64)] [--seconds S (5)]
+// echo_client HOST:PORT [--conns N (16)] [--msg BYTES (64)] [--seconds S (5)] [--tls CA]
 // HOST is a name (localhost) or an IP literal ([::1] for IPv6).
+// --tls CA: every connection is a coil::tls client stream that verifies the
+// server's certificate against the CA file and HOST.
 //
 // Load generator for an echo server: N connections, each sending a message
 // and waiting for it to come back, over and over (an echo that differs is an
@@ -10,11 +12,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "args.hpp"
 #include "coil/coil.hpp"
+#if COIL_EXAMPLE_TLS
+#include "coil/tls/stream.hpp"
+#endif
 
 namespace {
 
@@ -23,6 +29,11 @@ struct config {
   size_t conns = 16;
   size_t msg = 64;
   double seconds = 5;
+  std::string host;             // checked against the certificate with --tls
+  const char* ca = nullptr;     // --tls
+#if COIL_EXAMPLE_TLS
+  const coil::tls::context* tls = nullptr;
+#endif
 };
 
 struct totals {
@@ -37,6 +48,29 @@ int64_t now_ns() {
       .count();
 }
 
+// Round trips over a connected stream (a tcp_stream, or a tls::stream over
+// one) until the run ends.
+template <class Stream>
+coil::task<void> echo_loop(Stream& s, const config& cfg, totals& t) {
+  const std::string out(cfg.msg, 'x');
+  std::string in(cfg.msg, '\0');
+  while (!t.stop) {
+    const int64_t t0 = now_ns();
+    auto w = co_await coil::write_all_to(s, std::as_bytes(std::span(out)));
+    if (!w) {
+      ++t.errors;
+      break;
+    }
+    auto r = co_await coil::read_exact_from(s, std::as_writable_bytes(std::span(in)));
+    if (!r || in != out) {  // the echo must be what was sent
+      ++t.errors;
+      break;
+    }
+    t.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(now_ns() - t0, UINT32_MAX)));
+    ++t.trips;
+  }
+}
+
 coil::task<void> connection(const config& cfg, totals& t) {
   auto s = co_await coil::net::tcp_stream::connect(cfg.addrs, std::chrono::seconds(5));
   if (!s) {
@@ -45,23 +79,27 @@ coil::task<void> connection(const config& cfg, totals& t) {
     co_return;
   }
   (void)s->set_nodelay(true);
-  const std::string out(cfg.msg, 'x');
-  std::string in(cfg.msg, '\0');
-  while (!t.stop) {
-    const int64_t t0 = now_ns();
-    auto w = co_await s->send_all(out);
-    if (!w) {
+#if COIL_EXAMPLE_TLS
+  if (cfg.tls != nullptr) {
+    auto ts = coil::tls::stream<coil::net::tcp_stream>::client(*cfg.tls, std::move(*s), {.server_name = cfg.host});
+    if (!ts) {
+      std::fprintf(stderr, "echo_client: tls: %s\n", ts.error().message().c_str());
       ++t.errors;
-      break;
+      co_return;
     }
-    auto r = co_await s->recv_exact(std::as_writable_bytes(std::span(in)));
-    if (!r || in != out) {  // the echo must be what was sent
+    auto h = co_await coil::with_timeout(ts->handshake(), std::chrono::seconds(5));
+    if (!h) {
+      std::fprintf(stderr, "echo_client: handshake: %s\n", h.error().message().c_str());
       ++t.errors;
-      break;
+    } else {
+      co_await echo_loop(*ts, cfg, t);
+      (void)co_await ts->shutdown();
     }
-    t.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(now_ns() - t0, UINT32_MAX)));
-    ++t.trips;
+    (void)co_await ts->next_layer().close();
+    co_return;
   }
+#endif
+  co_await echo_loop(*s, cfg, t);
   (void)co_await s->close();
 }
 
@@ -88,7 +126,8 @@ double percentile_us(std::vector<uint32_t>& v, double p) {
 }  // namespace
 
 constexpr const char* usage_line =
-    "echo_client HOST:PORT [--conns N (1-100000)] [--msg BYTES (1-16777216)] [--seconds S (up to 86400)]";
+    "echo_client HOST:PORT [--conns N (1-100000)] [--msg BYTES (1-16777216)] [--seconds S (up to 86400)] "
+    "[--tls CA]";
 
 int main(int argc, char** argv) {
   config cfg;
@@ -105,6 +144,7 @@ int main(int argc, char** argv) {
         return 1;
       }
       cfg.addrs = std::move(*addrs);
+      cfg.host = hp->host;
     }
   }
   // Bounded before anything is allocated: every connection is a task with
@@ -119,6 +159,8 @@ int main(int argc, char** argv) {
       const auto v = parse_count(argv[i + 1], 1, 16 << 20);
       ok = v.has_value();
       cfg.msg = static_cast<size_t>(v.value_or(0));
+    } else if (name == "--tls") {
+      cfg.ca = argv[i + 1];
     } else if (name == "--seconds") {
       const auto v = parse_seconds(argv[i + 1], 86'400);
       ok = v.has_value();
@@ -128,6 +170,23 @@ int main(int argc, char** argv) {
     }
   }
   if (!ok) return usage(usage_line);
+#if COIL_EXAMPLE_TLS
+  std::optional<coil::tls::context> ctx;
+  if (cfg.ca != nullptr) {
+    auto c = coil::tls::context::client({.ca_file = cfg.ca});
+    if (!c) {
+      std::fprintf(stderr, "echo_client: %s: %s\n", cfg.ca, c.error().message().c_str());
+      return 1;
+    }
+    ctx = std::move(*c);
+    cfg.tls = &*ctx;
+  }
+#else
+  if (cfg.ca != nullptr) {
+    std::fprintf(stderr, "echo_client: built without TLS (COIL_TLS=OFF)\n");
+    return 1;
+  }
+#endif
   auto rt = coil::runtime::create();
   if (!rt) {
     std::fprintf(stderr, "echo_client: %s\n", rt.error().message().c_str());

@@ -1,4 +1,4 @@
-// echo_server PORT|HOST:PORT [--mode plain|multishot] [--cores N]
+// echo_server PORT|HOST:PORT [--mode plain|multishot] [--cores N] [--tls CERT KEY]
 //
 // A TCP echo server on 0.0.0.0:PORT (or HOST:PORT): one task per connection, each looping
 // recv -> send_all until the peer closes. "plain" (the default) gives every
@@ -10,18 +10,25 @@
 // SO_REUSEPORT listener, so the kernel spreads connections over them;
 // SIGINT/SIGTERM stop every core. Single-core: SIGUSR1 prints the pending
 // operations (opcode, fd, age, task) to stderr.
+// --tls CERT KEY: each connection is a coil::tls server stream (plain mode);
+// one context serves every connection on every core.
 #include <sched.h>
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "args.hpp"
 #include "coil/coil.hpp"
 #include "listen_address.hpp"
+#if COIL_EXAMPLE_TLS
+#include "coil/tls/stream.hpp"
+#endif
 
 namespace {
 
@@ -36,6 +43,38 @@ coil::task<void> serve(coil::net::tcp_stream s) {
     if (!w) break;
   }
   (void)co_await s.close();
+}
+
+#if COIL_EXAMPLE_TLS
+// A client that connects and never finishes its handshake costs a task for
+// this long, not forever.
+constexpr auto handshake_limit = std::chrono::seconds(5);
+
+coil::task<void> serve_tls(coil::net::tcp_stream c, const coil::tls::context& ctx) {
+  co_await coil::set_task_name("echo tls conn");
+  (void)c.set_nodelay(true);
+  auto s = co_await coil::with_timeout(coil::tls::accept(ctx, std::move(c)), handshake_limit);
+  if (!s) co_return;
+  std::vector<std::byte> buf(16 << 10);
+  for (;;) {
+    auto n = co_await s->read_some(buf);
+    if (!n || *n == 0) break;  // close_notify, truncation or reset
+    auto w = co_await s->write_all(std::span(buf).first(*n));
+    if (!w) break;
+  }
+  (void)co_await s->shutdown();
+  (void)co_await s->next_layer().close();
+}
+
+const coil::tls::context* tls_context = nullptr;
+#endif
+
+// Plain mode's task for one connection.
+coil::task<void> serve_plain(coil::net::tcp_stream s) {
+#if COIL_EXAMPLE_TLS
+  if (tls_context != nullptr) return serve_tls(std::move(s), *tls_context);
+#endif
+  return serve(std::move(s));
 }
 
 coil::task<void> serve_multishot(coil::net::tcp_stream s, coil::buffer_ring& ring) {
@@ -111,7 +150,7 @@ coil::task<int> run(coil::net::tcp_listener& listener) {
       if (again) continue;
       co_return exit_status(s.error());
     }
-    coil::runtime::current()->spawn(serve(std::move(*s))).detach();
+    coil::runtime::current()->spawn(serve_plain(std::move(*s))).detach();
   }
 }
 
@@ -121,7 +160,9 @@ coil::task<coil::result<void>> core_main(coil::net::tcp_listener& listener) {
   co_return {};
 }
 
-int usage() { return ::usage("echo_server PORT|HOST:PORT [--mode plain|multishot] [--cores N (1-1024)]"); }
+int usage() {
+  return ::usage("echo_server PORT|HOST:PORT [--mode plain|multishot] [--cores N (1-1024)] [--tls CERT KEY]");
+}
 
 // One SO_REUSEPORT listener per core, all bound before the cores start (port
 // 0 picks a port once; the others join it).
@@ -168,6 +209,8 @@ int run_cores(coil::net::socket_address where, unsigned n) {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   long cores = 0;
+  const char* cert = nullptr;
+  const char* key = nullptr;
   for (int i = 2; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--mode" && i + 1 < argc &&
@@ -177,6 +220,9 @@ int main(int argc, char** argv) {
       const auto n = parse_count(argv[++i], 1, CPU_SETSIZE);
       if (!n) return usage();
       cores = static_cast<long>(*n);
+    } else if (a == "--tls" && i + 2 < argc) {
+      cert = argv[++i];
+      key = argv[++i];
     } else {
       return usage();
     }
@@ -187,6 +233,30 @@ int main(int argc, char** argv) {
     return usage();
   }
   const coil::net::socket_address where = *parsed;
+#if COIL_EXAMPLE_TLS
+  std::optional<coil::tls::context> ctx;
+  if (cert != nullptr) {
+    if (multishot_mode) {
+      std::fprintf(stderr, "echo_server: --tls needs --mode plain (TLS reads its own records)\n");
+      return usage();
+    }
+    // Built once and shared by every connection and core; a key that does
+    // not match the certificate, or an unreadable file, is refused here.
+    auto c = coil::tls::context::server({.certificate_chain_file = cert, .private_key_file = key});
+    if (!c) {
+      std::fprintf(stderr, "echo_server: %s, %s: %s\n", cert, key, c.error().message().c_str());
+      return 1;
+    }
+    ctx = std::move(*c);
+    tls_context = &*ctx;
+  }
+#else
+  if (cert != nullptr) {
+    (void)key;
+    std::fprintf(stderr, "echo_server: built without TLS (COIL_TLS=OFF)\n");
+    return 1;
+  }
+#endif
   if (cores > 0) return run_cores(where, static_cast<unsigned>(cores));
   auto listener = coil::net::tcp_listener::bind(where);
   if (!listener) {

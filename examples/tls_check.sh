@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tls_check.sh HTTPS_HELLO: makes a CA and a certificate for localhost and
-# 127.0.0.1 with the openssl command-line tool in a temp dir, starts
+# 127.0.0.1 (make_test_certs.sh) in a temp dir, starts
 # https_hello on a free port of 127.0.0.1, and asks it twice over one
 # connection with curl (keep-alive), verifying the certificate against the CA;
 # then two pipelined requests, the second with Connection: close, through
@@ -10,12 +10,7 @@ server=$1
 dir=$(mktemp -d)
 pid=
 trap '[[ -n "$pid" ]] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.pem" -days 2 -subj /CN=tls-check-ca 2>/dev/null
-openssl req "${ec[@]}" -keyout "$dir/key.pem" -out "$dir/cert.csr" -subj /CN=localhost 2>/dev/null
-echo "subjectAltName=DNS:localhost,IP:127.0.0.1" >"$dir/ext"
-openssl x509 -req -in "$dir/cert.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
-  -out "$dir/cert.pem" -days 1 -extfile "$dir/ext" 2>/dev/null
+"$(dirname "$0")/make_test_certs.sh" "$dir"
 
 "$server" 127.0.0.1:0 --cert "$dir/cert.pem" --key "$dir/key.pem" >"$dir/out" &
 pid=$!

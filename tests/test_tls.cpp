@@ -210,7 +210,7 @@ TEST(Tls, AVerifyingClientNeedsAName) {
   EXPECT_FALSE(tls::context::server({}));  // a server needs a certificate and key
   auto bad = tls::context::server({.certificate_chain_file = "/nonexistent", .private_key_file = "/nonexistent"});
   ASSERT_FALSE(bad);
-  EXPECT_FALSE(bad.error().message().empty());
+  EXPECT_EQ(bad.error(), std::errc::no_such_file_or_directory) << bad.error().message();
 }
 
 namespace {

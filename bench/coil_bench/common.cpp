@@ -33,11 +33,16 @@ int64_t run_clock::thread_cpu_ns() noexcept {
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
-std::string peer_path(const std::string& impl) {
+std::string self_path() {
   char self[PATH_MAX];
   const ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (len <= 0) return {};
-  std::string path(self, static_cast<size_t>(len));
+  return std::string(self, static_cast<size_t>(len));
+}
+
+std::string peer_path(const std::string& impl) {
+  std::string path = self_path();
+  if (path.empty()) return {};
   path = path.substr(0, path.rfind('/') + 1) + "coil-peer-" + impl;
   return ::access(path.c_str(), X_OK) == 0 ? path : std::string();
 }

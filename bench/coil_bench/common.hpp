@@ -86,6 +86,8 @@ class run_clock {
 // Pins the whole process to one CPU; returns false (errno set) on failure.
 bool pin_to_cpu(int cpu);
 
+// This program's own path (/proc/self/exe), or "".
+std::string self_path();
 // A peer library's program beside coil-bench (coil-peer-IMPL, built from
 // bench/peers/ where Debian's libboost1.81-dev and libuv1-dev are), or ""
 // when it was not built.

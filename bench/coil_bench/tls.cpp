@@ -24,6 +24,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -56,6 +57,7 @@ struct tls_config {
   uint64_t rounds = 3;
   int server_cpu = 0;
   int client_cpu = 1;
+  bool callgrind = false;  // count each server's instructions per handshake or byte
 };
 
 // ---- the coil server (a forked child, killed when the run ends) --------------
@@ -208,8 +210,11 @@ struct run_result {
   std::string failure;
 };
 
+// Runs one server (impl "coil" or "asio") against the client for
+// cfg.seconds. A non-empty profile runs the server under callgrind, writing
+// its counts to that file.
 run_result run_once(const tls_config& cfg, const std::string& impl, const std::string& dir,
-                    const tls::context& client_ctx) {
+                    const tls::context& client_ctx, const std::string& profile = {}) {
   run_result out;
   coil::unique_fd lfd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int one = 1;
@@ -222,9 +227,9 @@ run_result run_once(const tls_config& cfg, const std::string& impl, const std::s
   socket_address addr;
   *addr.size_ptr() = socket_address::capacity();
   ::getsockname(lfd.get(), addr.native(), addr.size_ptr());
-  const std::string peer = impl == "asio" ? peer_path("asio-tls") : std::string();
-  if (impl == "asio" && peer.empty()) {
-    out.failure = missing_peer("asio-tls");
+  const std::string peer = impl == "asio" ? peer_path("asio-tls") : self_path();
+  if (peer.empty()) {
+    out.failure = impl == "asio" ? missing_peer("asio-tls") : "cannot find coil-bench itself";
     return out;
   }
   std::fflush(nullptr);
@@ -235,12 +240,22 @@ run_result run_once(const tls_config& cfg, const std::string& impl, const std::s
   }
   if (pid == 0) {
     if (cfg.server_cpu >= 0) (void)pin_to_cpu(cfg.server_cpu);
-    if (impl == "coil") run_coil_server(lfd.release(), dir);
-    (void)::fcntl(lfd.get(), F_SETFD, 0);  // the one descriptor the peer inherits
-    std::string fd_arg = std::to_string(lfd.get()), cert = dir + "/cert.pem", key = dir + "/key.pem";
-    char mode[] = "tls";
-    char* argv[] = {const_cast<char*>(peer.c_str()), mode, fd_arg.data(), cert.data(), key.data(), nullptr};
-    ::execv(argv[0], argv);
+    if (impl == "coil" && profile.empty()) run_coil_server(lfd.release(), dir);
+    (void)::fcntl(lfd.get(), F_SETFD, 0);  // the one descriptor the server inherits
+    std::vector<std::string> args;
+    if (!profile.empty()) {
+      args = {"/usr/bin/valgrind", "--tool=callgrind", "--quiet", "--callgrind-out-file=" + profile};
+    }
+    args.push_back(peer);
+    if (impl == "coil") {
+      args.insert(args.end(), {"tls", "--coil-server", std::to_string(lfd.get()), dir});
+    } else {
+      args.insert(args.end(), {"tls", std::to_string(lfd.get()), dir + "/cert.pem", dir + "/key.pem"});
+    }
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   lfd.reset();  // the server's now
@@ -254,6 +269,12 @@ run_result run_once(const tls_config& cfg, const std::string& impl, const std::s
     }
   }
   ::kill(pid, SIGTERM);
+  if (!profile.empty()) {
+    // valgrind holds signals while a process waits in io_uring_enter: a
+    // connection ends the idle coil server's wait, and the SIGTERM lands.
+    coil::unique_fd poke(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (poke) (void)::connect(poke.get(), addr.native(), addr.size());
+  }
   int status = 0;
   rusage u{};
   (void)::wait4(pid, &status, 0, &u);
@@ -291,6 +312,10 @@ bool parse(int argc, char** argv, tls_config& cfg) {
   bool mode_given = false;
   for (int i = 2; i < argc; ++i) {
     const std::string name = argv[i];
+    if (name == "--callgrind") {
+      cfg.callgrind = true;
+      continue;
+    }
     if (i + 1 >= argc) return false;
     const char* v = argv[++i];
     uint64_t n = 0;
@@ -319,14 +344,78 @@ bool parse(int argc, char** argv, tls_config& cfg) {
   return mode_given;
 }
 
+// The instruction count callgrind wrote for a whole process, or 0.
+uint64_t callgrind_total(const std::string& file) {
+  std::FILE* f = std::fopen(file.c_str(), "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  uint64_t total = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "totals:", 7) == 0 || std::strncmp(line, "summary:", 8) == 0) {
+      total = std::strtoull(std::strchr(line, ':') + 1, nullptr, 10);
+    }
+  }
+  std::fclose(f);
+  return total;
+}
+
+// Each server under callgrind for cfg.seconds and then three times as long:
+// the difference in instructions over the difference in work is the cost of
+// one handshake (or byte), without start-up and exit.
+int callgrind_rounds(const tls_config& cfg, const std::vector<std::string>& impls, const std::string& dir,
+                     const tls::context& client_ctx) {
+  double per_unit[2] = {0, 0};
+  for (size_t k = 0; k < 2; ++k) {
+    uint64_t done[2] = {0, 0}, instr[2] = {0, 0};
+    for (size_t run = 0; run < 2; ++run) {
+      tls_config c = cfg;
+      c.seconds = run == 0 ? cfg.seconds : 3 * cfg.seconds;
+      const std::string profile = dir + "/callgrind." + impls[k] + "." + std::to_string(run);
+      const run_result r = run_once(c, impls[k], dir, client_ctx, profile);
+      if (!r.failure.empty()) {
+        std::fprintf(stderr, "coil-bench: tls %s under callgrind: %s\n", impls[k].c_str(), r.failure.c_str());
+        return 1;
+      }
+      done[run] = r.done;
+      instr[run] = callgrind_total(profile);
+    }
+    if (instr[0] == 0 || instr[1] <= instr[0] || done[1] <= done[0]) {
+      std::fprintf(stderr, "coil-bench: tls %s: no usable callgrind counts (is valgrind installed?)\n",
+                   impls[k].c_str());
+      return 1;
+    }
+    per_unit[k] = static_cast<double>(instr[1] - instr[0]) / static_cast<double>(done[1] - done[0]);
+    std::printf("  %-5s %.*f instructions per %s (%llu and %llu %s, %llu and %llu instructions)\n",
+                impls[k].c_str(), cfg.handshake ? 0 : 2, per_unit[k], cfg.handshake ? "handshake" : "byte",
+                static_cast<unsigned long long>(done[0]), static_cast<unsigned long long>(done[1]),
+                cfg.handshake ? "handshakes" : "bytes", static_cast<unsigned long long>(instr[0]),
+                static_cast<unsigned long long>(instr[1]));
+  }
+  std::printf("  coil/asio server instructions per %s: %.3f\n", cfg.handshake ? "handshake" : "byte",
+              per_unit[0] / per_unit[1]);
+  json_object j;
+  j.add("bench", "tls-callgrind").add("mode", cfg.handshake ? "handshake" : "bulk");
+  j.add("coil_instructions", per_unit[0]).add("asio_instructions", per_unit[1]);
+  j.add("coil_vs_asio_instructions", per_unit[0] / per_unit[1]);
+  std::printf("%s\n", j.str().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_tls(int argc, char** argv) {
+  // The coil server as a program of its own, for --callgrind (valgrind
+  // follows an exec, not a fork): coil-bench tls --coil-server FD DIR.
+  uint64_t server_fd = 0;
+  if (argc == 5 && std::strcmp(argv[2], "--coil-server") == 0 && parse_u64(argv[3], server_fd, 0, INT_MAX)) {
+    run_coil_server(static_cast<int>(server_fd), argv[4]);
+  }
   tls_config cfg;
   if (!parse(argc, argv, cfg)) {
     std::fprintf(stderr,
                  "usage: coil-bench tls --mode handshake|bulk [--conns N (16|4)] [--msg BYTES (64K, bulk)]\n"
-                 "       [--seconds S (3)] [--rounds N (3)] [--server-cpu N (0)] [--client-cpu N (1)]\n");
+                 "       [--seconds S (3)] [--rounds N (3)] [--server-cpu N (0)] [--client-cpu N (1)]\n"
+                 "       [--callgrind]\n");
     return 2;
   }
   char tmpl[] = "/tmp/coil-bench-tls-XXXXXX";
@@ -352,6 +441,7 @@ int cmd_tls(int argc, char** argv) {
   }
   if (cfg.client_cpu >= 0) (void)pin_to_cpu(cfg.client_cpu);
   const std::vector<std::string> impls = {"coil", "asio"};
+  if (cfg.callgrind) return callgrind_rounds(cfg, impls, dir, *client_ctx);
   std::vector<std::vector<double>> rate(2), cpu(2);  // per second; server CPU us per handshake or s per GB
   std::vector<double> ratio;                         // coil/asio work per server CPU second, per round
   std::string suites[2];

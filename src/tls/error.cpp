@@ -63,11 +63,18 @@ const std::error_category& x509_category() noexcept {
 }
 
 std::error_code take_openssl_error(std::error_code fallback) noexcept {
-  // The last error is the most specific one (earlier entries are context).
-  const unsigned long e = ERR_peek_last_error();
-  ERR_clear_error();
-  if (e == 0) return fallback;
-  return {static_cast<int>(e), openssl_category()};
+  // The last error is the most specific one (earlier entries are context),
+  // except that a failed system call (a certificate file that does not
+  // exist) is reported by its errno: "system lib" says nothing.
+  unsigned long last = 0;
+  int sys_errno = 0;
+  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+    last = e;
+    if (ERR_GET_LIB(e) == ERR_LIB_SYS && ERR_GET_REASON(e) > 0) sys_errno = ERR_GET_REASON(e);
+  }
+  if (sys_errno != 0) return {sys_errno, std::system_category()};
+  if (last == 0) return fallback;
+  return {static_cast<int>(last), openssl_category()};
 }
 
 }  // namespace coil::tls

@@ -9,7 +9,9 @@
 //                      expired, unknown CA, hostname mismatch...), message()
 //                      giving X509_verify_cert_error_string's text.
 // A handshake refused for a certificate reports the x509 code, so "expired"
-// and "wrong host" are distinguishable without parsing text.
+// and "wrong host" are distinguishable without parsing text. A failed system
+// call inside OpenSSL (a certificate file that cannot be opened) is the
+// system error itself: std::errc::no_such_file_or_directory, not "system lib".
 #include <system_error>
 
 namespace coil::tls {
