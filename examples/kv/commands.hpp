@@ -57,7 +57,9 @@ inline void reply_expire_time(std::string& out, std::string_view name) {
 namespace cmd {
 
 inline void ping(store&, std::string* a, size_t n, std::string& out) {
-  if (n == 1) {
+  if (n > 2) {
+    reply_arity(out, "ping");
+  } else if (n == 1) {
     out.append("+PONG\r\n");
   } else {
     reply_bulk(out, a[1]);
