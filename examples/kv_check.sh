@@ -179,4 +179,9 @@ kill -TERM "$kv_pid"
 reap "$kv_pid"
 [[ $rc == 0 ]] || { echo "kv_check: kv_server exited $rc"; exit 1; }
 echo "limits: --idle, --max-clients"
+# A sanitizer build reports there (UBSan does not stop the process).
+if grep -hE "runtime error:|Sanitizer" "$dir"/*.err; then
+  echo "kv_check: sanitizer reports"
+  exit 1
+fi
 echo "kv_check: OK"

@@ -48,6 +48,9 @@ struct config {
   std::vector<net::tcp_listener>* listeners = nullptr;
 };
 
+// Replies gathered before a send: a batch's, or this much of a long one.
+constexpr size_t max_batch = 64 << 10;
+
 int64_t now_ns() { return coil::runtime::current()->now_ns(); }
 
 // A connection as its core's stop and idle sweep see it.
@@ -213,7 +216,6 @@ coil::task<void> serve_conn(net::tcp_stream s, shard& sh) {
   // The read buffer holds any header line or inline request; values stream
   // through it into the parser's arguments.
   coil::buffered_reader in(s, cfg.lim.max_inline + 1024);
-  coil::buffered_writer out(s);
   kv::request_parser parser(cfg.lim);
   std::string replies;
   const unsigned here = coil::cores::current();
@@ -257,8 +259,8 @@ coil::task<void> serve_conn(net::tcp_stream s, shard& sh) {
         open = false;
         break;
       }
-      if (replies.size() >= out.capacity()) {
-        auto w = co_await out.write(replies);
+      if (replies.size() >= max_batch) {
+        auto w = co_await s.send_all(replies);
         replies.clear();
         if (!w) {
           open = false;
@@ -267,12 +269,11 @@ coil::task<void> serve_conn(net::tcp_stream s, shard& sh) {
       }
     }
     if (!replies.empty()) {
-      auto w = co_await out.write(replies);
+      auto w = co_await s.send_all(replies);
       replies.clear();
       if (!w) break;
     }
-    auto f = co_await out.flush();
-    if (!f || !open) break;
+    if (!open) break;
     auto got = co_await in.fill();
     if (!got || *got == 0) break;
     hook.last_ns = now_ns();

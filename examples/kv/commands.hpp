@@ -3,8 +3,6 @@
 // texts (arity, syntax, integers, overflow, expire times), and the table the
 // connection looks commands up in: arity as Redis declares it, and which
 // arguments are keys (the core that owns them runs the command).
-#include <strings.h>
-
 #include <algorithm>
 #include <cctype>
 #include <climits>
@@ -35,8 +33,13 @@ struct command {
   handler run;
 };
 
-inline bool equals_nocase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+// ASCII case-insensitive equality with `lower`, lowercase letters only.
+inline bool equals_nocase(std::string_view s, std::string_view lower) {
+  if (lower.size() != s.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) | 0x20) != static_cast<unsigned char>(lower[i])) return false;
+  }
+  return true;
 }
 
 inline void reply_arity(std::string& out, std::string_view name) {
@@ -448,7 +451,7 @@ inline constexpr command commands[] = {
 // used come first, and most names differ in length or first letter.
 inline const command* find_command(std::string_view name) {
   for (const command& c : commands) {
-    if (equals_nocase(c.name, name)) return &c;
+    if (equals_nocase(name, c.name)) return &c;
   }
   return nullptr;
 }

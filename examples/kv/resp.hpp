@@ -4,9 +4,9 @@
 // bytes have arrived, and the reply encoders. Protocol errors carry
 // redis-server's text, so a client sees the same reply from either server.
 #include <cctype>
+#include <charconv>
 #include <climits>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,8 +46,11 @@ inline bool parse_ll(std::string_view s, long long& out) {
 
 inline void append_int(std::string& out, char prefix, long long v) {
   char buf[24];
-  const int n = std::snprintf(buf, sizeof buf, "%c%lld\r\n", prefix, v);
-  out.append(buf, static_cast<size_t>(n));
+  buf[0] = prefix;
+  char* end = std::to_chars(buf + 1, buf + sizeof buf - 2, v).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  out.append(buf, static_cast<size_t>(end - buf));
 }
 inline void reply_int(std::string& out, long long v) { append_int(out, ':', v); }
 inline void reply_bulk(std::string& out, std::string_view v) {
@@ -236,6 +239,10 @@ class request_parser {
 
   // After a request is served: a connection keeps no oversized argument.
   void trim() {
+    if (args_.size() > 1024) {
+      args_.resize(1024);
+      args_.shrink_to_fit();
+    }
     for (std::string& a : args_) {
       if (a.capacity() > (1u << 20)) std::string().swap(a);
     }
