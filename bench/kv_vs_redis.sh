@@ -7,6 +7,7 @@
 # which goes first. Reports the medians of requests/s and of server CPU per
 # request (utime+stime from /proc/PID/stat, before and after, over the
 # requests sent), and the ratios kv_server/redis-server. Builds nothing.
+# KV_ARGS adds kv_server flags (KV_ARGS="--recv plain").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 kv=${1:-}
@@ -25,11 +26,12 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
 
 dir=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$dir"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-taskset -c "$cpu" "$kv" 127.0.0.1:0 >"$dir/kv.out" 2>&1 &
+# shellcheck disable=SC2086 # KV_ARGS: extra kv_server flags, split on spaces
+taskset -c "$cpu" "$kv" 127.0.0.1:0 ${KV_ARGS:-} >"$dir/kv.out" 2>&1 &
 kv_pid=$!
 pids+=("$kv_pid")
 for _ in $(seq 100); do

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,7 @@ struct config {
   int64_t idle_ns = 300'000'000'000;
   int64_t grace_ns = 5'000'000'000;
   unsigned max_clients = 10'000;
+  bool multishot = true;  // --recv multishot (plain: one recv per read)
   std::atomic<unsigned> clients{0};  // every core's
   coil::sharded<shard>* shards = nullptr;
   std::vector<net::tcp_listener>* listeners = nullptr;
@@ -75,6 +77,7 @@ struct shard {
   kv::store db;
   coil::event stop;
   bool stopping = false;
+  coil::buffer_ring* ring = nullptr;  // multishot recv buffers, when the driver has them
   coil::intrusive_list<conn_hook> conns;
 };
 
@@ -191,10 +194,40 @@ bool all_local(const kv::command& c, const std::string* a, size_t argc, unsigned
   return true;
 }
 
+// What a connection's reader reads from: the socket's plain recv, or a
+// multishot recv (the kernel keeps one receive armed per connection and
+// fills buffers of the core's shared ring, which go back to the ring as soon
+// as their bytes are copied out).
+struct conn_source {
+  net::tcp_stream* s;
+  net::recv_stream* rx;  // nullptr: plain recv
+  net::rx_buffer held;
+  size_t at = 0;
+
+  coil::task<coil::result<size_t>> read_some(std::span<std::byte> out) {
+    if (rx == nullptr) co_return co_await s->read_some(out);
+    if (held.empty()) {
+      auto b = co_await rx->next();
+      if (!b) co_return coil::fail(b.error());
+      if (b->empty()) co_return 0;  // the end of the stream
+      held = std::move(*b);
+      at = 0;
+    }
+    const size_t n = std::min(out.size(), held.size() - at);
+    std::memcpy(out.data(), held.data() + at, n);
+    at += n;
+    if (at == held.size()) {
+      held.reset();  // back to the ring at once
+      at = 0;
+    }
+    co_return n;
+  }
+};
+
 // Reads and drops what the client still sends (at most 1 MiB) until its
 // end, so that closing does not reset the connection before the client
 // reads the error.
-coil::task<coil::result<void>> drain(coil::buffered_reader<net::tcp_stream>& in) {
+coil::task<coil::result<void>> drain(coil::buffered_reader<conn_source>& in) {
   for (size_t dropped = 0; dropped < (1u << 20);) {
     dropped += in.buffered().size();
     in.consume(in.buffered().size());
@@ -205,17 +238,33 @@ coil::task<coil::result<void>> drain(coil::buffered_reader<net::tcp_stream>& in)
   co_return coil::result<void>{};
 }
 
+coil::task<void> serve_requests(net::tcp_stream& s, conn_source& src, shard& sh, conn_hook& hook);
+
 coil::task<void> serve_conn(net::tcp_stream s, shard& sh) {
-  const config& cfg = *sh.cfg;
   conn_hook hook;
   hook.fd = s.fd();
   hook.last_ns = now_ns();
   sh.conns.push_back(hook);
   if (sh.stopping) ::shutdown(hook.fd, SHUT_RD);
   (void)s.set_nodelay(true);
+  if (sh.ring != nullptr) {
+    auto rx = s.recv_multishot(*sh.ring);
+    conn_source src{&s, &rx, {}, 0};
+    co_await serve_requests(s, src, sh, hook);
+  } else {
+    conn_source src{&s, nullptr, {}, 0};
+    co_await serve_requests(s, src, sh, hook);
+  }
+  sh.conns.erase(hook);
+  sh.cfg->clients.fetch_sub(1, std::memory_order_relaxed);
+  (void)co_await s.close();
+}
+
+coil::task<void> serve_requests(net::tcp_stream& s, conn_source& src, shard& sh, conn_hook& hook) {
+  const config& cfg = *sh.cfg;
   // The read buffer holds any header line or inline request; values stream
   // through it into the parser's arguments.
-  coil::buffered_reader in(s, cfg.lim.max_inline + 1024);
+  coil::buffered_reader in(src, cfg.lim.max_inline + 1024);
   kv::request_parser parser(cfg.lim);
   std::string replies;
   const unsigned here = coil::cores::current();
@@ -282,9 +331,6 @@ coil::task<void> serve_conn(net::tcp_stream s, shard& sh) {
     (void)co_await s.shutdown_write();
     (void)co_await coil::with_timeout(drain(in), std::chrono::seconds(1));
   }
-  sh.conns.erase(hook);
-  sh.cfg->clients.fetch_sub(1, std::memory_order_relaxed);
-  (void)co_await s.close();
 }
 
 // A client over --max-clients: Redis's error, then the connection closes.
@@ -341,6 +387,13 @@ coil::task<coil::result<void>> join(coil::task_group& g) { co_return co_await g.
 // (reads ended: they answer what they have) for up to the grace.
 coil::task<coil::result<void>> serve_core(shard& sh) {
   net::tcp_listener& l = (*sh.cfg->listeners)[coil::cores::current()];
+  // Where the kernel or the driver (epoll) has no buffer rings, plain recv.
+  coil::buffer_ring::ptr ring;
+  if (sh.cfg->multishot) {
+    auto made = coil::buffer_ring::create(coil::runtime::current()->driver(), 1024, 4096);
+    if (made) ring = std::move(*made);
+  }
+  sh.ring = ring.get();
   coil::task_group conns;
   auto ticker = coil::runtime::current()->spawn(tick(sh));
   auto first = co_await coil::when_any(accept_loop(l, conns, sh), sh.stop.wait());
@@ -385,7 +438,7 @@ coil::task<coil::result<void>> nothing() { co_return coil::result<void>{}; }
 int usage() {
   return ::usage(
       "kv_server [HOST:]PORT [--cores N (1-1024)] [--idle SECONDS (up to 86400)] [--grace SECONDS (up to 3600)] "
-      "[--max-clients N (1-1000000)] [--max-bulk BYTES (1-1073741824)] [--max-inline BYTES (64-16777216)]");
+      "[--recv plain|multishot] [--max-clients N (1-1000000)] [--max-bulk BYTES (1-1073741824)] [--max-inline BYTES (64-16777216)]");
 }
 
 int fail(const char* what, std::error_code e) {
@@ -410,6 +463,10 @@ int main(int argc, char** argv) {
       const auto n = parse_count(argv[++i], 1, 1024);
       if (!n) return usage();
       cores = static_cast<unsigned>(*n);
+    } else if (a == "--recv") {
+      const std::string_view v = argv[++i];
+      if (v != "plain" && v != "multishot") return usage();
+      cfg.multishot = v == "multishot";
     } else if (a == "--max-clients") {
       const auto n = parse_count(argv[++i], 1, 1'000'000);
       if (!n) return usage();
