@@ -1,10 +1,12 @@
 // kv_server [HOST:]PORT [--cores N] [--idle SECONDS] [--grace SECONDS]
-//           [--max-clients N] [--max-bulk BYTES] [--max-inline BYTES]
+//           [--recv plain|multishot] [--max-clients N] [--max-bulk BYTES]
+//           [--max-inline BYTES]
 //
 // A Redis-protocol (RESP2) key-value server: strings with expiry, the
 // commands redis-benchmark and redis-cli use, pipelining (every request
 // already received is answered, then the replies go out in one send), and
-// redis-server's reply texts. --cores N: N pinned cores, each accepting on
+// redis-server's reply texts. Connections receive through a multishot recv
+// into a per-core buffer ring (--recv plain: one recv per read). --cores N: N pinned cores, each accepting on
 // its own SO_REUSEPORT listener and owning the keys that hash to it; a
 // command on another core's key runs there (sharded<T>::invoke_on), and
 // multi-key commands fan out and gather in request order. Limits: a bulk over
