@@ -7,6 +7,7 @@ sockets. Modes:
   protocol KV_PORT REDIS_PORT          malformed requests to both, compared;
       half requests, oversized bulk (error, then the connection closes)
   idle KV_PORT COUNT                   COUNT silent clients, then still serving
+  stop KV_PORT PID                     SIGTERM to PID during a pipelined batch
 Prints "kv_check: OK" on success, exits 1 with the first difference."""
 import random
 import socket
@@ -225,12 +226,42 @@ def idle(kv_port, count):
     print("idle: %d idle clients, still serving" % count)
 
 
+def stop(kv_port, pid):
+    """SIGTERM while a pipelined batch is being answered: every request the
+    server had received is answered in whole before the connection ends."""
+    import os
+    import signal
+
+    count = 2000
+    s = connect(kv_port)
+    s.sendall(b"PING\r\n" * count)
+    r = reader(s)
+    if r.reply() != b"+PONG\r\n":
+        fail("the first reply of the batch")
+    os.kill(pid, signal.SIGTERM)
+    got = 1
+    try:
+        while True:
+            if r.reply() != b"+PONG\r\n":
+                fail("a reply during the stop")
+            got += 1
+    except (EOFError, ConnectionResetError):
+        pass
+    if r.buf:
+        fail("a cut reply at the stop: %r" % r.buf[:40])
+    if got != count:
+        fail("%d of %d replies before the stop closed the connection" % (got, count))
+    print("stop: %d pipelined replies, all written out" % got)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "cross":
         cross(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif mode == "protocol":
         protocol(int(sys.argv[2]), int(sys.argv[3]))
+    elif mode == "stop":
+        stop(int(sys.argv[2]), int(sys.argv[3]))
     elif mode == "idle":
         idle(int(sys.argv[2]), int(sys.argv[3]))
     print("kv_check: OK")
