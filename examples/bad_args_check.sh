@@ -76,6 +76,19 @@ expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --cores 0
 expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --cores 99999
 expect '^usage: tcp_proxy' "$bin/tcp_proxy" 127.0.0.1:0 127.0.0.1:1 --bogus 1
 expect '^tcp_proxy: ' "$bin/tcp_proxy" 127.0.0.1:0 no.such.host.invalid:80
+expect '^usage: kv_server' "$bin/kv_server"
+expect '^usage: kv_server' "$bin/kv_server" 70000
+expect '^usage: kv_server' "$bin/kv_server" 127.0.0.1:99999
+expect '^usage: kv_server' "$bin/kv_server" not-a-port
+for n in 0 -1 abc 99999 1.5 ""; do
+  expect '^usage: kv_server' "$bin/kv_server" 127.0.0.1:0 --cores "$n"
+done
+expect '^usage: kv_server' "$bin/kv_server" 127.0.0.1:0 --cores
+expect '^usage: kv_server' "$bin/kv_server" 127.0.0.1:0 --idle 0
+expect '^usage: kv_server' "$bin/kv_server" 127.0.0.1:0 --max-clients 0
+expect '^usage: kv_server' "$bin/kv_server" 127.0.0.1:0 --max-bulk 0
+expect '^usage: kv_server' "$bin/kv_server" 127.0.0.1:0 --max-inline 10
+expect '^usage: kv_server' "$bin/kv_server" 127.0.0.1:0 --bogus 1
 expect '^usage: copy_file' "$bin/copy_file" a b --qd 0
 expect '^usage: copy_file' "$bin/copy_file" a b --bs 5x
 expect '^usage: copy_file' "$bin/copy_file" a
