@@ -1,0 +1,674 @@
+// file_server [HOST:]PORT --root DIR [--cores N] [--tls CERT KEY] [--follow-symlinks]
+//             [--idle SECONDS] [--header-timeout SECONDS] [--no-splice]
+//
+// An HTTP/1.1 static file server. GET and HEAD of regular files beneath
+// --root, keep-alive and pipelining, single byte ranges (206, 416), 304 for
+// If-Modified-Since, Content-Type by extension, index.html for a directory
+// that has one (else 403: no listings). Paths are resolved by the kernel
+// beneath the root's descriptor (openat2 with RESOLVE_BENEATH), so no
+// request names a file outside it; symlinks leading out are refused unless
+// --follow-symlinks. Every connection has one deadline, watched by one
+// timer: --idle (default 60 s) between requests and between the writes of
+// an answer, --header-timeout (default 10 s) for a whole request head from
+// its first byte (a client dribbling its headers is cut off). Heads are at
+// most 16 KiB (431) with a request line of at most 8 KiB (414). A body is
+// streamed in 64 KiB pieces, the head and a small file in one send; over
+// plain TCP a large body goes file -> pipe -> socket with splice (--no-splice
+// reads it through the buffer instead). --tls serves https through
+// coil::tls. SIGINT/SIGTERM: accepting stops, connections get two seconds,
+// exit 0. --cores N: N pinned cores, each with its own SO_REUSEPORT listener.
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "args.hpp"
+#include "coil/coil.hpp"
+#include "file_server/http.hpp"
+#include "listen_address.hpp"
+#if FILE_SERVER_TLS
+#include "coil/tls/stream.hpp"
+#endif
+
+namespace {
+
+namespace net = coil::net;
+using namespace file_server;
+
+constexpr size_t max_head = 16 << 10;          // request line and headers
+constexpr size_t max_request_line = 8 << 10;   // 414 past this
+constexpr size_t chunk = 64 << 10;             // body bytes per read and send
+constexpr size_t head_room = 1 << 10;          // an answer's head, before the body in the same buffer
+constexpr size_t splice_from = 256 << 10;      // bodies at least this large go through splice
+constexpr int64_t grace_ns = 2'000'000'000;    // open connections' time to finish at a stop
+
+struct config {
+  int root = -1;           // O_PATH descriptor of --root
+  uint64_t resolve = 0;    // openat2 resolve flags
+  int64_t idle_ns = 60'000'000'000;
+  int64_t header_ns = 10'000'000'000;
+  bool splice = true;
+#if FILE_SERVER_TLS
+  const coil::tls::context* tls = nullptr;
+#endif
+};
+
+int64_t now_ns() { return coil::runtime::current()->now_ns(); }
+
+// The Date header's value, formatted once a second per core.
+std::string_view date_now() {
+  thread_local time_t cached = 0;
+  thread_local std::string text;
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  if (ts.tv_sec != cached || text.empty()) {
+    cached = ts.tv_sec;
+    text = http_date(cached);
+  }
+  return text;
+}
+
+// --- transports: plain TCP and TLS under the same names ---------------------------
+
+auto send_bytes(net::tcp_stream& s, std::span<const std::byte> b) { return s.send_all(b); }
+coil::task<void> end_stream(net::tcp_stream& s) { (void)co_await s.close(); }
+// Lets a refused client read its answer: shut the write side, drop what it
+// still sends for a moment (closing with unread bytes sends a reset that
+// can destroy the answer before it is read), then close.
+coil::task<coil::result<void>> drain_input(coil::buffered_reader<net::tcp_stream>& in) {
+  for (size_t dropped = 0; dropped < (1u << 20);) {
+    dropped += in.buffered().size();
+    in.consume(in.buffered().size());
+    auto n = co_await in.fill();
+    if (!n) co_return coil::fail(n.error());
+    if (*n == 0) co_return {};
+  }
+  co_return {};
+}
+coil::task<void> linger(net::tcp_stream& s, coil::buffered_reader<net::tcp_stream>& in) {
+  (void)co_await s.shutdown_write();
+  (void)co_await coil::with_timeout(drain_input(in), std::chrono::seconds(1));
+}
+int socket_fd(net::tcp_stream& s) { return s.fd(); }
+
+#if FILE_SERVER_TLS
+using tls_stream = coil::tls::stream<net::tcp_stream>;
+coil::task<coil::transfer_result> send_bytes(tls_stream& s, std::span<const std::byte> b) {
+  return s.write_all(b);
+}
+coil::task<void> end_stream(tls_stream& s) {
+  (void)co_await s.shutdown();
+  (void)co_await s.next_layer().close();
+}
+coil::task<void> linger(tls_stream& s, coil::buffered_reader<tls_stream>&) { (void)co_await s.shutdown(); }
+int socket_fd(tls_stream&) { return -1; }  // no splice through TLS
+#endif
+
+// --- the request head ------------------------------------------------------------------
+
+enum class head_state { incomplete, complete, refused };
+
+// Parses a complete head at the front of the reader's buffer without
+// waiting: incomplete when more bytes are needed (scanned remembers how far
+// the search for the blank line got), refused with the status to answer.
+template <class R>
+head_state try_parse(R& in, size_t& scanned, request& r, status& why) {
+  const auto b = in.buffered();
+  const std::string_view text(reinterpret_cast<const char*>(b.data()), b.size());
+  const size_t end = text.find("\r\n\r\n", scanned);
+  if (end == std::string_view::npos) {
+    scanned = text.size() < 3 ? 0 : text.size() - 3;
+    const size_t first_line = text.find('\n');
+    if ((first_line == std::string_view::npos ? text.size() : first_line) > max_request_line) {
+      why = status::uri_too_long;
+      return head_state::refused;
+    }
+    if (text.size() >= max_head) {
+      why = status::header_too_large;
+      return head_state::refused;
+    }
+    return head_state::incomplete;
+  }
+  const std::string_view head = text.substr(0, end);
+  r = request{};
+  size_t line_end = head.find("\r\n");
+  if (line_end == std::string_view::npos) line_end = head.size();
+  if (line_end > max_request_line) {
+    why = status::uri_too_long;
+    return head_state::refused;
+  }
+  std::string_view target;
+  if (!parse_request_line(head.substr(0, line_end), r, why, target)) return head_state::refused;
+  bool keep_alive = false, host = false;
+  for (size_t pos = line_end + 2; pos < head.size();) {
+    size_t next = head.find("\r\n", pos);
+    if (next == std::string_view::npos) next = head.size();
+    if (!parse_header(head.substr(pos, next - pos), r, keep_alive, host)) {
+      why = status::bad_request;
+      return head_state::refused;
+    }
+    pos = next + 2;
+  }
+  if (!r.http10 && !host) {
+    why = status::bad_request;
+    return head_state::refused;
+  }
+  auto path = normalize_target(target, why);
+  if (!path) return head_state::refused;
+  r.path = std::move(*path);
+  if (r.http10 && !keep_alive) r.close = true;
+  if (r.has_body) r.close = true;  // bodies are not read: the connection ends after the answer
+  in.consume(end + 4);
+  scanned = 0;
+  return head_state::complete;
+}
+
+// --- answers ---------------------------------------------------------------------------
+
+void append_common(std::string& h, status s, bool close) {
+  h += "HTTP/1.1 ";
+  h += std::to_string(static_cast<int>(s));
+  h += ' ';
+  h += reason(s);
+  h += "\r\nServer: coil-file_server\r\nDate: ";
+  h += date_now();
+  h += "\r\n";
+  if (close) h += "Connection: close\r\n";
+}
+
+// An error answer with its small HTML body (none for HEAD).
+std::string error_answer(status s, bool close, bool head_only, std::string_view extra = {}) {
+  const std::string body = error_body(s);
+  std::string h;
+  h.reserve(256 + body.size());
+  append_common(h, s, close);
+  h += "Content-Type: text/html\r\nContent-Length: ";
+  h += std::to_string(body.size());
+  h += "\r\n";
+  h += extra;
+  h += "\r\n";
+  if (!head_only) h += body;
+  return h;
+}
+
+status open_error_status(std::error_code e) {
+  if (e == std::errc::no_such_file_or_directory || e == std::errc::not_a_directory ||
+      e == std::errc::filename_too_long) {
+    return status::not_found;
+  }
+  if (e == std::errc::cross_device_link || e == std::errc::too_many_symbolic_link_levels ||
+      e == std::errc::permission_denied || e == std::errc::operation_not_permitted) {
+    return status::forbidden;
+  }
+  return status::internal_error;
+}
+
+// The per-connection state an answer uses.
+template <class Stream>
+struct connection {
+  Stream& s;
+  const config& cfg;
+  int64_t& deadline;
+  std::unique_ptr<std::byte[]> buf;  // head_room + chunk, made at the first body
+  coil::unique_fd pipe_r, pipe_w;   // made at the first spliced body
+
+  std::byte* buffer() {
+    if (!buf) buf = std::make_unique<std::byte[]>(head_room + chunk);
+    return buf.get();
+  }
+};
+
+// The file for a request: the path beneath the root, or a directory's
+// index.html. A failure gives the status to answer.
+coil::task<coil::result<coil::file>> open_target(const config& cfg, const std::string& path, status& why,
+                                                  struct ::statx& st, bool& html) {
+  const char* rel = path.empty() ? "." : path.c_str();
+  auto f = co_await coil::file::open_at(cfg.root, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, cfg.resolve);
+  if (!f) {
+    why = open_error_status(f.error());
+    co_return coil::fail(f.error());
+  }
+  auto s = co_await f->stat(&st, STATX_TYPE | STATX_SIZE | STATX_MTIME);
+  if (!s) {
+    why = status::internal_error;
+    co_return coil::fail(s.error());
+  }
+  if (S_ISDIR(st.stx_mode)) {
+    auto index = co_await coil::file::open_at(f->fd(), "index.html", O_RDONLY | O_NONBLOCK | O_NOCTTY, cfg.resolve);
+    (void)co_await f->close();
+    if (!index) {
+      why = index.error() == std::errc::no_such_file_or_directory ? status::forbidden : open_error_status(index.error());
+      co_return coil::fail(index.error());
+    }
+    auto s2 = co_await index->stat(&st, STATX_TYPE | STATX_SIZE | STATX_MTIME);
+    if (!s2) {
+      why = status::internal_error;
+      co_return coil::fail(s2.error());
+    }
+    html = true;
+    f = std::move(index);
+  }
+  if (!S_ISREG(st.stx_mode)) {
+    why = status::forbidden;  // devices, FIFOs, sockets
+    co_return coil::fail(std::errc::permission_denied);
+  }
+  co_return std::move(*f);
+}
+
+// The rest of a body over plain TCP: file -> pipe -> socket with splice,
+// the bytes never copied through user memory.
+coil::task<bool> splice_body(connection<net::tcp_stream>& c, const coil::file& f, uint64_t off, uint64_t left) {
+  if (!c.pipe_r.valid()) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) co_return false;
+    c.pipe_r = coil::unique_fd(p[0]);
+    c.pipe_w = coil::unique_fd(p[1]);
+    (void)::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(chunk));
+  }
+  // splice reads at the file's position: this descriptor is this answer's own.
+  if (::lseek(f.fd(), static_cast<off_t>(off), SEEK_SET) < 0) co_return false;
+  while (left > 0) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(left, chunk));
+    auto in = co_await coil::op_awaiter<coil::ops::splice_in>(
+        coil::ops::splice_in{f.fd(), c.pipe_w.get(), static_cast<uint32_t>(want)});
+    if (!in || *in == 0) co_return false;
+    c.deadline = now_ns() + c.cfg.idle_ns;
+    for (size_t moved = 0; moved < *in;) {
+      auto out = co_await c.s.splice_from_pipe(c.pipe_r.get(), *in - moved);
+      if (!out || *out == 0) co_return false;  // the pipe keeps bytes: the connection ends
+      moved += *out;
+    }
+    left -= *in;
+  }
+  co_return true;
+}
+
+// Sends [first, first + length) of f after the head already in c.buffer()
+// (head_len bytes): the head with as much of the body as fits in one send,
+// then chunk by chunk. False when the connection can no longer be used.
+template <class Stream>
+coil::task<bool> send_body(connection<Stream>& c, const coil::file& f, size_t head_len, uint64_t first,
+                           uint64_t length) {
+  std::byte* buf = c.buffer();
+  const int sock = socket_fd(c.s);
+  const bool spliced = c.cfg.splice && sock >= 0 && length >= splice_from;
+  uint64_t off = first, left = length;
+  size_t pending = head_len;  // bytes at buf ready to go
+  if (!spliced) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(left, head_room + chunk - head_len));
+    auto n = co_await f.read_at(std::span(buf + head_len, want), off);
+    if (!n || *n == 0) co_return false;  // the file shrank: the promised length cannot be kept
+    pending += *n;
+    off += *n;
+    left -= *n;
+  }
+  c.deadline = now_ns() + c.cfg.idle_ns;
+  auto w = co_await send_bytes(c.s, std::span<const std::byte>(buf, pending));
+  if (!w) co_return false;
+  if constexpr (std::is_same_v<Stream, net::tcp_stream>) {
+    if (spliced) co_return co_await splice_body(c, f, off, left);
+  }
+  while (left > 0) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(left, chunk));
+    auto n = co_await f.read_at(std::span(buf, want), off);
+    if (!n || *n == 0) co_return false;
+    c.deadline = now_ns() + c.cfg.idle_ns;
+    auto sent = co_await send_bytes(c.s, std::span<const std::byte>(buf, *n));
+    if (!sent) co_return false;
+    off += *n;
+    left -= *n;
+  }
+  co_return true;
+}
+
+// Answers one parsed request; false when the connection is to end.
+template <class Stream>
+coil::task<bool> answer(connection<Stream>& c, const request& r) {
+  struct ::statx st {};
+  status why = status::ok;
+  bool html = false;
+  auto f = co_await open_target(c.cfg, r.path, why, st, html);
+  if (!f) {
+    const std::string e = error_answer(why, r.close, r.head);
+    auto w = co_await send_bytes(c.s, coil::bytes_of(e));
+    co_return w && !r.close;
+  }
+  const uint64_t size = st.stx_size;
+  const time_t mtime = static_cast<time_t>(st.stx_mtime.tv_sec);
+  const std::string last_modified = http_date(mtime);
+  bool not_modified = false;
+  if (!r.if_modified_since.empty()) {
+    const auto since = parse_http_date(r.if_modified_since);
+    not_modified = since && mtime <= *since;
+  }
+  byte_range range{0, size == 0 ? 0 : size - 1};
+  range_kind kind = not_modified ? range_kind::whole : parse_range(r.range, size, range);
+  status s = not_modified ? status::not_modified : kind == range_kind::partial ? status::partial : status::ok;
+  if (kind == range_kind::unsatisfiable) {
+    std::string extra = "Content-Range: bytes */";
+    extra += std::to_string(size);
+    extra += "\r\n";
+    const std::string e = error_answer(status::range_not_satisfiable, r.close, r.head, extra);
+    (void)co_await f->close();
+    auto w = co_await send_bytes(c.s, coil::bytes_of(e));
+    co_return w && !r.close;
+  }
+  const uint64_t length = s == status::not_modified ? 0 : kind == range_kind::partial ? range.length() : size;
+  std::string h;
+  h.reserve(320);
+  append_common(h, s, r.close);
+  if (r.http10 && !r.close) h += "Connection: keep-alive\r\n";
+  h += "Last-Modified: ";
+  h += last_modified;
+  h += "\r\n";
+  if (s != status::not_modified) {
+    h += "Content-Type: ";
+    h += html ? std::string_view("text/html") : content_type(r.path);
+    h += "\r\nContent-Length: ";
+    h += std::to_string(length);
+    h += "\r\nAccept-Ranges: bytes\r\n";
+    if (s == status::partial) {
+      h += "Content-Range: bytes ";
+      h += std::to_string(range.first);
+      h += '-';
+      h += std::to_string(range.last);
+      h += '/';
+      h += std::to_string(size);
+      h += "\r\n";
+    }
+  }
+  h += "\r\n";
+  bool ok = true;
+  if (r.head || length == 0 || h.size() > head_room) {
+    auto w = co_await send_bytes(c.s, coil::bytes_of(h));
+    ok = static_cast<bool>(w);
+  } else {
+    std::memcpy(c.buffer(), h.data(), h.size());
+    ok = co_await send_body(c, *f, h.size(), range.first, length);
+  }
+  (void)co_await f->close();
+  co_return ok && !r.close;
+}
+
+// --- connections -----------------------------------------------------------------------
+
+// Reads and answers requests until the client ends, an answer ends the
+// connection, or the deadline's watchdog cancels this.
+template <class Stream>
+coil::task<void> serve_requests(Stream& s, const config& cfg, int64_t& deadline) {
+  coil::buffered_reader in(s, max_head);
+  connection<Stream> c{s, cfg, deadline, nullptr, {}, {}};
+  request r;
+  for (;;) {
+    size_t scanned = 0;
+    bool started = !in.buffered().empty();
+    if (started) deadline = std::min(deadline, now_ns() + cfg.header_ns);
+    status why = status::ok;
+    head_state st = head_state::incomplete;
+    for (;;) {
+      st = try_parse(in, scanned, r, why);
+      if (st != head_state::incomplete) break;
+      auto n = co_await in.fill();
+      if (!n || *n == 0) co_return;  // the client's end (or an error): nothing to answer
+      if (!started) {
+        started = true;
+        deadline = now_ns() + cfg.header_ns;  // the whole head from its first byte
+      }
+    }
+    if (st == head_state::refused) {
+      std::string extra;
+      if (why == status::method_not_allowed) extra = "Allow: GET, HEAD\r\n";
+      const std::string e = error_answer(why, true, false, extra);
+      deadline = now_ns() + cfg.idle_ns;
+      auto w = co_await send_bytes(s, coil::bytes_of(e));
+      if (w) co_await linger(s, in);
+      co_return;
+    }
+    deadline = now_ns() + cfg.idle_ns;
+    const bool go_on = co_await answer(c, r);
+    if (!go_on) co_return;
+    deadline = now_ns() + cfg.idle_ns;
+  }
+}
+
+// Ends once the connection's deadline has passed (it moves while the
+// connection works).
+coil::task<void> watchdog(const int64_t& deadline) {
+  for (int64_t due = deadline; now_ns() < due; due = deadline) {
+    auto slept = co_await coil::sleep_until_ns(due);
+    if (!slept) co_return;  // cancelled: the connection ended first
+  }
+}
+
+template <class Stream>
+coil::task<void> serve_stream(Stream& s, const config& cfg) {
+  int64_t deadline = now_ns() + cfg.idle_ns;
+  (void)co_await coil::when_any(serve_requests(s, cfg, deadline), watchdog(deadline));
+  co_await end_stream(s);
+}
+
+coil::task<void> serve(net::tcp_stream s, const config& cfg) {
+  (void)s.set_nodelay(true);
+#if FILE_SERVER_TLS
+  if (cfg.tls != nullptr) {
+    auto t = co_await coil::with_timeout(coil::tls::accept(*cfg.tls, std::move(s)),
+                                         std::chrono::nanoseconds(cfg.header_ns));
+    if (!t) co_return;  // a failed or silent handshake; the socket is closed
+    co_await serve_stream(*t, cfg);
+    co_return;
+  }
+#endif
+  co_await serve_stream(s, cfg);
+}
+
+// --- accepting, cores and the stop (as in tcp_proxy) ---------------------------------
+
+bool fd_exhausted(std::error_code e) {
+  return e == std::errc::too_many_files_open || e == std::errc::too_many_files_open_in_system;
+}
+
+coil::task<coil::result<void>> accept_loop(net::tcp_listener& l, coil::task_group& conns, const config& cfg) {
+  for (;;) {
+    auto s = co_await l.accept();
+    if (!s) {
+      if (s.error() == std::errc::operation_canceled) co_return coil::fail(s.error());
+      if (fd_exhausted(s.error())) {  // the connection waits in the backlog
+        auto slept = co_await coil::sleep_for(std::chrono::milliseconds(10));
+        if (!slept) co_return coil::fail(slept.error());
+        continue;
+      }
+      std::fprintf(stderr, "file_server: accept: %s\n", s.error().message().c_str());
+      co_return coil::fail(s.error());
+    }
+    conns.spawn(serve(std::move(*s), cfg));
+  }
+}
+
+coil::task<coil::result<void>> join(coil::task_group& g) { co_return co_await g.join(); }
+
+coil::task<coil::result<void>> serve_core(net::tcp_listener& l, const config& cfg, coil::event& stop) {
+  coil::task_group conns;
+  auto first = co_await coil::when_any(accept_loop(l, conns, cfg), stop.wait());
+  coil::result<void> r;
+  if (first.index() == 0 && std::get<0>(first).error() != std::errc::operation_canceled) r = std::get<0>(first);
+  (void)co_await l.close();
+  (void)co_await coil::with_timeout(join(conns), std::chrono::nanoseconds(grace_ns));
+  co_return r;
+}
+
+coil::task<void> stop_on_signal(coil::signal_set& sigs, coil::event* stops) {
+  auto sig = co_await sigs.wait();
+  if (!sig) co_return;
+  std::fprintf(stderr, "file_server: %s: stopping\n", sigabbrev_np(sig->signo));
+  sigs.restore_default();  // a second signal ends the process
+  for (unsigned core = 0; core < coil::cores::count(); ++core) {
+    if (core == coil::cores::current()) {
+      stops[core].set();
+    } else {
+      auto sent = co_await coil::cores::spawn_on(
+          core, [](coil::event* e) -> coil::task<void> {
+            e->set();
+            co_return;
+          },
+          &stops[core]);
+      (void)sent;
+    }
+  }
+}
+
+coil::task<coil::result<void>> run_core(unsigned core, net::tcp_listener& l, const config& cfg,
+                                        coil::signal_set& sigs, coil::event* stops) {
+  coil::join_handle<void> watcher;
+  if (core == 0) watcher = coil::runtime::current()->spawn(stop_on_signal(sigs, stops));
+  auto r = co_await serve_core(l, cfg, stops[core]);
+  if (!r) coil::cores::stop();
+  if (watcher.valid()) {
+    watcher.cancel();
+    co_await std::move(watcher);
+  }
+  co_return r;
+}
+
+int usage() {
+  return ::usage(
+      "file_server [HOST:]PORT --root DIR [--cores N (1-1024)] [--tls CERT KEY] [--follow-symlinks] "
+      "[--idle SECONDS] [--header-timeout SECONDS] [--no-splice]");
+}
+
+int fail(const char* what, std::error_code e) {
+  std::fprintf(stderr, "file_server: %s: %s\n", what, e.message().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage();
+  config cfg;
+  unsigned cores = 0;
+  const char* root = nullptr;
+  const char* cert = nullptr;
+  const char* key = nullptr;
+  bool follow = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--follow-symlinks") {
+      follow = true;
+    } else if (a == "--no-splice") {
+      cfg.splice = false;
+    } else if (i + 1 >= argc) {
+      return usage();
+    } else if (a == "--root") {
+      root = argv[++i];
+    } else if (a == "--tls" && i + 2 < argc) {
+      cert = argv[++i];
+      key = argv[++i];
+    } else if (a == "--idle" || a == "--header-timeout") {
+      const auto s = parse_seconds(argv[++i], 86'400);
+      if (!s) return usage();
+      (a == "--idle" ? cfg.idle_ns : cfg.header_ns) = static_cast<int64_t>(*s * 1e9);
+    } else if (a == "--cores") {
+      const auto n = parse_count(argv[++i], 1, CPU_SETSIZE);
+      if (!n) return usage();
+      cores = static_cast<unsigned>(*n);
+    } else {
+      return usage();
+    }
+  }
+  const auto where = listen_address(argv[1]);
+  if (!where) {
+    std::fprintf(stderr, "file_server: bad address or port %s\n", argv[1]);
+    return usage();
+  }
+  if (root == nullptr) {
+    std::fprintf(stderr, "file_server: --root DIR is required\n");
+    return usage();
+  }
+  // The root is opened once; every path is resolved beneath this descriptor.
+  const int root_fd = ::open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    std::fprintf(stderr, "file_server: --root %s: %s\n", root, std::strerror(errno));
+    return 2;
+  }
+  cfg.root = root_fd;
+  // Magic links (/proc/self/fd/...) never; symlinks only beneath the root
+  // unless --follow-symlinks (the normalized path has no "..", so only a
+  // followed symlink can lead out).
+  cfg.resolve = RESOLVE_NO_MAGICLINKS | (follow ? 0 : RESOLVE_BENEATH);
+#if FILE_SERVER_TLS
+  coil::tls::context tls_ctx;
+  if (cert != nullptr) {
+    auto ctx = coil::tls::context::server({
+        .certificate_chain_file = cert,
+        .private_key_file = key,
+        .alpn = {"http/1.1"},
+    });
+    if (!ctx) {
+      std::fprintf(stderr, "file_server: %s, %s: %s\n", cert, key, ctx.error().message().c_str());
+      return 1;
+    }
+    tls_ctx = std::move(*ctx);
+    cfg.tls = &tls_ctx;
+  }
+#else
+  if (cert != nullptr) {
+    (void)key;
+    std::fprintf(stderr, "file_server: built without TLS (COIL_TLS=OFF)\n");
+    return 2;
+  }
+#endif
+
+  coil::cores_options opts;
+  if (cores > 0) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
+    for (int c = 0; c < CPU_SETSIZE && opts.cpus.size() < cores; ++c) {
+      if (CPU_ISSET(c, &allowed)) opts.cpus.push_back(c);
+    }
+    if (opts.cpus.size() < cores) {
+      std::fprintf(stderr, "file_server: only %zu CPUs available\n", opts.cpus.size());
+      return 2;
+    }
+  }
+  net::listen_options lo;
+  lo.reuse_port = cores > 0;
+  std::vector<net::tcp_listener> listeners;
+  net::socket_address at = *where;
+  for (unsigned i = 0; i < std::max(cores, 1u); ++i) {
+    auto l = net::tcp_listener::bind(at, lo);
+    if (!l) return fail("bind", l.error());
+    if (auto local = l->local_address(); local) at = *local;
+    listeners.push_back(std::move(*l));
+  }
+  // A splice into a socket whose peer has gone raises SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
+  auto sigs = coil::signal_set::create({SIGINT, SIGTERM});  // before any thread starts
+  if (!sigs) return fail("signals", sigs.error());
+  auto stops = std::make_unique<coil::event[]>(listeners.size());
+  std::printf("file_server: listening on %s, root %s\n", at.to_string().c_str(), root);
+  std::fflush(stdout);
+
+  coil::result<void> r;
+  if (cores == 0) {
+    auto rt = coil::runtime::create();
+    if (!rt) return fail("runtime", rt.error());
+    r = (*rt)->block_on(run_core(0, listeners[0], cfg, *sigs, stops.get()));
+  } else {
+    r = coil::cores::run(opts, [&](unsigned core) { return run_core(core, listeners[core], cfg, *sigs, stops.get()); });
+  }
+  ::close(root_fd);
+  if (!r && r.error() != std::errc::operation_canceled) return fail("stopped", r.error());
+  return 0;
+}
