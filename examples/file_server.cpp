@@ -1,5 +1,5 @@
 // file_server [HOST:]PORT --root DIR [--cores N] [--tls CERT KEY] [--follow-symlinks]
-//             [--idle SECONDS] [--header-timeout SECONDS] [--splice]
+//             [--idle SECONDS] [--header-timeout SECONDS] [--large-body sendfile|splice|read]
 //
 // An HTTP/1.1 static file server. GET and HEAD of regular files beneath
 // --root, keep-alive and pipelining, single byte ranges (206, 416), 304 for
@@ -12,15 +12,17 @@
 // an answer, --header-timeout (default 10 s) for a whole request head from
 // its first byte (a client dribbling its headers is cut off). Heads are at
 // most 16 KiB (431) with a request line of at most 8 KiB (414). A body is
-// streamed in 64 KiB pieces, the head and a small file in one send; with
-// --splice a large body over plain TCP goes file -> pipe -> socket instead
-// (slower here: docs/performance.md). --tls serves https through
+// read in 64 KiB pieces, the head and a small file in one send. Over plain
+// TCP a larger body goes with sendfile(2) (--large-body sendfile, the
+// default), file -> pipe -> socket with splice ops (splice), or through the
+// buffer (read); docs/performance.md has the measurements. --tls serves https through
 // coil::tls. SIGINT/SIGTERM: accepting stops, connections get two seconds,
 // exit 0. --cores N: N pinned cores, each with its own SO_REUSEPORT listener.
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,15 +52,19 @@ constexpr size_t max_head = 16 << 10;          // request line and headers
 constexpr size_t max_request_line = 8 << 10;   // 414 past this
 constexpr size_t chunk = 64 << 10;             // body bytes per read and send
 constexpr size_t head_room = 1 << 10;          // an answer's head, before the body in the same buffer
-constexpr size_t splice_from = 256 << 10;      // bodies at least this large go through splice
+constexpr size_t large_from = chunk;            // bodies at least this large count as large
 constexpr int64_t grace_ns = 2'000'000'000;    // open connections' time to finish at a stop
+
+// How a body larger than one buffer goes out over plain TCP (TLS always
+// reads through the buffer).
+enum class large_body { sendfile, splice, read };
 
 struct config {
   int root = -1;           // O_PATH descriptor of --root
   uint64_t resolve = 0;    // openat2 resolve flags
   int64_t idle_ns = 60'000'000'000;
   int64_t header_ns = 10'000'000'000;
-  bool splice = false;
+  large_body large = large_body::sendfile;
 #if FILE_SERVER_TLS
   const coil::tls::context* tls = nullptr;
 #endif
@@ -266,6 +272,34 @@ coil::task<coil::result<coil::file>> open_target(const config& cfg, const std::s
   co_return std::move(*f);
 }
 
+// The rest of a body over plain TCP with sendfile(2), as nginx sends: the
+// socket is non-blocking for each call (coil's sockets are otherwise
+// blocking, which io_uring needs), and a full send buffer waits for
+// writability on the runtime. A page-cache miss blocks the core while the
+// kernel reads, as it does nginx without aio.
+coil::task<bool> sendfile_body(connection<net::tcp_stream>& c, const coil::file& f, uint64_t off, uint64_t left) {
+  const int sock = c.s.fd();
+  const int flags = ::fcntl(sock, F_GETFL);
+  if (flags < 0) co_return false;
+  while (left > 0) {
+    if (::fcntl(sock, F_SETFL, flags | O_NONBLOCK) < 0) co_return false;
+    off_t at = static_cast<off_t>(off);
+    const ssize_t n = ::sendfile(sock, f.fd(), &at, static_cast<size_t>(std::min<uint64_t>(left, 0x7ffff000)));
+    const int err = errno;
+    (void)::fcntl(sock, F_SETFL, flags);
+    if (n > 0) {
+      off += static_cast<uint64_t>(n);
+      left -= static_cast<uint64_t>(n);
+      c.deadline = now_ns() + c.cfg.idle_ns;
+      continue;
+    }
+    if (n == 0 || err != EAGAIN) co_return false;  // the file shrank, or the peer went
+    auto ready = co_await coil::wait_writable(sock);
+    if (!ready) co_return false;
+  }
+  co_return true;
+}
+
 // The rest of a body over plain TCP: file -> pipe -> socket with splice,
 // the bytes never copied through user memory.
 coil::task<bool> splice_body(connection<net::tcp_stream>& c, const coil::file& f, uint64_t off, uint64_t left) {
@@ -302,7 +336,7 @@ coil::task<bool> send_body(connection<Stream>& c, const coil::file& f, size_t he
                            uint64_t length) {
   std::byte* buf = c.buffer();
   const int sock = socket_fd(c.s);
-  const bool spliced = c.cfg.splice && sock >= 0 && length >= splice_from;
+  const bool spliced = c.cfg.large != large_body::read && sock >= 0 && length >= large_from;
   uint64_t off = first, left = length;
   size_t pending = head_len;  // bytes at buf ready to go
   if (!spliced) {
@@ -317,6 +351,7 @@ coil::task<bool> send_body(connection<Stream>& c, const coil::file& f, size_t he
   auto w = co_await send_bytes(c.s, std::span<const std::byte>(buf, pending));
   if (!w) co_return false;
   if constexpr (std::is_same_v<Stream, net::tcp_stream>) {
+    if (spliced && c.cfg.large == large_body::sendfile) co_return co_await sendfile_body(c, f, off, left);
     if (spliced) co_return co_await splice_body(c, f, off, left);
   }
   while (left > 0) {
@@ -543,7 +578,8 @@ coil::task<coil::result<void>> run_core(unsigned core, net::tcp_listener& l, con
 int usage() {
   return ::usage(
       "file_server [HOST:]PORT --root DIR [--cores N (1-1024)] [--tls CERT KEY] [--follow-symlinks] "
-      "[--idle SECONDS] [--header-timeout SECONDS] [--splice]");
+      "[--idle SECONDS] [--header-timeout SECONDS] "
+      "[--large-body sendfile|splice|read]");
 }
 
 int fail(const char* what, std::error_code e) {
@@ -565,8 +601,17 @@ int main(int argc, char** argv) {
     const std::string_view a = argv[i];
     if (a == "--follow-symlinks") {
       follow = true;
-    } else if (a == "--splice") {
-      cfg.splice = true;
+    } else if (a == "--large-body" && i + 1 < argc) {
+      const std::string_view how = argv[++i];
+      if (how == "sendfile") {
+        cfg.large = large_body::sendfile;
+      } else if (how == "splice") {
+        cfg.large = large_body::splice;
+      } else if (how == "read") {
+        cfg.large = large_body::read;
+      } else {
+        return usage();
+      }
     } else if (i + 1 >= argc) {
       return usage();
     } else if (a == "--root") {

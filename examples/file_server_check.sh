@@ -7,7 +7,7 @@
 #          one cut off by the timeouts, a wrk smoke run, SIGTERM -> exit 0
 #   follow the symlink out of the root, refused before, served with
 #          --follow-symlinks
-#   cores  --cores 2 --splice: curl (whole files and ranges), the traversal
+#   cores  --cores 2 --large-body splice: curl (whole files and ranges), the traversal
 #          corpus and wrk
 #   tls    --tls with a CA and certificate made here by the openssl CLI: curl
 #          over https (keep-alive, ranges, 304), an untrusted client refused
@@ -305,7 +305,7 @@ case $mode in
     stop
     ;;
   cores)
-    start --cores 2 --splice
+    start --cores 2 --large-body splice
     for _ in 1 2 3 4; do
       curl -sS -o "$dir/got" "$base/big.bin" && cmp -s "$dir/got" "$root/big.bin" || fail "big.bin on 2 cores"
     done
