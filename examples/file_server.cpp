@@ -235,6 +235,16 @@ struct connection {
   }
 };
 
+// statx of an open descriptor, called directly: it never waits for the
+// disk (the inode is in memory once open), and io_uring would hand a statx
+// to a worker thread.
+coil::result<void> stat_open(const coil::file& f, struct ::statx& st) {
+  if (::statx(f.fd(), "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_MTIME, &st) != 0) {
+    return coil::fail(std::error_code(errno, std::system_category()));
+  }
+  return {};
+}
+
 // The file for a request: the path beneath the root, or a directory's
 // index.html. A failure gives the status to answer.
 coil::task<coil::result<coil::file>> open_target(const config& cfg, const std::string& path, status& why,
@@ -245,8 +255,7 @@ coil::task<coil::result<coil::file>> open_target(const config& cfg, const std::s
     why = open_error_status(f.error());
     co_return coil::fail(f.error());
   }
-  auto s = co_await f->stat(&st, STATX_TYPE | STATX_SIZE | STATX_MTIME);
-  if (!s) {
+  if (auto s = stat_open(*f, st); !s) {
     why = status::internal_error;
     co_return coil::fail(s.error());
   }
@@ -257,8 +266,7 @@ coil::task<coil::result<coil::file>> open_target(const config& cfg, const std::s
       why = index.error() == std::errc::no_such_file_or_directory ? status::forbidden : open_error_status(index.error());
       co_return coil::fail(index.error());
     }
-    auto s2 = co_await index->stat(&st, STATX_TYPE | STATX_SIZE | STATX_MTIME);
-    if (!s2) {
+    if (auto s2 = stat_open(*index, st); !s2) {
       why = status::internal_error;
       co_return coil::fail(s2.error());
     }
