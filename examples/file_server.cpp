@@ -48,8 +48,6 @@ namespace {
 namespace net = coil::net;
 using namespace file_server;
 
-constexpr size_t max_head = 16 << 10;          // request line and headers
-constexpr size_t max_request_line = 8 << 10;   // 414 past this
 constexpr size_t chunk = 64 << 10;             // body bytes per read and send
 constexpr size_t head_room = 1 << 10;          // an answer's head, before the body in the same buffer
 constexpr size_t large_from = chunk;            // bodies at least this large count as large
@@ -120,65 +118,6 @@ coil::task<void> end_stream(tls_stream& s) {
 coil::task<void> linger(tls_stream& s, coil::buffered_reader<tls_stream>&) { (void)co_await s.shutdown(); }
 int socket_fd(tls_stream&) { return -1; }  // no splice through TLS
 #endif
-
-// --- the request head ------------------------------------------------------------------
-
-enum class head_state { incomplete, complete, refused };
-
-// Parses a complete head at the front of the reader's buffer without
-// waiting: incomplete when more bytes are needed (scanned remembers how far
-// the search for the blank line got), refused with the status to answer.
-template <class R>
-head_state try_parse(R& in, size_t& scanned, request& r, status& why) {
-  const auto b = in.buffered();
-  const std::string_view text(reinterpret_cast<const char*>(b.data()), b.size());
-  const size_t end = text.find("\r\n\r\n", scanned);
-  if (end == std::string_view::npos) {
-    scanned = text.size() < 3 ? 0 : text.size() - 3;
-    const size_t first_line = text.find('\n');
-    if ((first_line == std::string_view::npos ? text.size() : first_line) > max_request_line) {
-      why = status::uri_too_long;
-      return head_state::refused;
-    }
-    if (text.size() >= max_head) {
-      why = status::header_too_large;
-      return head_state::refused;
-    }
-    return head_state::incomplete;
-  }
-  const std::string_view head = text.substr(0, end);
-  r = request{};
-  size_t line_end = head.find("\r\n");
-  if (line_end == std::string_view::npos) line_end = head.size();
-  if (line_end > max_request_line) {
-    why = status::uri_too_long;
-    return head_state::refused;
-  }
-  std::string_view target;
-  if (!parse_request_line(head.substr(0, line_end), r, why, target)) return head_state::refused;
-  bool keep_alive = false, host = false;
-  for (size_t pos = line_end + 2; pos < head.size();) {
-    size_t next = head.find("\r\n", pos);
-    if (next == std::string_view::npos) next = head.size();
-    if (!parse_header(head.substr(pos, next - pos), r, keep_alive, host)) {
-      why = status::bad_request;
-      return head_state::refused;
-    }
-    pos = next + 2;
-  }
-  if (!r.http10 && !host) {
-    why = status::bad_request;
-    return head_state::refused;
-  }
-  auto path = normalize_target(target, why);
-  if (!path) return head_state::refused;
-  r.path = std::move(*path);
-  if (r.http10 && !keep_alive) r.close = true;
-  if (r.has_body) r.close = true;  // bodies are not read: the connection ends after the answer
-  in.consume(end + 4);
-  scanned = 0;
-  return head_state::complete;
-}
 
 // --- answers ---------------------------------------------------------------------------
 
@@ -280,28 +219,56 @@ coil::task<coil::result<coil::file>> open_target(const config& cfg, const std::s
   co_return std::move(*f);
 }
 
-// The rest of a body over plain TCP with sendfile(2), as nginx sends: the
-// socket is non-blocking for each call (coil's sockets are otherwise
-// blocking, which io_uring needs), and a full send buffer waits for
-// writability on the runtime. A page-cache miss blocks the core while the
-// kernel reads, as it does nginx without aio.
-coil::task<bool> sendfile_body(connection<net::tcp_stream>& c, const coil::file& f, uint64_t off, uint64_t left) {
+// Makes a blocking socket non-blocking until destroyed (io_uring needs
+// coil's sockets blocking; the direct calls below need them not to be).
+class nonblocking {
+ public:
+  explicit nonblocking(int fd) noexcept : fd_(fd), flags_(::fcntl(fd, F_GETFL)) {
+    ok_ = flags_ >= 0 && ((flags_ & O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFL, flags_ | O_NONBLOCK) == 0);
+  }
+  ~nonblocking() {
+    if (ok_ && (flags_ & O_NONBLOCK) == 0) (void)::fcntl(fd_, F_SETFL, flags_);
+  }
+  nonblocking(const nonblocking&) = delete;
+  nonblocking& operator=(const nonblocking&) = delete;
+  bool ok() const noexcept { return ok_; }
+
+ private:
+  int fd_;
+  int flags_;
+  bool ok_ = false;
+};
+
+// The head and body over plain TCP with sendfile(2), as nginx sends: the
+// head goes first with MSG_MORE so that it shares a segment with the body,
+// then sendfile; a full send buffer waits for coil::wait_writable (a
+// readiness op on either driver). A page-cache miss blocks the core while
+// the kernel reads, as it does nginx without aio.
+coil::task<bool> sendfile_body(connection<net::tcp_stream>& c, std::span<const std::byte> head, const coil::file& f,
+                               uint64_t off, uint64_t left) {
   const int sock = c.s.fd();
-  const int flags = ::fcntl(sock, F_GETFL);
-  if (flags < 0) co_return false;
-  while (left > 0) {
-    if (::fcntl(sock, F_SETFL, flags | O_NONBLOCK) < 0) co_return false;
-    off_t at = static_cast<off_t>(off);
-    const ssize_t n = ::sendfile(sock, f.fd(), &at, static_cast<size_t>(std::min<uint64_t>(left, 0x7ffff000)));
-    const int err = errno;
-    (void)::fcntl(sock, F_SETFL, flags);
+  nonblocking nb(sock);
+  if (!nb.ok()) co_return false;
+  while (!head.empty() || left > 0) {
+    ssize_t n;
+    if (!head.empty()) {
+      n = ::send(sock, head.data(), head.size(), MSG_MORE | MSG_NOSIGNAL);
+    } else {
+      off_t at = static_cast<off_t>(off);
+      n = ::sendfile(sock, f.fd(), &at, static_cast<size_t>(std::min<uint64_t>(left, 0x7ffff000)));
+    }
     if (n > 0) {
-      off += static_cast<uint64_t>(n);
-      left -= static_cast<uint64_t>(n);
+      const auto k = static_cast<size_t>(n);
+      if (!head.empty()) {
+        head = head.subspan(k);
+      } else {
+        off += k;
+        left -= k;
+      }
       c.deadline = now_ns() + c.cfg.idle_ns;
       continue;
     }
-    if (n == 0 || err != EAGAIN) co_return false;  // the file shrank, or the peer went
+    if (n == 0 || errno != EAGAIN) co_return false;  // the file shrank, or the peer went
     auto ready = co_await coil::wait_writable(sock);
     if (!ready) co_return false;
   }
@@ -356,10 +323,14 @@ coil::task<bool> send_body(connection<Stream>& c, const coil::file& f, size_t he
     left -= *n;
   }
   c.deadline = now_ns() + c.cfg.idle_ns;
+  if constexpr (std::is_same_v<Stream, net::tcp_stream>) {
+    if (spliced && c.cfg.large == large_body::sendfile) {
+      co_return co_await sendfile_body(c, std::span<const std::byte>(buf, pending), f, off, left);
+    }
+  }
   auto w = co_await send_bytes(c.s, std::span<const std::byte>(buf, pending));
   if (!w) co_return false;
   if constexpr (std::is_same_v<Stream, net::tcp_stream>) {
-    if (spliced && c.cfg.large == large_body::sendfile) co_return co_await sendfile_body(c, f, off, left);
     if (spliced) co_return co_await splice_body(c, f, off, left);
   }
   while (left > 0) {

@@ -1,9 +1,10 @@
 #pragma once
-// file_server's HTTP pieces that need no I/O: the request head parser, the
-// request target turned into a path relative to the root, Range and
-// If-Modified-Since, dates, content types and status lines. Everything here
-// works on bounded input (the head is at most max_head bytes) and never
-// throws on bad input: it reports a status instead.
+// file_server's HTTP pieces that need no I/O: the head parser over a
+// reader's buffer (try_parse), the request target turned into a path
+// relative to the root, Range and If-Modified-Since, dates, content types
+// and status lines. Everything here works on bounded input (the head is at
+// most max_head bytes) and never throws on bad input: it reports a status
+// instead.
 #include <strings.h>
 #include <time.h>
 
@@ -16,6 +17,9 @@
 #include <string_view>
 
 namespace file_server {
+
+constexpr size_t max_head = 16 << 10;         // request line and headers: 431 past this
+constexpr size_t max_request_line = 8 << 10;  // 414 past this
 
 inline bool equals_nocase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
@@ -312,6 +316,63 @@ inline std::string error_body(status s) {
   body += title;
   body += "</h1></center>\r\n<hr><center>coil file_server</center>\r\n</body>\r\n</html>\r\n";
   return body;
+}
+
+enum class head_state { incomplete, complete, refused };
+
+// Parses a complete head at the front of the reader's buffer without
+// waiting: incomplete when more bytes are needed (scanned remembers how far
+// the search for the blank line got), refused with the status to answer.
+template <class R>
+head_state try_parse(R& in, size_t& scanned, request& r, status& why) {
+  const auto b = in.buffered();
+  const std::string_view text(reinterpret_cast<const char*>(b.data()), b.size());
+  const size_t end = text.find("\r\n\r\n", scanned);
+  if (end == std::string_view::npos) {
+    scanned = text.size() < 3 ? 0 : text.size() - 3;
+    const size_t first_line = text.find('\n');
+    if ((first_line == std::string_view::npos ? text.size() : first_line) > max_request_line) {
+      why = status::uri_too_long;
+      return head_state::refused;
+    }
+    if (text.size() >= max_head) {
+      why = status::header_too_large;
+      return head_state::refused;
+    }
+    return head_state::incomplete;
+  }
+  const std::string_view head = text.substr(0, end);
+  r = request{};
+  size_t line_end = head.find("\r\n");
+  if (line_end == std::string_view::npos) line_end = head.size();
+  if (line_end > max_request_line) {
+    why = status::uri_too_long;
+    return head_state::refused;
+  }
+  std::string_view target;
+  if (!parse_request_line(head.substr(0, line_end), r, why, target)) return head_state::refused;
+  bool keep_alive = false, host = false;
+  for (size_t pos = line_end + 2; pos < head.size();) {
+    size_t next = head.find("\r\n", pos);
+    if (next == std::string_view::npos) next = head.size();
+    if (!parse_header(head.substr(pos, next - pos), r, keep_alive, host)) {
+      why = status::bad_request;
+      return head_state::refused;
+    }
+    pos = next + 2;
+  }
+  if (!r.http10 && !host) {
+    why = status::bad_request;
+    return head_state::refused;
+  }
+  auto path = normalize_target(target, why);
+  if (!path) return head_state::refused;
+  r.path = std::move(*path);
+  if (r.http10 && !keep_alive) r.close = true;
+  if (r.has_body) r.close = true;  // bodies are not read: the connection ends after the answer
+  in.consume(end + 4);
+  scanned = 0;
+  return head_state::complete;
 }
 
 }  // namespace file_server
