@@ -58,42 +58,14 @@ stop() {
   echo "file_server_check: SIGTERM: exit 0"
 }
 
-# raw REQUEST: sends the bytes (printf escapes) on a new connection and
-# prints what comes back until the server closes (at most 20 s).
-raw() {
-  printf "%b" "$1" | python3 -c '
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.settimeout(20)
-s.sendall(sys.stdin.buffer.read())
-out = b""
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-except (socket.timeout, ConnectionResetError):
-    pass
-sys.stdout.buffer.write(out)
-' "$port"
-}
-
-status_of() { head -n 1 | cut -d' ' -f2; }
-
-# requests: each stdin line is "WANT REQUEST" (WANT a status or several
-# joined by |, REQUEST with Python escapes such as \r\n), each sent on its
-# own connection in one python3 run; fails on a status not wanted or on any
-# byte of the files outside the root in an answer.
-requests() {
-  python3 -c '
+# The raw client, python3: exchange() sends bytes on a new connection and
+# returns what comes back until the server closes (at most 20 s).
+client='
 import codecs, socket, sys
-port, bad, n = int(sys.argv[1]), 0, 0
-for line in sys.stdin.read().splitlines():
-    want, req = line.split(" ", 1)
-    s = socket.create_connection(("127.0.0.1", port))
+def exchange(data):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
     s.settimeout(20)
-    s.sendall(codecs.escape_decode(req.encode())[0])
+    s.sendall(data)
     out = b""
     try:
         while True:
@@ -104,6 +76,28 @@ for line in sys.stdin.read().splitlines():
     except (socket.timeout, ConnectionResetError):
         pass
     s.close()
+    return out
+'
+
+# raw REQUEST: sends the bytes (printf escapes) and prints the answer.
+raw() {
+  printf "%b" "$1" | python3 -c "$client"'
+sys.stdout.buffer.write(exchange(sys.stdin.buffer.read()))
+' "$port"
+}
+
+status_of() { head -n 1 | cut -d' ' -f2; }
+
+# requests: each stdin line is "WANT REQUEST" (WANT a status or several
+# joined by |, REQUEST with Python escapes such as \r\n), each sent on its
+# own connection in one python3 run; fails on a status not wanted or on any
+# byte of the files outside the root in an answer.
+requests() {
+  python3 -c "$client"'
+bad, n = 0, 0
+for line in sys.stdin.read().splitlines():
+    want, req = line.split(" ", 1)
+    out = exchange(codecs.escape_decode(req.encode())[0])
     n += 1
     code = out.split(b" ", 2)[1].decode() if out.startswith(b"HTTP/1.1 ") else "none"
     if code not in want.split("|") or b"TOPSECRET" in out or b"root:" in out:
