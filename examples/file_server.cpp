@@ -48,18 +48,18 @@ namespace {
 namespace net = coil::net;
 using namespace file_server;
 
-constexpr size_t chunk = 64 << 10;             // body bytes per read and send
-constexpr size_t head_room = 1 << 10;          // an answer's head, before the body in the same buffer
-constexpr size_t large_from = chunk;            // bodies at least this large count as large
-constexpr int64_t grace_ns = 2'000'000'000;    // open connections' time to finish at a stop
+constexpr size_t chunk = 64 << 10;           // body bytes per read and send
+constexpr size_t head_room = 1 << 10;        // an answer's head, before the body in the same buffer
+constexpr size_t large_from = chunk;         // bodies at least this large count as large
+constexpr int64_t grace_ns = 2'000'000'000;  // open connections' time to finish at a stop
 
 // How a body larger than one buffer goes out over plain TCP (TLS always
 // reads through the buffer).
 enum class large_body { sendfile, splice, read };
 
 struct config {
-  int root = -1;           // O_PATH descriptor of --root
-  uint64_t resolve = 0;    // openat2 resolve flags
+  int root = -1;         // O_PATH descriptor of --root
+  uint64_t resolve = 0;  // openat2 resolve flags
   int64_t idle_ns = 60'000'000'000;
   int64_t header_ns = 10'000'000'000;
   large_body large = large_body::sendfile;
@@ -108,9 +108,7 @@ int socket_fd(net::tcp_stream& s) { return s.fd(); }
 
 #if FILE_SERVER_TLS
 using tls_stream = coil::tls::stream<net::tcp_stream>;
-coil::task<coil::transfer_result> send_bytes(tls_stream& s, std::span<const std::byte> b) {
-  return s.write_all(b);
-}
+coil::task<coil::transfer_result> send_bytes(tls_stream& s, std::span<const std::byte> b) { return s.write_all(b); }
 coil::task<void> end_stream(tls_stream& s) {
   (void)co_await s.shutdown();
   (void)co_await s.next_layer().close();
@@ -166,7 +164,7 @@ struct connection {
   const config& cfg;
   int64_t& deadline;
   std::unique_ptr<std::byte[]> buf;  // head_room + chunk, made at the first body
-  coil::unique_fd pipe_r, pipe_w;   // made at the first spliced body
+  coil::unique_fd pipe_r, pipe_w;    // made at the first spliced body
 
   std::byte* buffer() {
     if (!buf) buf = std::make_unique<std::byte[]>(head_room + chunk);
@@ -187,7 +185,7 @@ coil::result<void> stat_open(const coil::file& f, struct ::statx& st) {
 // The file for a request: the path beneath the root, or a directory's
 // index.html. A failure gives the status to answer.
 coil::task<coil::result<coil::file>> open_target(const config& cfg, const std::string& path, status& why,
-                                                  struct ::statx& st, bool& html) {
+                                                 struct ::statx& st, bool& html) {
   const char* rel = path.empty() ? "." : path.c_str();
   auto f = co_await coil::file::open_at(cfg.root, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, cfg.resolve);
   if (!f) {
@@ -202,7 +200,8 @@ coil::task<coil::result<coil::file>> open_target(const config& cfg, const std::s
     auto index = co_await coil::file::open_at(f->fd(), "index.html", O_RDONLY | O_NONBLOCK | O_NOCTTY, cfg.resolve);
     (void)co_await f->close();
     if (!index) {
-      why = index.error() == std::errc::no_such_file_or_directory ? status::forbidden : open_error_status(index.error());
+      why =
+          index.error() == std::errc::no_such_file_or_directory ? status::forbidden : open_error_status(index.error());
       co_return coil::fail(index.error());
     }
     if (auto s2 = stat_open(*index, st); !s2) {
@@ -311,10 +310,10 @@ coil::task<bool> send_body(connection<Stream>& c, const coil::file& f, size_t he
                            uint64_t length) {
   std::byte* buf = c.buffer();
   const int sock = socket_fd(c.s);
-  const bool spliced = c.cfg.large != large_body::read && sock >= 0 && length >= large_from;
+  const bool by_fd = c.cfg.large != large_body::read && sock >= 0 && length >= large_from;  // sendfile or splice
   uint64_t off = first, left = length;
   size_t pending = head_len;  // bytes at buf ready to go
-  if (!spliced) {
+  if (!by_fd) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(left, head_room + chunk - head_len));
     auto n = co_await f.read_at(std::span(buf + head_len, want), off);
     if (!n || *n == 0) co_return false;  // the file shrank: the promised length cannot be kept
@@ -324,14 +323,14 @@ coil::task<bool> send_body(connection<Stream>& c, const coil::file& f, size_t he
   }
   c.deadline = now_ns() + c.cfg.idle_ns;
   if constexpr (std::is_same_v<Stream, net::tcp_stream>) {
-    if (spliced && c.cfg.large == large_body::sendfile) {
+    if (by_fd && c.cfg.large == large_body::sendfile) {
       co_return co_await sendfile_body(c, std::span<const std::byte>(buf, pending), f, off, left);
     }
   }
   auto w = co_await send_bytes(c.s, std::span<const std::byte>(buf, pending));
   if (!w) co_return false;
   if constexpr (std::is_same_v<Stream, net::tcp_stream>) {
-    if (spliced) co_return co_await splice_body(c, f, off, left);
+    if (by_fd) co_return co_await splice_body(c, f, off, left);
   }
   while (left > 0) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(left, chunk));
@@ -476,8 +475,8 @@ coil::task<void> serve(net::tcp_stream s, const config& cfg) {
   (void)s.set_nodelay(true);
 #if FILE_SERVER_TLS
   if (cfg.tls != nullptr) {
-    auto t = co_await coil::with_timeout(coil::tls::accept(*cfg.tls, std::move(s)),
-                                         std::chrono::nanoseconds(cfg.header_ns));
+    auto t =
+        co_await coil::with_timeout(coil::tls::accept(*cfg.tls, std::move(s)), std::chrono::nanoseconds(cfg.header_ns));
     if (!t) co_return;  // a failed or silent handshake; the socket is closed
     co_await serve_stream(*t, cfg);
     co_return;
@@ -531,7 +530,8 @@ coil::task<void> stop_on_signal(coil::signal_set& sigs, coil::event* stops) {
       stops[core].set();
     } else {
       auto sent = co_await coil::cores::spawn_on(
-          core, [](coil::event* e) -> coil::task<void> {
+          core,
+          [](coil::event* e) -> coil::task<void> {
             e->set();
             co_return;
           },
@@ -541,8 +541,8 @@ coil::task<void> stop_on_signal(coil::signal_set& sigs, coil::event* stops) {
   }
 }
 
-coil::task<coil::result<void>> run_core(unsigned core, net::tcp_listener& l, const config& cfg,
-                                        coil::signal_set& sigs, coil::event* stops) {
+coil::task<coil::result<void>> run_core(unsigned core, net::tcp_listener& l, const config& cfg, coil::signal_set& sigs,
+                                        coil::event* stops) {
   coil::join_handle<void> watcher;
   if (core == 0) watcher = coil::runtime::current()->spawn(stop_on_signal(sigs, stops));
   auto r = co_await serve_core(l, cfg, stops[core]);

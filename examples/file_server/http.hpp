@@ -70,12 +70,12 @@ inline std::string_view reason(status s) {
 // What the server keeps of a request head (copies: the reader's buffer
 // moves on to the next request).
 struct request {
-  bool head = false;     // HEAD rather than GET
-  bool http10 = false;   // HTTP/1.0: close unless keep-alive was asked for
-  bool close = false;    // the connection ends after the answer
-  bool has_body = false; // Content-Length > 0 or Transfer-Encoding: answered, then closed
-  std::string path;      // relative to the root, normalized; "" is the root itself
-  std::string range;     // the Range value, if any
+  bool head = false;      // HEAD rather than GET
+  bool http10 = false;    // HTTP/1.0: close unless keep-alive was asked for
+  bool close = false;     // the connection ends after the answer
+  bool has_body = false;  // Content-Length > 0 or Transfer-Encoding: answered, then closed
+  std::string path;       // relative to the root, normalized; "" is the root itself
+  std::string range;      // the Range value, if any
   std::string if_modified_since;
 };
 
@@ -287,16 +287,16 @@ inline std::string_view content_type(std::string_view path) {
   if (dot == std::string_view::npos) return "application/octet-stream";
   const std::string_view ext = name.substr(dot + 1);
   static constexpr std::pair<std::string_view, std::string_view> types[] = {
-      {"html", "text/html"},        {"htm", "text/html"},          {"css", "text/css"},
-      {"js", "text/javascript"},    {"mjs", "text/javascript"},    {"json", "application/json"},
-      {"txt", "text/plain"},        {"md", "text/markdown"},       {"xml", "text/xml"},
-      {"csv", "text/csv"},          {"svg", "image/svg+xml"},      {"png", "image/png"},
-      {"jpg", "image/jpeg"},        {"jpeg", "image/jpeg"},        {"gif", "image/gif"},
-      {"webp", "image/webp"},       {"ico", "image/x-icon"},       {"avif", "image/avif"},
-      {"pdf", "application/pdf"},   {"wasm", "application/wasm"},  {"zip", "application/zip"},
-      {"gz", "application/gzip"},   {"tar", "application/x-tar"},  {"mp4", "video/mp4"},
-      {"webm", "video/webm"},       {"mp3", "audio/mpeg"},         {"ogg", "audio/ogg"},
-      {"woff", "font/woff"},        {"woff2", "font/woff2"},       {"ttf", "font/ttf"},
+      {"html", "text/html"},      {"htm", "text/html"},         {"css", "text/css"},
+      {"js", "text/javascript"},  {"mjs", "text/javascript"},   {"json", "application/json"},
+      {"txt", "text/plain"},      {"md", "text/markdown"},      {"xml", "text/xml"},
+      {"csv", "text/csv"},        {"svg", "image/svg+xml"},     {"png", "image/png"},
+      {"jpg", "image/jpeg"},      {"jpeg", "image/jpeg"},       {"gif", "image/gif"},
+      {"webp", "image/webp"},     {"ico", "image/x-icon"},      {"avif", "image/avif"},
+      {"pdf", "application/pdf"}, {"wasm", "application/wasm"}, {"zip", "application/zip"},
+      {"gz", "application/gzip"}, {"tar", "application/x-tar"}, {"mp4", "video/mp4"},
+      {"webm", "video/webm"},     {"mp3", "audio/mpeg"},        {"ogg", "audio/ogg"},
+      {"woff", "font/woff"},      {"woff2", "font/woff2"},      {"ttf", "font/ttf"},
   };
   for (const auto& [e, type] : types) {
     if (equals_nocase(e, ext)) return type;
