@@ -20,7 +20,6 @@
 // exit 0. --cores N: N pinned cores, each with its own SO_REUSEPORT listener.
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -33,12 +32,12 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <vector>
 
 #include "args.hpp"
 #include "coil/coil.hpp"
 #include "file_server/http.hpp"
 #include "listen_address.hpp"
+#include "serve_cores.hpp"
 #if FILE_SERVER_TLS
 #include "coil/tls/stream.hpp"
 #endif
@@ -485,85 +484,11 @@ coil::task<void> serve(net::tcp_stream s, const config& cfg) {
   co_await serve_stream(s, cfg);
 }
 
-// --- accepting, cores and the stop (as in tcp_proxy) ---------------------------------
-
-bool fd_exhausted(std::error_code e) {
-  return e == std::errc::too_many_files_open || e == std::errc::too_many_files_open_in_system;
-}
-
-coil::task<coil::result<void>> accept_loop(net::tcp_listener& l, coil::task_group& conns, const config& cfg) {
-  for (;;) {
-    auto s = co_await l.accept();
-    if (!s) {
-      if (s.error() == std::errc::operation_canceled) co_return coil::fail(s.error());
-      if (fd_exhausted(s.error())) {  // the connection waits in the backlog
-        auto slept = co_await coil::sleep_for(std::chrono::milliseconds(10));
-        if (!slept) co_return coil::fail(slept.error());
-        continue;
-      }
-      std::fprintf(stderr, "file_server: accept: %s\n", s.error().message().c_str());
-      co_return coil::fail(s.error());
-    }
-    conns.spawn(serve(std::move(*s), cfg));
-  }
-}
-
-coil::task<coil::result<void>> join(coil::task_group& g) { co_return co_await g.join(); }
-
-coil::task<coil::result<void>> serve_core(net::tcp_listener& l, const config& cfg, coil::event& stop) {
-  coil::task_group conns;
-  auto first = co_await coil::when_any(accept_loop(l, conns, cfg), stop.wait());
-  coil::result<void> r;
-  if (first.index() == 0 && std::get<0>(first).error() != std::errc::operation_canceled) r = std::get<0>(first);
-  (void)co_await l.close();
-  (void)co_await coil::with_timeout(join(conns), std::chrono::nanoseconds(grace_ns));
-  co_return r;
-}
-
-coil::task<void> stop_on_signal(coil::signal_set& sigs, coil::event* stops) {
-  auto sig = co_await sigs.wait();
-  if (!sig) co_return;
-  std::fprintf(stderr, "file_server: %s: stopping\n", sigabbrev_np(sig->signo));
-  sigs.restore_default();  // a second signal ends the process
-  for (unsigned core = 0; core < coil::cores::count(); ++core) {
-    if (core == coil::cores::current()) {
-      stops[core].set();
-    } else {
-      auto sent = co_await coil::cores::spawn_on(
-          core,
-          [](coil::event* e) -> coil::task<void> {
-            e->set();
-            co_return;
-          },
-          &stops[core]);
-      (void)sent;
-    }
-  }
-}
-
-coil::task<coil::result<void>> run_core(unsigned core, net::tcp_listener& l, const config& cfg, coil::signal_set& sigs,
-                                        coil::event* stops) {
-  coil::join_handle<void> watcher;
-  if (core == 0) watcher = coil::runtime::current()->spawn(stop_on_signal(sigs, stops));
-  auto r = co_await serve_core(l, cfg, stops[core]);
-  if (!r) coil::cores::stop();
-  if (watcher.valid()) {
-    watcher.cancel();
-    co_await std::move(watcher);
-  }
-  co_return r;
-}
-
 int usage() {
   return ::usage(
       "file_server [HOST:]PORT --root DIR [--cores N (1-1024)] [--tls CERT KEY] [--follow-symlinks] "
       "[--idle SECONDS] [--header-timeout SECONDS] "
       "[--large-body sendfile|splice|read]");
-}
-
-int fail(const char* what, std::error_code e) {
-  std::fprintf(stderr, "file_server: %s: %s\n", what, e.message().c_str());
-  return 1;
 }
 
 }  // namespace
@@ -653,46 +578,13 @@ int main(int argc, char** argv) {
   }
 #endif
 
-  coil::cores_options opts;
-  if (cores > 0) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
-    for (int c = 0; c < CPU_SETSIZE && opts.cpus.size() < cores; ++c) {
-      if (CPU_ISSET(c, &allowed)) opts.cpus.push_back(c);
-    }
-    if (opts.cpus.size() < cores) {
-      std::fprintf(stderr, "file_server: only %zu CPUs available\n", opts.cpus.size());
-      return 2;
-    }
-  }
-  net::listen_options lo;
-  lo.reuse_port = cores > 0;
-  std::vector<net::tcp_listener> listeners;
-  net::socket_address at = *where;
-  for (unsigned i = 0; i < std::max(cores, 1u); ++i) {
-    auto l = net::tcp_listener::bind(at, lo);
-    if (!l) return fail("bind", l.error());
-    if (auto local = l->local_address(); local) at = *local;
-    listeners.push_back(std::move(*l));
-  }
   // A splice into a socket whose peer has gone raises SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
-  auto sigs = coil::signal_set::create({SIGINT, SIGTERM});  // before any thread starts
-  if (!sigs) return fail("signals", sigs.error());
-  auto stops = std::make_unique<coil::event[]>(listeners.size());
-  std::printf("file_server: listening on %s, root %s\n", at.to_string().c_str(), root);
-  std::fflush(stdout);
-
-  coil::result<void> r;
-  if (cores == 0) {
-    auto rt = coil::runtime::create();
-    if (!rt) return fail("runtime", rt.error());
-    r = (*rt)->block_on(run_core(0, listeners[0], cfg, *sigs, stops.get()));
-  } else {
-    r = coil::cores::run(opts, [&](unsigned core) { return run_core(core, listeners[core], cfg, *sigs, stops.get()); });
-  }
+  std::string what = ", root ";
+  what += root;
+  const serve_cores::options so{"file_server", grace_ns, cores};
+  const int status =
+      serve_cores::run(*where, so, what.c_str(), [&cfg](net::tcp_stream s) { return serve(std::move(s), cfg); });
   ::close(root_fd);
-  if (!r && r.error() != std::errc::operation_canceled) return fail("stopped", r.error());
-  return 0;
+  return status;
 }
