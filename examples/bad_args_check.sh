@@ -48,6 +48,18 @@ expect '^usage: echo_server' "$bin/echo_server" 127.0.0.1:0 --cores 0
 expect '^usage: echo_server' "$bin/echo_server" 127.0.0.1:0 --mode bogus
 expect '^usage: echo_server' "$bin/echo_server" nonsense
 expect '^usage: http_hello' "$bin/http_hello"
+expect '^usage: file_server' "$bin/file_server"
+expect 'bad address or port' "$bin/file_server" 127.0.0.1:99999 --root "$dir"
+expect 'bad address or port' "$bin/file_server" nonsense --root "$dir"
+expect '^file_server: --root DIR is required' "$bin/file_server" 127.0.0.1:0
+expect '^usage: file_server' "$bin/file_server" 127.0.0.1:0 --root
+expect '^file_server: --root .*: Not a directory' "$bin/file_server" 127.0.0.1:0 --root "$0"
+expect '^file_server: --root .*: No such file' "$bin/file_server" 127.0.0.1:0 --root "$dir/missing"
+expect '^usage: file_server' "$bin/file_server" 127.0.0.1:0 --root "$dir" --cores 0
+expect '^usage: file_server' "$bin/file_server" 127.0.0.1:0 --root "$dir" --idle -1
+expect '^usage: file_server' "$bin/file_server" 127.0.0.1:0 --root "$dir" --tls onlycert
+expect '^usage: file_server' "$bin/file_server" 127.0.0.1:0 --root "$dir" --bogus
+expect '^file_server: ' "$bin/file_server" 127.0.0.1:0 --root "$dir" --tls "$dir/none.pem" "$dir/none.key"
 expect '^usage: http_hello' "$bin/http_hello" 70000
 if [[ -x "$bin/https_hello" ]]; then
   expect '^usage: https_hello' "$bin/https_hello"

@@ -10,18 +10,16 @@
 // the process at once. --cores N: N pinned cores, each accepting on its own
 // SO_REUSEPORT listener.
 #include <sched.h>
-#include <signal.h>
-#include <string.h>
-
 #include <chrono>
 #include <cstdio>
-#include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "args.hpp"
 #include "coil/coil.hpp"
 #include "listen_address.hpp"
+#include "serve_cores.hpp"
 
 namespace {
 
@@ -91,80 +89,6 @@ coil::task<void> relay(net::tcp_stream client, const config& cfg) {
   (void)co_await client.close();
 }
 
-bool fd_exhausted(std::error_code e) {
-  return e == std::errc::too_many_files_open || e == std::errc::too_many_files_open_in_system;
-}
-
-// Accepts until cancelled; every connection joins `conns`.
-coil::task<coil::result<void>> accept_loop(net::tcp_listener& l, coil::task_group& conns, const config& cfg) {
-  for (;;) {
-    auto s = co_await l.accept();
-    if (!s) {
-      if (s.error() == std::errc::operation_canceled) co_return coil::fail(s.error());
-      // EMFILE/ENFILE: the connection waits in the backlog; try again shortly.
-      if (fd_exhausted(s.error())) {
-        auto slept = co_await coil::sleep_for(std::chrono::milliseconds(10));
-        if (!slept) co_return coil::fail(slept.error());
-        continue;
-      }
-      std::fprintf(stderr, "tcp_proxy: accept: %s\n", s.error().message().c_str());
-      co_return coil::fail(s.error());
-    }
-    conns.spawn(relay(std::move(*s), cfg));
-  }
-}
-
-coil::task<coil::result<void>> join(coil::task_group& g) { co_return co_await g.join(); }
-
-// One core's proxy: accept until `stop` is set, then give the open
-// connections the grace and cancel what is left (with_timeout cancelling a
-// join cancels the group and still waits for every connection).
-coil::task<coil::result<void>> serve(net::tcp_listener& l, const config& cfg, coil::event& stop) {
-  coil::task_group conns;
-  auto first = co_await coil::when_any(accept_loop(l, conns, cfg), stop.wait());
-  coil::result<void> r;
-  if (first.index() == 0 && std::get<0>(first).error() != std::errc::operation_canceled) r = std::get<0>(first);
-  (void)co_await l.close();  // new clients are refused from now on
-  (void)co_await coil::with_timeout(join(conns), std::chrono::nanoseconds(cfg.grace_ns));
-  co_return r;
-}
-
-// Core 0's signal watcher: the first SIGINT/SIGTERM sets every core's stop
-// event (each on its own core: an event is single-core).
-coil::task<void> stop_on_signal(coil::signal_set& sigs, coil::event* stops, const config& cfg) {
-  auto sig = co_await sigs.wait();
-  if (!sig) co_return;  // cancelled: the proxy ended another way
-  std::fprintf(stderr, "tcp_proxy: %s: stopping, connections get %.3g s\n", sigabbrev_np(sig->signo),
-               static_cast<double>(cfg.grace_ns) / 1e9);
-  sigs.restore_default();  // a second signal now ends the process
-  for (unsigned core = 0; core < coil::cores::count(); ++core) {
-    if (core == coil::cores::current()) {
-      stops[core].set();
-    } else {
-      auto sent = co_await coil::cores::spawn_on(
-          core, [](coil::event* e) -> coil::task<void> {
-            e->set();
-            co_return;
-          },
-          &stops[core]);
-      (void)sent;
-    }
-  }
-}
-
-coil::task<coil::result<void>> run_core(unsigned core, net::tcp_listener& l, const config& cfg,
-                                        coil::signal_set& sigs, coil::event* stops) {
-  coil::join_handle<void> watcher;
-  if (core == 0) watcher = coil::runtime::current()->spawn(stop_on_signal(sigs, stops, cfg));
-  auto r = co_await serve(l, cfg, stops[core]);
-  if (!r) coil::cores::stop();  // a failed core takes the others down
-  if (watcher.valid()) {
-    watcher.cancel();
-    co_await std::move(watcher);
-  }
-  co_return r;
-}
-
 int usage() {
   return ::usage(
       "tcp_proxy [HOST:]PORT UPSTREAM_HOST:PORT [--idle SECONDS (up to 86400)] [--grace SECONDS (up to 3600)] "
@@ -212,48 +136,8 @@ int main(int argc, char** argv) {
   if (!addrs) return fail(argv[2], addrs.error());
   cfg.upstream = std::move(*addrs);
 
-  coil::cores_options opts;
-  if (cores > 0) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
-    for (int c = 0; c < CPU_SETSIZE && opts.cpus.size() < cores; ++c) {
-      if (CPU_ISSET(c, &allowed)) opts.cpus.push_back(c);
-    }
-    if (opts.cpus.size() < cores) {
-      std::fprintf(stderr, "tcp_proxy: only %zu CPUs available\n", opts.cpus.size());
-      return 2;
-    }
-  }
-  // One listener per core (SO_REUSEPORT: the kernel spreads connections),
-  // all bound first; port 0 picks a port once and the others join it.
-  net::listen_options lo;
-  lo.reuse_port = cores > 0;
-  std::vector<net::tcp_listener> listeners;
-  net::socket_address at = *where;
-  for (unsigned i = 0; i < std::max(cores, 1u); ++i) {
-    auto l = net::tcp_listener::bind(at, lo);
-    if (!l) return fail("bind", l.error());
-    if (auto local = l->local_address(); local) at = *local;
-    listeners.push_back(std::move(*l));
-  }
-  // Before any thread starts, so that every core thread blocks them too.
-  auto sigs = coil::signal_set::create({SIGINT, SIGTERM});
-  if (!sigs) return fail("signals", sigs.error());
-  auto stops = std::make_unique<coil::event[]>(listeners.size());
-  std::printf("tcp_proxy: listening on %s, relaying to %s\n", at.to_string().c_str(), argv[2]);
-  std::fflush(stdout);
-
-  coil::result<void> r;
-  if (cores == 0) {
-    auto rt = coil::runtime::create();
-    if (!rt) return fail("runtime", rt.error());
-    r = (*rt)->block_on(run_core(0, listeners[0], cfg, *sigs, stops.get()));
-  } else {
-    r = coil::cores::run(opts, [&](unsigned core) {
-      return run_core(core, listeners[core], cfg, *sigs, stops.get());
-    });
-  }
-  if (!r && r.error() != std::errc::operation_canceled) return fail("stopped", r.error());
-  return 0;
+  std::string what = ", relaying to ";
+  what += argv[2];
+  const serve_cores::options so{"tcp_proxy", cfg.grace_ns, cores};
+  return serve_cores::run(*where, so, what.c_str(), [&cfg](net::tcp_stream s) { return relay(std::move(s), cfg); });
 }

@@ -225,6 +225,51 @@ TEST(FsPaths, RelativeToWorkingDirectory) {
   EXPECT_FALSE(exists(dir.file("rel")));
 }
 
+TEST(FsOpenAt, ResolveRulesKeepPathsBeneathTheDirectory) {
+  // openat2 through the driver: the resolve flags reach the kernel on both
+  // drivers, and open_how's mode applies with O_CREAT.
+  test::temp_dir dir;
+  ASSERT_EQ(::mkdir(dir.file("root").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(dir.file("root/sub").c_str(), 0755), 0);
+  write_text(dir.file("root/sub/a.txt"), "inside");
+  write_text(dir.file("outside.txt"), "secret");
+  ASSERT_EQ(::symlink("../outside.txt", dir.file("root/out").c_str()), 0);
+  ASSERT_EQ(::symlink("sub/a.txt", dir.file("root/in").c_str()), 0);
+  const int root = ::open(dir.file("root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(root, 0);
+  const std::string absolute = dir.file("outside.txt");
+  constexpr uint64_t beneath = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  test::run([&]() -> task<void> {
+    auto f = co_await file::open_at(root, "sub/a.txt", O_RDONLY, beneath);
+    EXPECT_TRUE(f) << f.error().message();
+    if (f) {
+      std::string text(16, '\0');
+      auto n = co_await f->read_at(std::as_writable_bytes(std::span(text.data(), text.size())), 0);
+      EXPECT_TRUE(n && text.substr(0, *n) == "inside");
+      EXPECT_GE(::fcntl(f->fd(), F_GETFD) & FD_CLOEXEC, 1);
+    }
+    CO_EXPECT_FAIL(co_await file::open_at(root, "../outside.txt", O_RDONLY, beneath), std::errc::cross_device_link);
+    CO_EXPECT_FAIL(co_await file::open_at(root, absolute.c_str(), O_RDONLY, beneath), std::errc::cross_device_link);
+    CO_EXPECT_FAIL(co_await file::open_at(root, "out", O_RDONLY, beneath), std::errc::cross_device_link);
+    CO_EXPECT_FAIL(co_await file::open_at(root, "in", O_RDONLY, beneath | RESOLVE_NO_SYMLINKS),
+                   std::errc::too_many_symbolic_link_levels);
+    CO_EXPECT_FAIL(co_await file::open_at(root, "missing", O_RDONLY, beneath), std::errc::no_such_file_or_directory);
+    CO_EXPECT_FAIL(co_await file::open_at(root, "sub/a.txt/x", O_RDONLY, beneath), std::errc::not_a_directory);
+    auto in = co_await file::open_at(root, "in", O_RDONLY, beneath);  // a symlink that stays inside
+    EXPECT_TRUE(in);
+    auto out = co_await file::open_at(root, "out", O_RDONLY, RESOLVE_NO_MAGICLINKS);  // no BENEATH: followed
+    EXPECT_TRUE(out);
+    auto made = co_await file::open_at(root, "sub/new", O_WRONLY | O_CREAT | O_EXCL, beneath, 0600);
+    EXPECT_TRUE(made) << made.error().message();
+    CO_EXPECT_FAIL(co_await file::open_at(root, "sub/new", O_WRONLY | O_CREAT | O_EXCL, beneath, 0600),
+                   std::errc::file_exists);
+  }());
+  ::close(root);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.file("root/sub/new").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600 & ~current_umask());
+}
+
 task<void> make_then_remove(std::string path, int& ok) {
   auto f = co_await file::create(path.c_str());
   if (!f) co_return;

@@ -11,7 +11,7 @@ namespace {
 
 static_assert(operation<nop> && operation<read> && operation<write> && operation<readv> && operation<writev>);
 static_assert(operation<read_fixed> && operation<write_fixed> && operation<fsync> && operation<fallocate>);
-static_assert(operation<openat> && operation<close> && operation<statx> && operation<unlinkat> &&
+static_assert(operation<openat> && operation<openat2> && operation<close> && operation<statx> && operation<unlinkat> &&
               operation<renameat> && operation<mkdirat>);
 static_assert(operation<socket> && operation<connect> && operation<accept> && operation<accept_multishot> &&
               operation<recv_multishot> && operation<send_zc> && operation<send> && operation<recv>);
@@ -22,7 +22,7 @@ static_assert(operation<splice_in> && operation<splice_out> && waits_on_peer_op<
 static_assert(operation<dio_ops::read> && operation<dio_ops::write> && operation<dio_ops::readv> &&
               operation<dio_ops::writev> && operation<dio_ops::fsync>);
 
-static_assert(yields_fd_op<openat> && yields_fd_op<accept> && yields_fd_op<socket> && !yields_fd_op<read> &&
+static_assert(yields_fd_op<openat> && yields_fd_op<openat2> && yields_fd_op<accept> && yields_fd_op<socket> && !yields_fd_op<read> &&
               !yields_fd_op<accept_multishot>);
 static_assert(consumes_fd_op<close> && !consumes_fd_op<read>);
 static_assert(never_blocks_op<nop> && never_blocks_op<close> && never_blocks_op<shutdown> && !never_blocks_op<read>);

@@ -27,6 +27,8 @@ class file;
 
 // An open in flight: yields result<file>.
 using open_awaiter = op_awaiter<ops::openat, result<file>>;
+// An openat2 in flight: yields result<file>.
+using open_at_awaiter = op_awaiter<ops::openat2, result<file>>;
 
 struct open_options {
   int flags = O_RDONLY;
@@ -46,6 +48,17 @@ class file {
   // the open is awaited.
   static open_awaiter open(const char* path, int flags = O_RDONLY, mode_t mode = 0644) noexcept {
     return open_awaiter(ops::openat{AT_FDCWD, path, flags, mode});
+  }
+  // Opens path relative to the directory dirfd under openat2's resolve
+  // rules (RESOLVE_BENEATH keeps it inside dirfd, RESOLVE_NO_SYMLINKS...);
+  // O_CLOEXEC is added. path must stay valid until the open is awaited.
+  static open_at_awaiter open_at(int dirfd, const char* path, int flags, uint64_t resolve,
+                                 mode_t mode = 0) noexcept {
+    open_how how{};
+    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) != 0 ? mode : 0;
+    how.resolve = resolve;
+    return open_at_awaiter(ops::openat2{dirfd, path, how});
   }
   // O_RDWR|O_CREAT|O_TRUNC.
   static open_awaiter create(const char* path, mode_t mode = 0644) noexcept {

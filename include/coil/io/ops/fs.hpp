@@ -4,7 +4,10 @@
 // RWF_NOWAIT (a page-cache hit completes inline) and work on pipes and
 // character devices by readiness.
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -170,6 +173,31 @@ struct openat {
     io_uring_prep_openat(&s, dirfd, path, flags | O_CLOEXEC, mode);
   }
   int32_t perform(bool) const noexcept { return detail::kernel_ret(::openat(dirfd, path, flags | O_CLOEXEC, mode)); }
+  static result<unique_fd> complete(int32_t res) noexcept {
+    if (res < 0) return fail(kernel_error(res));
+    return unique_fd(res);
+  }
+};
+
+// openat2(2): openat with resolve rules (RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS,
+// RESOLVE_NO_MAGICLINKS...), so a path from outside can be kept beneath
+// dirfd. The open_how travels inside the op, which outlives the submission.
+// Errors: as openat, plus EXDEV (the path would leave dirfd under
+// RESOLVE_BENEATH), ELOOP (a symlink under RESOLVE_NO_SYMLINKS), EAGAIN
+// (RESOLVE_CACHED missed), E2BIG/EINVAL (bad open_how).
+struct openat2 {
+  static constexpr uint8_t opcode = IORING_OP_OPENAT2;
+  static constexpr uint32_t poll_events = 0;
+  static constexpr bool yields_fd = true;  // a late result must be closed
+  int dirfd;
+  const char* path;
+  open_how how;
+  void prep(io_uring_sqe& s) const noexcept {
+    io_uring_prep_openat2(&s, dirfd, path, const_cast<open_how*>(&how));
+  }
+  int32_t perform(bool) const noexcept {
+    return detail::kernel_ret(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+  }
   static result<unique_fd> complete(int32_t res) noexcept {
     if (res < 0) return fail(kernel_error(res));
     return unique_fd(res);
