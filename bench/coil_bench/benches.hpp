@@ -118,6 +118,10 @@ int run_tour(const options& opts);
 // io_uring (scatter.cpp parses its own options: its --size is the object size).
 int cmd_scatter(int argc, char** argv);
 
+// ---- scale: cost per timer, idle connection and task at growing counts
+// (scale.cpp parses its own options and runs each size in a fresh process).
+int cmd_scale(int argc, char** argv);
+
 // ---- tls: a TLS echo server, coil against Boost.Asio's ssl::stream (tls.cpp
 // parses its own options; built with coil::tls only) -------------------------
 int cmd_tls(int argc, char** argv);

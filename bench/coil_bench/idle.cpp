@@ -1,6 +1,7 @@
 #include "idle.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -44,6 +45,19 @@ bool raise_fd_limit(uint64_t n) {
   return ::setrlimit(RLIMIT_NOFILE, &r) == 0;
 }
 
+// One destination takes about 28k connections from one source address (the
+// ephemeral port range): every 20,000 connections come from the next
+// loopback source, 127.0.0.2, .3, ..., the port picked at connect time.
+bool bind_source(int fd, uint64_t i) {
+  if (i < 20'000) return true;
+  const int one = 1;
+  if (::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0) return false;
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  src.sin_addr.s_addr = htonl(static_cast<uint32_t>(0x7f000001u + i / 20'000));
+  return ::bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof src) == 0;
+}
+
 // The child: connect every client, report, hold them until told to go.
 [[noreturn]] void run_clients(const socket_address& addr, uint64_t n, int report_fd, int go_fd) {
   std::vector<int> fds;
@@ -51,7 +65,9 @@ bool raise_fd_limit(uint64_t n) {
   char ok = 1;
   for (uint64_t i = 0; i < n; ++i) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || ::connect(fd, addr.native(), addr.size()) != 0) {
+    if (fd < 0 || !bind_source(fd, i) || ::connect(fd, addr.native(), addr.size()) != 0) {
+      std::fprintf(stderr, "coil-bench idle: connection %llu: %s\n", static_cast<unsigned long long>(i),
+                   std::strerror(errno));
       ok = 0;
       break;
     }

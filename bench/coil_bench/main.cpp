@@ -434,6 +434,7 @@ int cmd_copy(const options& opts) {
 int main(int argc, char** argv) {
   using namespace coil_bench;
   if (argc >= 2 && std::strcmp(argv[1], "scatter") == 0) return cmd_scatter(argc, argv);
+  if (argc >= 2 && std::strcmp(argv[1], "scale") == 0) return cmd_scale(argc, argv);
 #ifdef COIL_BENCH_TLS
   if (argc >= 2 && std::strcmp(argv[1], "tls") == 0) return cmd_tls(argc, argv);
 #endif
