@@ -105,6 +105,53 @@ TEST(Runtime, OpsInOneTurnShareOneEnter) {
   EXPECT_TRUE(r) << r.error().message();
 }
 
+// On io_uring, owners resume from the park's CQ walk. Here the first owner
+// destroys a frame whose completion is next in the same walk: its
+// destructor's cancel_and_wait reaps that CQE (a nested reap), and the walk
+// goes on past it without touching the freed frame (ASan watches). The
+// third completion, reaped by the nested reap, still reaches its owner.
+TEST(Runtime, OwnerResumedFromTheWalkDestroysAFrameWhoseCompletionComesNext) {
+  struct shared {
+    task<void> victim;
+    bool victim_resumed = false;
+    int killer_done = 0;
+  };
+  auto victim = [](bool& resumed) -> task<void> {
+    (void)co_await nop();
+    resumed = true;
+  };
+  auto killer = [](shared& s) -> task<void> {
+    auto first = co_await nop();
+    EXPECT_TRUE(first);
+    s.victim = task<void>();  // mid-nop: its CQE follows this one
+    auto second = co_await nop();
+    EXPECT_TRUE(second);
+    ++s.killer_done;
+  };
+  auto body = [](shared& s, task<void>& k) -> task<result<void>> {
+    // Pushed in this order, so the CQ holds killer, victim, body.
+    k.handle().resume();
+    s.victim.handle().resume();
+    auto mine = co_await nop();
+    if (!mine) co_return mine;
+    while (s.killer_done == 0) {
+      auto r = co_await nop();
+      if (!r) co_return r;
+    }
+    co_return result<void>{};
+  };
+  for (int round = 0; round < 20; ++round) {
+    shared s;
+    s.victim = victim(s.victim_resumed);
+    task<void> k = killer(s);
+    auto r = run(body(s, k));
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_FALSE(s.victim_resumed);
+    EXPECT_FALSE(s.victim.valid());
+    EXPECT_EQ(s.killer_done, 1);
+  }
+}
+
 TEST(Runtime, SmallRingWithTenThousandOpsCompletesEachOnce) {
   COIL_REQUIRE_URING();
   test::temp_dir dir;

@@ -24,6 +24,7 @@ void print_usage(std::FILE* out) {
       "            [--driver uring|epoll|aio (aio needs --direct; with --direct, coil reads through direct_file)]\n"
       "            [--submit-batch N (0: once per loop turn; 1: every read at once, like fio; raw baseline too)]\n"
       "            [--device-batch N (io_uring: O_DIRECT reads per submit; default 4, 0: no cap)]\n"
+      "            [--inline 0|1 (io_uring: try buffered reads with preadv2(RWF_NOWAIT) first; default 1)]\n"
       "  timers    --timer-tasks N (10000) --min-ms A (1) --max-ms B (10) --seconds S (3) [--baseline asio]\n"
       "  timeout   --tasks N (16) --seconds S (3) [--mode expire (default)|complete] [--baseline link]\n"
       "            with_timeout(op, d) or link(op, link_timeout(d)): a pipe read that times out (100 us) or a nop\n"
@@ -145,6 +146,9 @@ bool parse_args(int argc, char** argv, options& opts) {
     } else if (name == "--submit-batch") {
       ok = parse_u64(v, n, 0, 4096);
       opts.submit_batch = n;
+    } else if (name == "--inline") {
+      ok = parse_u64(v, n, 0, 1);
+      opts.inline_reads = n != 0;
     } else if (name == "--device-batch") {
       ok = parse_u64(v, n, 0, 4096);
       opts.device_batch = n;

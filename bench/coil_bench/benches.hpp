@@ -56,6 +56,7 @@ struct randread_config {
   // the raw baseline 0.
   std::optional<unsigned> submit_batch;
   std::optional<unsigned> device_submit_batch;  // coil on io_uring only
+  std::optional<bool> inline_reads;             // coil on io_uring only (uring_options::inline_reads)
 };
 
 struct randread_result : measured {

@@ -36,6 +36,7 @@ struct options {
   // randread: uring_options/aio_options::submit_batch, device_submit_batch
   std::optional<uint64_t> submit_batch;
   std::optional<uint64_t> device_batch;
+  std::optional<bool> inline_reads;  // randread: uring_options::inline_reads
   uint64_t timer_tasks = 10'000;
   uint64_t timer_min_ms = 1;
   uint64_t timer_max_ms = 10;

@@ -112,6 +112,7 @@ int cmd_randread(const options& opts) {
   cfg.driver = opts.driver;
   if (opts.submit_batch) cfg.submit_batch = static_cast<unsigned>(*opts.submit_batch);
   if (opts.device_batch) cfg.device_submit_batch = static_cast<unsigned>(*opts.device_batch);
+  cfg.inline_reads = opts.inline_reads;
   if (cfg.driver == "aio" && !cfg.direct) {
     std::fprintf(stderr, "coil-bench: --driver aio needs --direct (Linux AIO is asynchronous only for O_DIRECT)\n");
     return 2;
@@ -169,6 +170,7 @@ int cmd_randread(const options& opts) {
   if (impl == "coil" && !cfg.driver.empty()) j.add("driver", cfg.driver);
   if (cfg.submit_batch) j.add("submit_batch", uint64_t{*cfg.submit_batch});
   if (cfg.device_submit_batch) j.add("device_submit_batch", uint64_t{*cfg.device_submit_batch});
+  if (cfg.inline_reads) j.add("inline_reads", uint64_t{*cfg.inline_reads ? 1u : 0u});
   j.add("bs", cfg.bs).add("qd", impl == "pread" ? uint64_t{1} : cfg.qd).add("direct", cfg.direct);
   j.add("iops_per_cpu_s", r.iops_per_cpu_s()).add("seconds", r.seconds).add("cpu_seconds", r.cpu_seconds);
   std::printf("%s\n", j.str().c_str());

@@ -102,6 +102,7 @@ randread_result run_randread_coil(const randread_config& cfg, progress* prog) {
     ro.aio.submit_batch = *cfg.submit_batch;
   }
   if (cfg.device_submit_batch) ro.uring.device_submit_batch = *cfg.device_submit_batch;
+  if (cfg.inline_reads) ro.uring.inline_reads = *cfg.inline_reads;
   auto rt = coil::runtime::create(ro);
   if (!rt) {
     out.failure = "runtime::create: " + rt.error().message();
@@ -230,7 +231,7 @@ randread_result run_randread_pread(const randread_config& cfg, progress* prog) {
 
 randread_result run_randread_peer(const randread_config& cfg, const std::string& impl) {
   randread_result out;
-  if (cfg.direct || !cfg.driver.empty() || cfg.submit_batch || cfg.device_submit_batch) {
+  if (cfg.direct || !cfg.driver.empty() || cfg.submit_batch || cfg.device_submit_batch || cfg.inline_reads) {
     out.failure = impl + " runs buffered reads with its own defaults (no --direct, --driver or batch options)";
     return out;
   }

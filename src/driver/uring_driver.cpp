@@ -332,12 +332,8 @@ void uring_driver::unregister_buf_ring(buf_ring_registration& reg) noexcept {
 bool uring_driver::has_required_opcodes() const noexcept {
   // What coil's ops use that 5.6 has; later ones (shutdown, renameat,
   // socket, send_zc...) are checked per op and answer EOPNOTSUPP.
-  for (uint8_t op : {IORING_OP_NOP, IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_READ_FIXED,
-                     IORING_OP_WRITE_FIXED, IORING_OP_POLL_ADD, IORING_OP_SENDMSG, IORING_OP_RECVMSG,
-                     IORING_OP_ACCEPT, IORING_OP_ASYNC_CANCEL, IORING_OP_CONNECT, IORING_OP_FALLOCATE,
-                     IORING_OP_OPENAT, IORING_OP_CLOSE, IORING_OP_STATX, IORING_OP_READ, IORING_OP_WRITE,
-                     IORING_OP_SEND, IORING_OP_RECV}) {
-    if (!supports(op)) return false;
+  for (unsigned op = 0; op < 256; ++op) {
+    if (required_opcode(static_cast<uint8_t>(op)) && !supports(static_cast<uint8_t>(op))) return false;
   }
   return true;
 }
@@ -347,10 +343,10 @@ uint32_t uring_driver::cq_overflow() const noexcept {
 }
 
 io_uring_sqe* uring_driver::next_sqe() noexcept {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  io_uring_sqe* sqe = get_sqe();
   if (sqe != nullptr) return sqe;
   submit_now();  // SQ full within one turn: hand the batch to the kernel early
-  return io_uring_get_sqe(&ring_);
+  return get_sqe();
 }
 
 void uring_driver::submit_now() noexcept {
@@ -696,12 +692,13 @@ void uring_driver::note_submitted() noexcept {
   check_invariants();
 }
 
-std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
+std::size_t uring_driver::reap(intrusive_list<completion>& out, direct_fn direct, void* ctx) noexcept {
   std::size_t n = 0;
   // NODROP kernels keep such CQEs and leave koverflow at 0: only this flag tells.
   if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) ++stats_.cq_overflows;
   while (completion* c = finished_.pop_front()) {
     ++stats_.by_opcode[opcode_slot(c->ops->opcode)].completed;
+    ++stats_.completed;
     deliver(*c, out);
     ++n;
   }
@@ -712,7 +709,9 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
   const unsigned shift = (ring_.flags & IORING_SETUP_CQE32) ? 1u : 0u;
   const unsigned first = *cq.khead;
   unsigned head = first;
-  for (; head != tail; ++head) {
+  // Signed distance: a nested reap (a directly resumed owner's
+  // cancel_and_wait) may move the head past this walk's tail.
+  for (; static_cast<int32_t>(tail - head) > 0; ++head) {
     const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
     if (cqe->user_data == internal_user_data) {
       --in_flight_;
@@ -732,6 +731,7 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
         took = hold_result(*c, res, flags);
       }
       n += static_cast<unsigned>(took);
+      stats_.completed += static_cast<unsigned>(took);
       continue;
     }
     if (flags & IORING_CQE_F_MORE) {
@@ -751,14 +751,23 @@ std::size_t uring_driver::reap(intrusive_list<completion>& out) noexcept {
     }
     detail::set_state(*c, op_state::done);
     ++stats_.by_opcode[opcode_slot(c->ops->opcode)].completed;
-    out.push_back(*c);
+    ++stats_.completed;  // counted before the owner runs: it may read stats()
     ++n;
+    if (direct != nullptr) {
+      // The owner runs now: the CQ must already be past c, and held
+      // multishot results must be delivered before it can touch their ops.
+      io_uring_smp_store_release(cq.khead, head + 1);
+      if (hooked_ != 0) [[unlikely]] run_hooks();
+      direct(*c, ctx, head + 1 != tail);
+      head = *cq.khead - 1;  // a nested reap may have walked on
+      continue;
+    }
+    out.push_back(*c);
   }
   if (head != first) {
     io_uring_smp_store_release(cq.khead, head);
     if (hooked_ != 0) [[unlikely]] run_hooks();  // only after the walk
   }
-  stats_.completed += n;
   if (!waiting_.empty() || cancels_waiting_ != 0) fill_from_waiting();
   if constexpr (detail::invariants) check_lists();
   return n;

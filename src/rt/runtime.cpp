@@ -1,5 +1,6 @@
 #include "coil/rt/runtime.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -40,10 +41,16 @@ const int atfork_registered = pthread_atfork(nullptr, nullptr, &forget_runtime_i
 
 // Installed as detail::fd_closing_hook by the first runtime::create.
 void forget_closing_fd(int fd) noexcept {
-  if (current_runtime != nullptr) current_runtime->driver().forget_fd(fd);
+  if (current_runtime != nullptr) {
+    current_runtime->driver().forget_fd(fd);
+    current_runtime->forget_inline_read(fd);
+  }
   // A file or socket used through block() may be closed outside it: the
   // private runtime's readiness state must not outlive the number.
-  if (runtime* p = blocking_rt.rt; p != nullptr && p != current_runtime) p->driver().forget_fd(fd);
+  if (runtime* p = blocking_rt.rt; p != nullptr && p != current_runtime) {
+    p->driver().forget_fd(fd);
+    p->forget_inline_read(fd);
+  }
 }
 }
 
@@ -66,6 +73,10 @@ result<std::unique_ptr<runtime>> runtime::create(const runtime_options& opts) {
   rt->owner_ = std::this_thread::get_id();
   rt->clock_ = opts.clock;
   rt->timers_.reserve(64);
+  // Fault injection must see every read, as it sees every eager send.
+  if (opts.uring.inline_reads && rt->driver_->kind() == driver_kind::uring && rt->driver_->faults() == nullptr) {
+    rt->inline_budget_turn_ = rt->inline_budget_ = opts.uring.inline_read_budget;
+  }
   if (opts.remote) {
     if (auto r = rt->enable_remote(); !r) return fail(r.error());
   }
@@ -244,6 +255,31 @@ void runtime::dump_in_flight(std::FILE* out) noexcept {
   if (n > std::size(ops)) std::fprintf(out, "  ... and %zu more\n", n - std::size(ops));
 }
 
+// ---- inline reads -----------------------------------------------------------------
+
+bool runtime::inline_read_adopt(inline_read_slot& s, int fd) noexcept {
+  s = inline_read_slot{};
+  s.fd = fd;
+  // A RWF_NOWAIT read of an O_DIRECT file still waits for the device.
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0 && (flags & O_DIRECT)) s.skip = inline_never;
+  return s.skip == 0;
+}
+
+void runtime::inline_read_missed(int fd, int32_t r) noexcept {
+  inline_read_slot& s = inline_slots_[static_cast<unsigned>(fd) % inline_slot_count];
+  if (r == -EAGAIN) {
+    // Not in the page cache: after a few misses in a row the file looks
+    // cold, and its reads go straight to the ring for a while.
+    if (++s.misses >= inline_max_misses) {
+      s.misses = 0;
+      s.skip = inline_pause;
+    }
+  } else if (r != -EINTR) {
+    s.skip = inline_never;  // no RWF_NOWAIT here (EOPNOTSUPP, EINVAL), or not a file (ESPIPE)
+  }
+}
+
 // ---- timers: binary min-heap of frame-resident nodes -------------------------
 
 void runtime::timer_swap(std::size_t a, std::size_t b) noexcept {
@@ -294,8 +330,10 @@ void runtime::remove_timer(detail::timer_node& t) noexcept {
 }
 
 void runtime::fire_timers() {
+  turn_now_ns_ = -1;
   if (timers_.empty()) return;
   const int64_t now = now_ns();
+  turn_now_ns_ = now;
   while (!timers_.empty() && timers_.front()->deadline_ns <= now) {
     detail::timer_node* t = timers_.front();
     remove_timer(*t);
@@ -311,17 +349,26 @@ void runtime::run_ready() {
   // Work scheduled while running waits for the next turn, so one busy task
   // cannot starve I/O.
   turn_done_.splice_back(reaped_);
-  while (completion* c = turn_done_.pop_front()) {
-    if (c == wake_read_.get()) [[unlikely]] {
-      ++stats_.wakeups;
-      wake_pending_.store(false, std::memory_order_release);
-      arm_wake();  // also while closing: posts must still wake a parked loop (the destructor cancels it)
-      continue;
-    }
-    static_cast<detail::rt_completion*>(c)->waiter.resume();
-  }
+  while (completion* c = turn_done_.pop_front()) resume_completion(*c);
   turn_ready_.splice_back(ready_);
   while (detail::ready_node* n = turn_ready_.pop_front()) n->handle.resume();
+}
+
+inline void runtime::resume_completion(completion& c) noexcept {
+  if (&c == wake_read_.get()) [[unlikely]] {
+    ++stats_.wakeups;
+    wake_pending_.store(false, std::memory_order_release);
+    arm_wake();  // also while closing: posts must still wake a parked loop (the destructor cancels it)
+    return;
+  }
+  static_cast<detail::rt_completion&>(c).waiter.resume();
+}
+
+void runtime::resume_reaped(completion& c, void* self, bool more) noexcept {
+  auto& rt = *static_cast<runtime*>(self);
+  // The rest of the walk is ready work: an op awaited now joins the batch.
+  rt.walk_more_ = more;
+  rt.resume_completion(c);
 }
 
 // ---- the loop turn -------------------------------------------------------------
@@ -331,15 +378,19 @@ void runtime::run_ready() {
 [[gnu::always_inline]] inline bool runtime::turn() {
   ++stats_.loop_turns;
   stamp_stale_ = true;
+  inline_budget_ = inline_budget_turn_;
   run_ready();
   fire_timers();
-  if (wake_fd_ >= 0) run_remote();
+  if (wake_fd_ >= 0 && run_remote()) turn_now_ns_ = -1;  // posts ran user code: the clock read is old
   return !ready_.empty() || !reaped_.empty();
 }
 
 [[gnu::always_inline]] inline int64_t runtime::park_timeout(int64_t limit_ns) const noexcept {
   if (timers_.empty()) return limit_ns;
-  const int64_t t = std::max<int64_t>(0, timers_.front()->deadline_ns - now_ns());
+  // The turn's clock read when it is fresh: only expired timers were
+  // scheduled since, no user code ran.
+  const int64_t now = turn_now_ns_ >= 0 ? turn_now_ns_ : now_ns();
+  const int64_t t = std::max<int64_t>(0, timers_.front()->deadline_ns - now);
   return limit_ns < 0 ? t : std::min(t, limit_ns);
 }
 
@@ -458,7 +509,14 @@ result<void> runtime::park(int64_t timeout_ns) noexcept {
   ++stats_.parks;
   auto r = driver_->wait(timeout_ns);
   parked_.store(false, std::memory_order_relaxed);
-  if (r) driver_->reap(reaped_);
+  if (r) {
+    stamp_stale_ = true;  // ops awaited in the walk are stamped after the park
+    // Owners of what the CQ holds resume from the walk itself, not through
+    // reaped_ and the next turn. The depth stays one: resume_reaped is
+    // only called from here, never from inside a coroutine.
+    driver_->reap(reaped_, &resume_reaped, this);
+    walk_more_ = false;
+  }
   return r;
 }
 

@@ -79,9 +79,11 @@ class driver {
   }
   // push() for a completion whose op has no AIO form (known at compile
   // time): no routing check on the hot path. Fault injection applies here.
+  // Required: the opcode is a uring_driver::required_opcode.
+  template <bool Required = false>
   void push_io(completion& c) noexcept {
     if (faults_ && faults_->on_push(c)) [[unlikely]] return;
-    uring_ ? uring_->push(c) : epoll_->push(c);
+    uring_ ? uring_->push<Required>(c) : epoll_->push(c);
   }
   // Link chains (rt/link.hpp). io_uring takes a whole chain (push_chain);
   // elsewhere the chain's owner pushes one member at a time and times a
@@ -109,6 +111,12 @@ class driver {
   std::size_t reap(intrusive_list<completion>& out) noexcept {
     if (aux_) [[unlikely]] return reap_aux(out);
     return uring_ ? uring_->reap(out) : epoll_->reap(out);
+  }
+  // reap(), handing io_uring's CQ completions to direct as the walk finds
+  // them (see uring_driver::reap); everything else goes to out.
+  std::size_t reap(intrusive_list<completion>& out, uring_driver::direct_fn direct, void* ctx) noexcept {
+    if (aux_) [[unlikely]] return reap_aux(out);
+    return uring_ ? uring_->reap(out, direct, ctx) : epoll_->reap(out);
   }
   void cancel_and_wait(completion& c, intrusive_list<completion>& out) noexcept {
     if (c.ops->prep_iocb != nullptr) [[unlikely]] return aio_cancel_and_wait(c, out);
@@ -138,6 +146,9 @@ class driver {
   // every op).
   bool eager_allowed() const noexcept { return uring_ && !faults_ && uring_->eager_allowed(); }
   void count_eager() noexcept { uring_->count_eager(); }
+  // io_uring with no SQE filled and nothing waiting for room.
+  bool ring_idle() const noexcept { return uring_ && uring_->ring_idle(); }
+  void count_inline_read() noexcept { uring_->count_inline_read(); }
   // The fault-injection layer (its counters, pause()); null when off.
   fault_layer* faults() noexcept { return faults_.get(); }
   uint32_t in_flight() const noexcept { return uring_ ? uring_->in_flight() : epoll_->in_flight(); }

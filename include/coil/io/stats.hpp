@@ -38,6 +38,7 @@ struct driver_stats {
   uint64_t extra_results = 0;      // results of multishot ops that stay armed (CQEs with F_MORE)
   uint64_t cancels = 0;            // cancel() calls that found the operation pending
   uint64_t eager = 0;              // io_uring: sends done with one direct system call on an eager turn (not in pushed)
+  uint64_t inline_reads = 0;       // io_uring: positional reads done by one preadv2(RWF_NOWAIT) (not in pushed)
   uint64_t drained_skips = 0;      // epoll: TCP reads that waited for readiness without a recv (queue known empty)
   uint64_t cancel_retries = 0;     // io_uring: ops resubmitted after an ECANCELED nobody asked for (io-wq had no worker)
   uint32_t in_flight_max = 0;      // high-water mark of kernel-owned entries

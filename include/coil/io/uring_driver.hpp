@@ -74,6 +74,16 @@ struct uring_options {
   // this replaces a submit that returns at once, plus a completion and a
   // resume; busy turns batch sends in the ring (docs/design.md, Eager sends).
   bool eager_send = true;
+  // A positional read of a file (file::read_at; not fixed<> ops, not
+  // O_DIRECT files) awaited on a quiet turn (as for eager sends: nothing
+  // else ready, nothing waiting for the ring) is first tried with one
+  // preadv2(RWF_NOWAIT): a page-cache hit completes without the ring. A file whose reads keep
+  // missing goes to the ring for a while before it is tried again, and a
+  // loop turn finishes at most inline_read_budget reads inline, so a task
+  // reading a cached file in a loop still lets others run
+  // (docs/design.md, Inline reads).
+  bool inline_reads = true;
+  unsigned inline_read_budget = 64;
 };
 
 
@@ -98,17 +108,49 @@ class uring_driver {
   uring_driver(const uring_driver&) = delete;
   uring_driver& operator=(const uring_driver&) = delete;
 
+  // Opcodes every coil runtime relies on (5.6+): has_required_opcodes checks
+  // them once, so a push that knows its opcode is one of them at compile
+  // time skips the probe (push<true>).
+  static constexpr bool required_opcode(uint8_t opcode) noexcept {
+    switch (opcode) {
+      case IORING_OP_NOP:
+      case IORING_OP_READV:
+      case IORING_OP_WRITEV:
+      case IORING_OP_FSYNC:
+      case IORING_OP_READ_FIXED:
+      case IORING_OP_WRITE_FIXED:
+      case IORING_OP_POLL_ADD:
+      case IORING_OP_SENDMSG:
+      case IORING_OP_RECVMSG:
+      case IORING_OP_ACCEPT:
+      case IORING_OP_ASYNC_CANCEL:
+      case IORING_OP_CONNECT:
+      case IORING_OP_FALLOCATE:
+      case IORING_OP_OPENAT:
+      case IORING_OP_CLOSE:
+      case IORING_OP_STATX:
+      case IORING_OP_READ:
+      case IORING_OP_WRITE:
+      case IORING_OP_SEND:
+      case IORING_OP_RECV: return true;
+      default: return false;
+    }
+  }
+
   // Queues c (c.ops set, state idle). Fills an SQE now if room allows,
   // otherwise c waits in user space. Never fails: an opcode the kernel lacks
-  // completes with -EOPNOTSUPP at the next reap.
+  // completes with -EOPNOTSUPP at the next reap. Required: c's opcode is a
+  // required_opcode (no probe check).
+  template <bool Required = false>
   void push(completion& c) noexcept {
     COIL_ASSERT(c.state == op_state::idle && !c.linked(), "operation pushed twice (already pending)");
-    COIL_ASSERT(c.ops != nullptr, "operation has no op_vtable");
+    COIL_DEBUG_ASSERT(c.ops != nullptr, "operation has no op_vtable");
     // Inline for the common case: nothing waits for room (FIFO), the op fits
     // the CQ bound and the kernel has it; an SQE is free.
     const bool unbounded = is_unbounded(c);
-    if (waiting_.empty() && (unbounded || in_flight_ - unbounded_ < op_limit_) && supports(c.ops->opcode)) [[likely]] {
-      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]] {
+    if (waiting_.empty() && (unbounded || in_flight_ - unbounded_ < op_limit_) &&
+        (Required || supports(c.ops->opcode))) [[likely]] {
+      if (io_uring_sqe* sqe = get_sqe()) [[likely]] {
         count_push(c);
         issue(c, *sqe, unbounded);
         return;
@@ -140,7 +182,15 @@ class uring_driver {
   result<void> wait(int64_t timeout_ns) noexcept;
 
   // Appends finished completions to out (state done, res set). Returns how many.
-  std::size_t reap(intrusive_list<completion>& out) noexcept;
+  std::size_t reap(intrusive_list<completion>& out) noexcept { return reap(out, nullptr, nullptr); }
+  // The same, but a completion found in the CQ walk (not multishot) goes to
+  // direct(c, ctx, more) instead of out, with the CQ head already past it
+  // and pending multishot hooks run: direct may resume its owner, which may
+  // push, cancel or cancel_and_wait (a nested reap), never this reap again.
+  // more: CQEs of this walk are still to come. Ops finished without the
+  // kernel still go to out.
+  using direct_fn = void (*)(completion& c, void* ctx, bool more) noexcept;
+  std::size_t reap(intrusive_list<completion>& out, direct_fn direct, void* ctx) noexcept;
 
   // Blocks until c has completed, cancelling it first. Other completions that
   // arrive meanwhile are appended to out. On return c is done and unlinked.
@@ -153,9 +203,12 @@ class uring_driver {
   }
   unsigned setup_flags() const noexcept { return ring_.flags; }
   // Nothing is waiting to reach the kernel, and eager sends are on.
-  bool eager_allowed() const noexcept { return eager_send_ && io_uring_sq_ready(&ring_) == 0 && waiting_.empty(); }
+  bool eager_allowed() const noexcept { return eager_send_ && ring_idle(); }
+  // No SQE filled and nothing waiting for room.
+  bool ring_idle() const noexcept { return io_uring_sq_ready(&ring_) == 0 && waiting_.empty(); }
   // An op finished by a direct system call instead of the ring.
   void count_eager() noexcept { ++stats_.eager; }
+  void count_inline_read() noexcept { ++stats_.inline_reads; }
   // An eventfd the kernel signals when completions arrive (registered on
   // first call). Polling the ring fd itself is not enough: with
   // DEFER_TASKRUN a sleeping poller is not woken until the task work runs.
@@ -196,6 +249,20 @@ class uring_driver {
 
  private:
   uring_driver() = default;
+  // io_uring_get_sqe without its per-call checks of the setup flags (coil
+  // never sets SQE128) and with the kernel's SQ head cached: the cache only
+  // lags, so a slot it calls free is free, and the head is read again only
+  // when the cached one says the SQ is full.
+  io_uring_sqe* get_sqe() noexcept {
+    io_uring_sq& sq = ring_.sq;
+    const unsigned tail = sq.sqe_tail;
+    if (tail - sq_head_ >= sq.ring_entries) [[unlikely]] {
+      sq_head_ = io_uring_smp_load_acquire(sq.khead);
+      if (tail - sq_head_ >= sq.ring_entries) return nullptr;
+    }
+    sq.sqe_tail = tail + 1;
+    return &sq.sqes[tail & sq.ring_mask];
+  }
   io_uring_sqe* next_sqe() noexcept;
   void push_slow(completion& c) noexcept;
   void count_push(completion& c) noexcept {
@@ -279,6 +346,7 @@ class uring_driver {
   void check_lists() noexcept;
 
   io_uring ring_{};
+  unsigned sq_head_ = 0;  // the kernel's SQ head as get_sqe last read it
   bool ring_ok_ = false;
   uint32_t capacity_ = 0;   // max kernel-owned entries (CQ size)
   uint32_t op_limit_ = 0;   // ops stop here; the rest of capacity is kept for cancels

@@ -7,6 +7,8 @@
 // operation, the destructor cancels it and blocks until the completion
 // arrives, so the kernel never writes into freed memory. A late file
 // descriptor (an open that finished anyway) is closed, not leaked.
+#include <sys/uio.h>
+
 #include <cerrno>
 #include <coroutine>
 #include <type_traits>
@@ -80,6 +82,9 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     const detail::admission a = detail::admit(h);
     rt_ = a.rt;
     if (!a.ok()) return refuse(a.why);
+    if constexpr (ops::inline_read_op<Op>) {
+      if (try_inline_read()) return false;  // finished: the task goes on at once
+    }
     stop_source* stop = a.stop;
     waiter = h;
     since_ms_ = rt_->stamp_ms();
@@ -87,7 +92,7 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
     if constexpr (ops::aio_capable_op<Op>) {
       rt_->driver().push(*this);  // routes by the vtable bind_op chose
     } else {
-      rt_->driver().push_io(*this);
+      rt_->driver().push_io<uring_driver::required_opcode(Op::opcode)>(*this);
     }
     if (stop != nullptr) {
       stop_callback::fn = &on_stop;
@@ -145,6 +150,18 @@ class [[nodiscard]] op_awaiter : detail::rt_completion, stop_callback {
   }
 
  private:
+  // A positional read of a regular file: one preadv2(RWF_NOWAIT) first
+  // (runtime::inline_read_may decides). True if that finished it, with res
+  // set; the kernel never saw the op, so nothing is left to cancel.
+  bool try_inline_read() noexcept {
+    if (op_.offset == ops::current_position || !rt_->inline_read_may(op_.fd)) return false;
+    iovec v{op_.buf, op_.len};
+    const long n = ::preadv2(op_.fd, &v, 1, static_cast<off_t>(op_.offset), RWF_NOWAIT);
+    const int32_t r = n >= 0 ? static_cast<int32_t>(n) : -errno;
+    if (!rt_->inline_read_done(op_.fd, r)) return false;
+    res = r;
+    return true;
+  }
   bool refuse(detail::refusal why) noexcept {
     early_ = why;
     return false;

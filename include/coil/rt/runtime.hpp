@@ -155,8 +155,41 @@ class runtime {
   bool accepting() const noexcept { return !closing_; }
   // No other task is ready and the driver has nothing queued: an eager op
   // tried now saves the ring round trip instead of joining a batch.
-  bool eager_turn() const noexcept {
-    return ready_.empty() && turn_ready_.empty() && turn_done_.empty() && driver_->eager_allowed();
+  bool eager_turn() const noexcept { return quiet_turn() && driver_->eager_allowed(); }
+
+  // --- inline reads (uring_options::inline_reads) ------------------------------
+  // Whether a positional read of fd may be tried with preadv2(RWF_NOWAIT)
+  // now: on, budget left this turn, a quiet turn with nothing waiting for
+  // the ring (a read that would join a batch costs less through the ring
+  // than as its own system call: docs/performance.md), fd not known to miss
+  // or to be O_DIRECT.
+  bool inline_read_may(int fd) noexcept {
+    if (inline_budget_ == 0) return false;  // also 0 when inline reads are off
+    if (!quiet_turn() || !driver_->ring_idle()) return false;
+    inline_read_slot& s = inline_slots_[static_cast<unsigned>(fd) % inline_slot_count];
+    if (s.fd != fd) [[unlikely]] return inline_read_adopt(s, fd);
+    if (s.skip != 0) [[unlikely]] {
+      if (s.skip != inline_never) --s.skip;
+      return false;
+    }
+    return true;
+  }
+  // r: the try's result. True if it finished the read (data, end of file,
+  // or an error the ring would give the same); false: use the ring.
+  bool inline_read_done(int fd, int32_t r) noexcept {
+    if (r >= 0 || r == -EBADF || r == -EISDIR || r == -EFAULT) [[likely]] {
+      inline_slots_[static_cast<unsigned>(fd) % inline_slot_count].misses = 0;
+      --inline_budget_;
+      driver_->count_inline_read();
+      return true;
+    }
+    inline_read_missed(fd, r);
+    return false;
+  }
+  // A descriptor is being closed: its number may come back as another file.
+  void forget_inline_read(int fd) noexcept {
+    inline_read_slot& s = inline_slots_[static_cast<unsigned>(fd) % inline_slot_count];
+    if (s.fd == fd) s = inline_read_slot{};
   }
 
   // --- used by awaiters ------------------------------------------------------
@@ -246,7 +279,28 @@ class runtime {
   int64_t park_timeout(int64_t limit_ns) const noexcept;
   // Blocks in the driver until I/O, a post or timeout_ns (-1: none); reaps.
   result<void> park(int64_t timeout_ns) noexcept;
+  // Inline reads: what the runtime remembers of a descriptor (the slot of
+  // fd % inline_slot_count).
+  static constexpr uint16_t inline_never = 0xffff;  // skip: never try (O_DIRECT, no RWF_NOWAIT)
+  static constexpr unsigned inline_slot_count = 64;
+  static constexpr uint8_t inline_max_misses = 4;   // misses in a row before a pause
+  static constexpr uint16_t inline_pause = 256;     // reads sent to the ring before the next try
+  struct inline_read_slot {
+    int fd = -1;
+    uint16_t skip = 0;   // reads still to send to the ring (inline_never: all)
+    uint8_t misses = 0;  // EAGAIN answers in a row
+  };
+  bool inline_read_adopt(inline_read_slot& s, int fd) noexcept;
+  // No other task is ready or still to be resumed this turn.
+  bool quiet_turn() const noexcept {
+    return !walk_more_ && ready_.empty() && turn_ready_.empty() && turn_done_.empty() && reaped_.empty();
+  }
+  void inline_read_missed(int fd, int32_t r) noexcept;
   void run_ready();
+  // Resumes c's owner from the CQ walk (uring_driver::direct_fn).
+  static void resume_reaped(completion& c, void* self, bool more) noexcept;
+  // A completion run_ready would take: the wake read re-armed, or c's owner resumed.
+  void resume_completion(completion& c) noexcept;
   bool run_remote() noexcept;
   static void remote_pause() noexcept;  // wait_remote's poll interval
   void arm_wake() noexcept;
@@ -273,6 +327,14 @@ class runtime {
   bool in_wait_remote_ = false;
   mutable uint32_t stamp_ms_ = 0;
   mutable bool stamp_stale_ = true;
+  // A park's CQ walk has more completions to resume: not an eager turn.
+  bool walk_more_ = false;
+  // now_ns() as fire_timers read it this turn (-1: not read, or stale),
+  // reused by the park that ends the turn.
+  int64_t turn_now_ns_ = -1;
+  uint32_t inline_budget_ = 0;       // inline reads left this turn
+  uint32_t inline_budget_turn_ = 0;  // uring_options::inline_read_budget, 0 when off
+  inline_read_slot inline_slots_[inline_slot_count];
   runtime_stats stats_;
 
   // Remote posts: an intrusive lock-free stack (reversed to FIFO on drain).

@@ -97,6 +97,12 @@ concept device_op = requires { requires Op::device_io; };
 template <class Op>
 concept eager_op = requires { requires Op::eager; };
 
+// static constexpr bool inline_read: a positional read the io_uring runtime
+// first tries as one preadv2(RWF_NOWAIT) (a page-cache hit needs no ring
+// round trip; see uring_options::inline_reads). Needs fd, buf, len, offset.
+template <class Op>
+concept inline_read_op = requires { requires Op::inline_read; };
+
 // static constexpr bool multishot: one submission, many results, each
 // handed to the owner's on_cqe (see op_vtable::on_cqe).
 template <class Op>
@@ -167,6 +173,7 @@ inline result<void> to_void(int32_t res) noexcept {
 template <class Op>
 struct fixed : Op {
   static constexpr bool eager = false;  // a system call cannot name the slot
+  static constexpr bool inline_read = false;
   int slot;
   fixed(Op op, int file_slot) noexcept : Op(op), slot(file_slot) {}
   void prep(io_uring_sqe& s) const noexcept {

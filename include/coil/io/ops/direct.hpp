@@ -33,6 +33,7 @@ inline off_t off(uint64_t o) noexcept { return static_cast<off_t>(o); }
 
 struct read : ops::read {
   static constexpr bool device_io = true;
+  static constexpr bool inline_read = false;  // O_DIRECT: a RWF_NOWAIT read still waits for the device
   static constexpr uint32_t poll_events = 0;
   bool aio = false;
   void prep_iocb(aio_iocb& cb) const noexcept { aio_prep_read(cb, fd, buf, len, offset); }

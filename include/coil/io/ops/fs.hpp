@@ -45,6 +45,7 @@ inline int32_t rw_at(int fd, uint64_t offset, bool nowait, short events, Fn&& fn
 struct read {
   static constexpr uint8_t opcode = IORING_OP_READ;
   static constexpr uint32_t poll_events = EPOLLIN;
+  static constexpr bool inline_read = true;
   int fd;
   void* buf;
   uint32_t len;
@@ -120,6 +121,7 @@ struct writev {
 // no per-op page pinning. buf must lie inside buffer buf_index.
 struct read_fixed : read {
   static constexpr uint8_t opcode = IORING_OP_READ_FIXED;
+  static constexpr bool inline_read = false;  // the registered buffer is the point
   int buf_index;
   void prep(io_uring_sqe& s) const noexcept { io_uring_prep_read_fixed(&s, fd, buf, len, offset, buf_index); }
 };
