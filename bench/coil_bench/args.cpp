@@ -40,7 +40,10 @@ void print_usage(std::FILE* out) {
       "  copy      --bs BUFFER (64K when 4096) --rounds N (3) --seconds S (3): coil::copy socket to socket,\n"
       "            read/send through a buffer against splice through a pipe, alternately\n"
       "  tls       --mode handshake|bulk [--conns N] [--rounds N (3)] [--server-cpu N (0)] [--client-cpu N (1)]:\n"
-      "            a TLS echo server, coil against Boost.Asio's ssl::stream (coil-peer-asio-tls)\n"
+      "            a TLS echo server, coil against Boost.Asio's ssl::stream (coil-peer-asio-tls);\n"
+      "            [--callgrind]: instructions per handshake or byte under valgrind instead\n"
+      "  scale     [--only timers|idle|tasks] [--timers N,N..] [--conns N,N..] [--tasks N,N..]: cost per timer,\n"
+      "            idle connection and task as the count grows, each size in a fresh process\n"
       "  tour      --seconds S per step (4) --size BYTES (1G)\n"
       "common options: --cpu N (pin the process), --stats (runtime counters as JSON)\n"
       "sizes take K/M/G suffixes (powers of 1024). The last stdout line is JSON.\n",
